@@ -1,0 +1,118 @@
+//! Every command-line option, defined in one place.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ingest::TargetTable;
+use crate::ingest::formats::Format;
+use crate::query::output::OutputFormat;
+
+/// tdscale: SQL analytics over corpora of tool-use agent trajectories.
+///
+/// A corpus is a folder (or s3://bucket/prefix) of Parquet tables. Ingest trajectory files into
+/// it, then ask it questions in SQL.
+#[derive(Debug, Parser)]
+#[command(name = "tdscale", version, about, long_about = None)]
+#[command(after_help = "Logs: set RUST_LOG (e.g. RUST_LOG=tdscale=debug).\nExit codes: 0 ok, 1 error, 2 usage, 3 rejected input with --strict, 4 SQL error, 5 storage error.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest trajectory files or tool catalogs into a corpus (format detected per file).
+    Ingest(IngestArgs),
+    /// Run SQL over a corpus: one statement, files of statements, or an interactive prompt.
+    Sql(SqlArgs),
+    /// Export trajectories from a corpus.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Ingest the bundled test data into a corpus and print a summary: the one-command tour.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Corpus root: a folder (created if missing) or s3://bucket/prefix.
+    pub corpus: String,
+    /// Input files: .json, .jsonl, optionally .gz or .zst compressed.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Table to fill: trajectories, or tools (catalogs and the tools offered in trajectories).
+    #[arg(long, value_enum, default_value = "trajectories")]
+    pub table: TargetTable,
+    /// Input format for every file instead of detecting it.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Dataset name stored in `source` (default: each file's name).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Domain label for every record.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Evolution round of the data.
+    #[arg(long, default_value_t = 0)]
+    pub round: i32,
+    /// Exit with code 3 if any record is rejected (accepted records are still stored).
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Rows per Parquet part file.
+    #[arg(long, default_value_t = crate::store::writer::FILE_ROWS, hide = true)]
+    pub rows_per_file: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
+    /// A SQL statement (or several separated by `;`). Without it and without -f: a prompt.
+    pub sql: Option<String>,
+    /// Read statements from a file (repeatable; e.g. queries/some_plan.sql).
+    #[arg(short = 'f', long = "file")]
+    pub files: Vec<PathBuf>,
+    /// Set a parameter of the SQL: `${name}` or `${name:default}` in the text.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Result format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+    /// Write the result of the last statement to this file or s3:// URL instead of stdout.
+    #[arg(long)]
+    pub out: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Trajectories as OpenAI chat JSONL (one per line, with labels and metadata).
+    Openai(ExportOpenaiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportOpenaiArgs {
+    /// Corpus root.
+    pub corpus: String,
+    /// Output file or s3:// URL.
+    #[arg(long)]
+    pub out: String,
+    /// SQL condition selecting trajectories, e.g. "domain = 'airline'".
+    #[arg(long = "where")]
+    pub filter: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Corpus folder to create.
+    #[arg(long, default_value = "demo-corpus")]
+    pub corpus: String,
+    /// Folder with the bundled data.
+    #[arg(long, default_value = "testdata")]
+    pub data: PathBuf,
+}

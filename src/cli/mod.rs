@@ -1,0 +1,205 @@
+//! The command-line interface: a thin layer that parses options and calls the library.
+
+pub mod args;
+
+use std::io::{IsTerminal, Write};
+
+use clap::Parser;
+
+use crate::error::{Error, Result};
+use crate::ingest::{IngestOptions, IngestSummary};
+use crate::query::output::{self, OutputFormat};
+use crate::query::{params, session};
+use crate::store::Corpus;
+use args::{Cli, Command, ExportCommand};
+
+/// Parses the command line and runs the command.
+pub async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ingest(a) => ingest(a).await,
+        Command::Sql(a) => sql(a).await,
+        Command::Export(ExportCommand::Openai(a)) => {
+            let corpus = Corpus::open(&a.corpus)?;
+            let n = crate::export::openai::export(&corpus, &a.out, a.filter.as_deref()).await?;
+            if a.json {
+                println!("{}", serde_json::json!({"written": n, "out": a.out}));
+            } else {
+                println!("wrote {n} trajectories to {}", a.out);
+            }
+            Ok(())
+        }
+        Command::Demo(a) => demo(a).await,
+    }
+}
+
+fn print_summary(s: &IngestSummary, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
+        return;
+    }
+    for r in &s.sample_rejects {
+        eprintln!("rejected {}:{}: {}", r.file, r.line, r.reason);
+    }
+    if s.rejected as usize > s.sample_rejects.len() {
+        eprintln!("… and {} more rejected records", s.rejected as usize - s.sample_rejects.len());
+    }
+    for f in &s.files {
+        println!(
+            "{}: format {}, {} read, {} ingested, {} duplicates, {} rejected",
+            f.path,
+            f.format.as_deref().unwrap_or("unknown"),
+            f.read,
+            f.ingested,
+            f.duplicates,
+            f.rejected
+        );
+    }
+    println!(
+        "read {} records ({:.1} MB) in {:.2} s: {} ingested, {} duplicates, {} rejected{}",
+        s.read,
+        s.bytes as f64 / 1e6,
+        s.seconds,
+        s.ingested,
+        s.duplicates,
+        s.rejected,
+        if s.tools_ingested > 0 && s.ingested != s.tools_ingested { format!(", {} catalog tools", s.tools_ingested) } else { String::new() }
+    );
+    if s.ingested == 0 && s.duplicates > 0 && s.rejected == 0 {
+        println!("nothing new: every record is already in the corpus");
+    }
+    if let Some(f) = &s.rejects_file {
+        println!("rejected records were copied to {f}");
+    }
+}
+
+async fn ingest(a: args::IngestArgs) -> Result<()> {
+    let corpus = Corpus::open(&a.corpus)?;
+    let opts = IngestOptions {
+        table: a.table,
+        format: a.format,
+        source: a.source,
+        domain: a.domain,
+        round: a.round,
+        rows_per_file: a.rows_per_file,
+        progress: !a.json && std::io::stderr().is_terminal(),
+    };
+    let s = crate::ingest::ingest(&corpus, &a.inputs, &opts).await?;
+    print_summary(&s, a.json);
+    if a.strict && s.rejected > 0 {
+        return Err(Error::Rejected(format!("{} record(s) rejected and --strict is set", s.rejected)));
+    }
+    Ok(())
+}
+
+async fn sql(a: args::SqlArgs) -> Result<()> {
+    let corpus = Corpus::open(&a.corpus)?;
+    let ctx = session::corpus_context(&corpus).await?;
+    let p = params::parse_pairs(&a.params)?;
+    let mut text = String::new();
+    for f in &a.files {
+        text.push_str(&std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?);
+        text.push_str(";\n");
+    }
+    if let Some(s) = &a.sql {
+        text.push_str(s);
+    }
+    if text.trim().is_empty() {
+        return prompt(&ctx, a.format).await;
+    }
+    let text = params::substitute(&text, &p)?;
+    let results = crate::query::run_sql(&ctx, &text).await?;
+    match &a.out {
+        Some(out) => {
+            let Some((schema, batches)) = results.into_iter().last() else {
+                return Err(Error::Usage("the SQL returned no result to write".into()));
+            };
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            output::write_file(&ctx, out, a.format, schema, batches).await?;
+            eprintln!("wrote {rows} rows to {out}");
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = stdout.lock();
+            for (schema, batches) in &results {
+                output::write_text(&mut w, a.format, schema, batches)?;
+            }
+            w.flush().map_err(|e| Error::io("stdout", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The interactive prompt: statements end with `;`, `\q` or end of input quits. Without a
+/// terminal, standard input is read as a file of statements.
+async fn prompt(ctx: &datafusion::prelude::SessionContext, format: OutputFormat) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| Error::io("stdin", e))?;
+        if text.trim().is_empty() {
+            return Err(Error::Usage("no SQL given: pass a statement, -f FILE, or SQL on standard input".into()));
+        }
+        for (schema, batches) in crate::query::run_sql(ctx, &text).await? {
+            output::write_text(&mut std::io::stdout(), format, &schema, &batches)?;
+        }
+        return Ok(());
+    }
+    let mut rl = rustyline::DefaultEditor::new().map_err(|e| Error::Other(e.to_string()))?;
+    let mut buf = String::new();
+    println!("tdscale SQL. End statements with `;`. \\q quits.");
+    loop {
+        let line = match rl.readline(if buf.is_empty() { "tdscale> " } else { "      -> " }) {
+            Ok(l) => l,
+            Err(_) => return Ok(()),
+        };
+        if buf.is_empty() && matches!(line.trim(), "\\q" | "quit" | "exit") {
+            return Ok(());
+        }
+        buf.push_str(&line);
+        buf.push('\n');
+        if line.trim_end().ends_with(';') {
+            let _ = rl.add_history_entry(buf.trim());
+            match crate::query::run_sql(ctx, &buf).await {
+                Ok(results) => {
+                    for (schema, batches) in results {
+                        output::write_text(&mut std::io::stdout(), format, &schema, &batches)?;
+                    }
+                }
+                Err(e) => eprintln!("error: {e}"),
+            }
+            buf.clear();
+        }
+    }
+}
+
+async fn demo(a: args::DemoArgs) -> Result<()> {
+    if !a.data.is_dir() {
+        return Err(Error::Usage(format!(
+            "bundled data folder `{}` not found: run from the repository root or pass --data",
+            a.data.display()
+        )));
+    }
+    let corpus = Corpus::open(&a.corpus)?;
+    let mut trajectories = vec![];
+    let mut catalogs = vec![];
+    for dir in ["formats", "catalogs"] {
+        let d = a.data.join(dir);
+        let mut files: Vec<_> = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+        files.sort();
+        if dir == "formats" { trajectories = files } else { catalogs = files }
+    }
+    println!("== ingest {} trajectory files into {}", trajectories.len(), a.corpus);
+    let s = crate::ingest::ingest(&corpus, &trajectories, &IngestOptions::default()).await?;
+    print_summary(&s, false);
+    println!("\n== ingest {} tool catalogs", catalogs.len());
+    let opts = IngestOptions { table: crate::ingest::TargetTable::Tools, ..Default::default() };
+    let s = crate::ingest::ingest(&corpus, &catalogs, &opts).await?;
+    print_summary(&s, false);
+    let ctx = session::corpus_context(&corpus).await?;
+    let summary = include_str!("../../queries/corpus_summary.sql");
+    println!("\n== queries/corpus_summary.sql");
+    for (schema, batches) in crate::query::run_sql(&ctx, summary).await? {
+        output::write_text(&mut std::io::stdout(), OutputFormat::Table, &schema, &batches)?;
+    }
+    Ok(())
+}

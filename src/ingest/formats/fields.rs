@@ -1,0 +1,140 @@
+//! Typed access to JSON records with error messages that name the offending path.
+
+use serde_json::{Map, Value};
+
+/// Why a record was rejected.
+pub type RecordResult<T> = std::result::Result<T, String>;
+
+/// The JSON type name of a value, for error messages.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// A JSON object with the path it was found at.
+#[derive(Clone, Copy)]
+pub struct Obj<'a> {
+    pub map: &'a Map<String, Value>,
+    pub path: &'a str,
+}
+
+impl<'a> Obj<'a> {
+    /// Views `v` as an object or says what it is instead.
+    pub fn of(v: &'a Value, path: &'a str) -> RecordResult<Self> {
+        match v {
+            Value::Object(map) => Ok(Self { map, path }),
+            other => Err(format!("{}: expected an object, found {}", show(path), kind(other))),
+        }
+    }
+
+    fn at(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// The raw value of `key`.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    /// An optional string field.
+    pub fn str(&self, key: &str) -> RecordResult<Option<&'a str>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(format!("{}: expected a string, found {}", self.at(key), kind(other))),
+        }
+    }
+
+    /// A required string field.
+    pub fn req_str(&self, key: &str) -> RecordResult<&'a str> {
+        self.str(key)?
+            .ok_or_else(|| format!("{}: required string is missing", self.at(key)))
+    }
+
+    /// An optional array field.
+    pub fn arr(&self, key: &str) -> RecordResult<Option<&'a Vec<Value>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(other) => Err(format!("{}: expected an array, found {}", self.at(key), kind(other))),
+        }
+    }
+
+    /// An optional number field.
+    pub fn f64(&self, key: &str) -> RecordResult<Option<f64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(Value::Bool(b)) => Ok(Some(if *b { 1.0 } else { 0.0 })),
+            Some(other) => Err(format!("{}: expected a number, found {}", self.at(key), kind(other))),
+        }
+    }
+
+    /// The fields not in `known`, for `metadata`.
+    pub fn rest(&self, known: &[&str]) -> Map<String, Value> {
+        self.map
+            .iter()
+            .filter(|(k, _)| !known.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+fn show(path: &str) -> &str {
+    if path.is_empty() { "record" } else { path }
+}
+
+/// Text of a `content` field: a string, null, or a list of parts whose `text` parts are
+/// joined. Non-text parts are returned separately so they can be kept in metadata.
+pub fn content_text(v: Option<&Value>, path: &str) -> RecordResult<(Option<String>, Vec<Value>)> {
+    match v {
+        None | Some(Value::Null) => Ok((None, vec![])),
+        Some(Value::String(s)) => Ok((Some(s.clone()), vec![])),
+        Some(Value::Array(parts)) => {
+            let mut text = String::new();
+            let mut other = vec![];
+            for (i, p) in parts.iter().enumerate() {
+                match p {
+                    Value::String(s) => text.push_str(s),
+                    Value::Object(o) => match o.get("text") {
+                        Some(Value::String(s)) => text.push_str(s),
+                        _ => other.push(p.clone()),
+                    },
+                    v => return Err(format!("{path}[{i}]: expected a content part, found {}", kind(v))),
+                }
+            }
+            Ok((Some(text), other))
+        }
+        Some(other) => Err(format!("{path}: expected a string or a list of parts, found {}", kind(other))),
+    }
+}
+
+/// Arguments as JSON text: strings are kept verbatim, objects are serialised.
+pub fn arguments_text(v: Option<&Value>, path: &str) -> RecordResult<String> {
+    match v {
+        None | Some(Value::Null) => Ok("{}".into()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v @ (Value::Object(_) | Value::Array(_))) => Ok(v.to_string()),
+        Some(other) => Err(format!("{path}: expected arguments as an object or JSON text, found {}", kind(other))),
+    }
+}
+
+/// Parses a JSON value that some formats store as a string holding JSON (`tools` in
+/// ShareGPT and xLAM, `answers` in xLAM).
+pub fn json_or_string(v: &Value, path: &str) -> RecordResult<Value> {
+    match v {
+        Value::String(s) if s.trim().is_empty() => Ok(Value::Array(vec![])),
+        Value::String(s) => serde_json::from_str(s).map_err(|e| format!("{path}: invalid JSON text: {e}")),
+        other => Ok(other.clone()),
+    }
+}

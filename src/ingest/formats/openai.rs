@@ -1,0 +1,155 @@
+//! OpenAI chat format: `{"messages": [...], "tools": [...]}`, one record per line or a JSON array.
+
+use serde_json::{Map, Value};
+
+use super::fields::{Obj, RecordResult, arguments_text, content_text};
+use super::{LABEL_KEYS, ParseContext, base, take_labels, take_system, tool_schema};
+use crate::model::{Message, ToolCall, Trajectory, id_text};
+
+const MESSAGE_KEYS: &[&str] = &[
+    "role", "content", "reasoning", "reasoning_content", "thinking", "tool_calls", "function_call",
+    "tool_call_id", "name", "error", "is_error", "isError",
+];
+
+fn tool_call(v: &Value, path: &str) -> RecordResult<ToolCall> {
+    let o = Obj::of(v, path)?;
+    let fpath = format!("{path}.function");
+    let f = match o.get("function") {
+        Some(f) => Obj::of(f, &fpath)?,
+        None => o,
+    };
+    Ok(ToolCall {
+        id: o.str("id")?.map(str::to_string),
+        name: f.req_str("name")?.to_string(),
+        arguments: arguments_text(f.get("arguments").or_else(|| f.get("parameters")), &format!("{}.arguments", f.path))?,
+    })
+}
+
+/// Parses an OpenAI message list. Unknown per-message fields are returned keyed by message
+/// index so they can be kept in `metadata.message_fields`.
+pub fn parse_messages(msgs: &[Value], path: &str) -> RecordResult<(Vec<Message>, Map<String, Value>)> {
+    let mut out = Vec::with_capacity(msgs.len());
+    let mut extra = Map::new();
+    for (i, v) in msgs.iter().enumerate() {
+        let mpath = format!("{path}[{i}]");
+        let o = Obj::of(v, &mpath)?;
+        let mut role = o.req_str("role")?.to_string();
+        if role == "function" {
+            role = "tool".into();
+        }
+        let (content, parts) = content_text(o.get("content"), &format!("{mpath}.content"))?;
+        let reasoning = o
+            .str("reasoning_content")?
+            .or(o.str("reasoning")?)
+            .or(o.str("thinking")?)
+            .map(str::to_string);
+        let mut tool_calls = vec![];
+        if let Some(calls) = o.arr("tool_calls")? {
+            for (k, c) in calls.iter().enumerate() {
+                tool_calls.push(tool_call(c, &format!("{mpath}.tool_calls[{k}]"))?);
+            }
+        }
+        if let Some(fc) = o.get("function_call") {
+            tool_calls.push(tool_call(fc, &format!("{mpath}.function_call"))?);
+        }
+        let error = match o.get("error").or(o.get("is_error")).or(o.get("isError")) {
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::Null) | None => None,
+            Some(_) => Some(true),
+        };
+        let mut rest = o.rest(MESSAGE_KEYS);
+        if !parts.is_empty() {
+            rest.insert("content_parts".into(), Value::Array(parts));
+        }
+        if let Some(e @ Value::String(_)) = o.get("error") {
+            rest.insert("error".into(), e.clone());
+        }
+        if !rest.is_empty() {
+            extra.insert(i.to_string(), Value::Object(rest));
+        }
+        out.push(Message {
+            role,
+            content,
+            reasoning,
+            tool_calls,
+            tool_call_id: o.str("tool_call_id")?.map(str::to_string),
+            name: o.str("name")?.map(str::to_string),
+            error,
+        });
+    }
+    Ok((out, extra))
+}
+
+/// Fills messages, system prompt and metadata of `t` from an OpenAI message list.
+pub fn fill_messages(t: &mut Trajectory, msgs: &[Value], path: &str) -> RecordResult<()> {
+    let (mut messages, extra) = parse_messages(msgs, path)?;
+    let leading = messages.iter().take_while(|m| m.role == "system" || m.role == "developer").count();
+    t.system = take_system(&mut messages);
+    if !extra.is_empty() {
+        // Re-key by position in the stored list so each entry still points at its message.
+        let shifted: Map<String, Value> = extra
+            .into_iter()
+            .map(|(k, v)| match k.parse::<usize>() {
+                Ok(i) if i >= leading => ((i - leading).to_string(), v),
+                _ => (format!("system{k}"), v),
+            })
+            .collect();
+        t.metadata.insert("message_fields".into(), Value::Object(shifted));
+    }
+    t.messages = messages;
+    Ok(())
+}
+
+/// Parses one OpenAI chat record.
+///
+/// ```
+/// use tdscale::ingest::formats::{openai, ParseContext};
+/// let v = serde_json::json!({"id": "a1", "messages": [
+///     {"role": "system", "content": "be brief"},
+///     {"role": "user", "content": "hi"}]});
+/// let ctx = ParseContext { source: "demo".into(), ..Default::default() };
+/// let t = openai::parse(&ctx, v).unwrap();
+/// assert_eq!(t.traj_id, "demo/a1");
+/// assert_eq!(t.system.as_deref(), Some("be brief"));
+/// assert_eq!(t.messages.len(), 1);
+/// ```
+pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
+    let o = Obj::of(&v, "")?;
+    let mut t = base(ctx);
+    take_labels(&mut t, &o)?;
+    let msgs = o.arr("messages")?.ok_or("messages: required list is missing")?;
+    fill_messages(&mut t, msgs, "messages")?;
+    if let Some(s) = o.str("system")? {
+        t.system = Some(match t.system.take() {
+            Some(existing) => format!("{s}\n\n{existing}"),
+            None => s.to_string(),
+        });
+    }
+    tool_schema::fill_tools(&mut t, o.get("tools"), "tools")?;
+    let mut known: Vec<&str> = vec!["messages", "tools", "system", "id", "metadata", "format", "round"];
+    known.extend_from_slice(LABEL_KEYS);
+    t.metadata.extend(o.rest(&known));
+    // Our own export writes `metadata` as an object and `format`/`round` as labels; an
+    // unrelated `metadata` of another shape is kept under its name.
+    match o.get("metadata") {
+        Some(Value::Object(m)) => t.metadata.extend(m.clone()),
+        Some(other) => {
+            t.metadata.insert("metadata".into(), other.clone());
+        }
+        None => {}
+    }
+    for key in ["format", "round"] {
+        if let Some(v) = o.get(key) {
+            t.metadata.insert(format!("source_{key}"), v.clone());
+        }
+    }
+    if let Some(id) = o.str("traj_id")? {
+        t.traj_id = id.to_string();
+    } else {
+        let source_id = o.get("id").and_then(id_text);
+        if source_id.is_some() {
+            t.assign_id(source_id);
+        }
+    }
+    Ok(t)
+}

@@ -1,0 +1,204 @@
+//! Tool definitions from every dialect, normalised to JSON Schema.
+//!
+//! BFCL writes `dict`, `float`, `tuple`, `any` and Java/JavaScript type names; xLAM writes a
+//! flat map of parameters with Python type strings such as `List[str], optional`. Both become
+//! plain JSON Schema (`object`, `number`, `array`, …) so one validator serves every source.
+
+use serde_json::{Map, Value, json};
+
+use super::fields::{Obj, RecordResult, kind};
+use crate::model::ToolDef;
+
+/// Maps one type name of the BFCL / xLAM / Java dialects to a JSON Schema type, or `None` for
+/// "any type".
+fn json_type(t: &str) -> Option<&'static str> {
+    let t = t.trim().to_ascii_lowercase();
+    let base = t.split([',', '[', '(']).next().unwrap_or("").trim();
+    Some(match base {
+        "string" | "str" | "char" | "character" | "text" | "date" | "datetime" => "string",
+        "integer" | "int" | "long" | "short" | "byte" | "bigint" => "integer",
+        "number" | "float" | "double" | "decimal" | "bigdecimal" => "number",
+        "boolean" | "bool" => "boolean",
+        "array" | "list" | "tuple" | "arraylist" | "set" | "sequence" | "iterable" => "array",
+        "object" | "dict" | "hashmap" | "map" | "mapping" => "object",
+        "null" | "none" => "null",
+        _ => return None,
+    })
+}
+
+/// Normalises a (possibly dialect) schema to JSON Schema, recursively.
+pub fn normalize_schema(v: &Value) -> Value {
+    let Value::Object(m) = v else { return v.clone() };
+    let mut out = Map::new();
+    for (k, val) in m {
+        match (k.as_str(), val) {
+            ("type", Value::String(t)) => {
+                if let Some(jt) = json_type(t) {
+                    out.insert("type".into(), Value::String(jt.into()));
+                }
+                if jt_differs(t) {
+                    out.insert("x-source-type".into(), Value::String(t.clone()));
+                }
+            }
+            ("properties", Value::Object(props)) => {
+                let props: Map<String, Value> =
+                    props.iter().map(|(n, s)| (n.clone(), normalize_schema(s))).collect();
+                out.insert("properties".into(), Value::Object(props));
+            }
+            ("items" | "additionalProperties" | "not", s @ Value::Object(_)) => {
+                out.insert(k.clone(), normalize_schema(s));
+            }
+            ("items" | "anyOf" | "oneOf" | "allOf", Value::Array(a)) => {
+                out.insert(k.clone(), Value::Array(a.iter().map(normalize_schema).collect()));
+            }
+            _ => {
+                out.insert(k.clone(), val.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// True when the source type name is not already a JSON Schema type, so the original is kept.
+fn jt_differs(t: &str) -> bool {
+    !matches!(t, "string" | "integer" | "number" | "boolean" | "array" | "object" | "null")
+}
+
+/// True for a flat xLAM-style parameter map: `{"p": {"type": "str", "description": ..}}`
+/// with no `type`/`properties` at the top.
+fn is_flat_parameter_map(m: &Map<String, Value>) -> bool {
+    !m.contains_key("type")
+        && !m.contains_key("properties")
+        && !m.is_empty()
+        && m.values().all(|p| matches!(p, Value::Object(o) if o.contains_key("type") || o.contains_key("description")))
+}
+
+/// Normalises the `parameters` of a tool to an object JSON Schema.
+pub fn normalize_parameters(v: Option<&Value>, path: &str) -> RecordResult<Value> {
+    match v {
+        None | Some(Value::Null) => Ok(json!({"type": "object", "properties": {}})),
+        Some(Value::String(s)) => {
+            let parsed: Value =
+                serde_json::from_str(s).map_err(|e| format!("{path}: invalid JSON Schema text: {e}"))?;
+            normalize_parameters(Some(&parsed), path)
+        }
+        Some(Value::Object(m)) if is_flat_parameter_map(m) => {
+            let mut props = Map::new();
+            let mut required = vec![];
+            for (name, p) in m {
+                let mut schema = normalize_schema(p);
+                let optional = p
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.to_ascii_lowercase().contains("optional"));
+                if let (Some(Value::String(t)), Value::Object(s)) = (p.get("type"), &mut schema) {
+                    if let Some(items) = list_item_type(t) {
+                        s.insert("items".into(), json!({"type": items}));
+                    }
+                }
+                if !optional && p.get("default").is_none() {
+                    required.push(Value::String(name.clone()));
+                }
+                props.insert(name.clone(), schema);
+            }
+            Ok(json!({"type": "object", "properties": props, "required": required}))
+        }
+        Some(o @ Value::Object(_)) => {
+            let mut s = normalize_schema(o);
+            if let Value::Object(m) = &mut s {
+                m.entry("type").or_insert_with(|| Value::String("object".into()));
+            }
+            Ok(s)
+        }
+        Some(other) => Err(format!("{path}: expected a parameters schema object, found {}", kind(other))),
+    }
+}
+
+/// `List[str]` → `string`.
+fn list_item_type(t: &str) -> Option<&'static str> {
+    let lower = t.to_ascii_lowercase();
+    let inner = lower.strip_prefix("list[")?.split(']').next()?;
+    json_type(inner)
+}
+
+/// A tool definition in any of the usual shapes: OpenAI `{"type":"function","function":{..}}`,
+/// plain `{name, description, parameters}`, MCP `{name, description, inputSchema}`, BFCL docs.
+/// Returns the definition and the output schema when the source has one.
+pub fn tool_def(v: &Value, path: &str) -> RecordResult<(ToolDef, Option<Value>, Map<String, Value>)> {
+    let outer = Obj::of(v, path)?;
+    let fpath = format!("{path}.function");
+    let inner = match outer.get("function") {
+        Some(f @ Value::Object(_)) => Obj::of(f, &fpath)?,
+        _ => outer,
+    };
+    let name = inner.req_str("name")?;
+    if name.trim().is_empty() {
+        return Err(format!("{}: tool name is empty", inner.path));
+    }
+    let description = inner.str("description")?.map(str::to_string);
+    let params_raw = inner
+        .get("parameters")
+        .or_else(|| inner.get("inputSchema"))
+        .or_else(|| inner.get("input_schema"));
+    let parameters = normalize_parameters(params_raw, &format!("{}.parameters", inner.path))?;
+    let output = inner
+        .get("outputSchema")
+        .or_else(|| inner.get("output_schema"))
+        .or_else(|| inner.get("response"))
+        .map(normalize_schema);
+    let known = [
+        "name", "description", "parameters", "inputSchema", "input_schema", "outputSchema",
+        "output_schema", "response", "type", "function",
+    ];
+    let mut extra = inner.rest(&known);
+    if !std::ptr::eq(outer.map, inner.map) {
+        extra.extend(outer.rest(&["type", "function"]));
+    }
+    if params_raw.is_some_and(|p| normalize_schema(p) != parameters) {
+        extra.insert("source_parameters".into(), params_raw.cloned().unwrap_or(Value::Null));
+    }
+    Ok((
+        ToolDef {
+            name: name.to_string(),
+            description,
+            parameters: Some(parameters.to_string()),
+        },
+        output,
+        extra,
+    ))
+}
+
+/// Sets the tools of `t` from a tools field; what the definitions carried beyond name,
+/// description and parameters goes to `metadata.tool_fields`.
+pub fn fill_tools(t: &mut crate::model::Trajectory, v: Option<&Value>, path: &str) -> RecordResult<()> {
+    let (tools, extra) = tool_defs(v, path)?;
+    t.tools = tools;
+    if !extra.is_empty() {
+        t.metadata.insert("tool_fields".into(), Value::Array(extra.into_iter().map(Value::Object).collect()));
+    }
+    Ok(())
+}
+
+/// Parses a list of tool definitions (an array, or JSON text holding one).
+pub fn tool_defs(v: Option<&Value>, path: &str) -> RecordResult<(Vec<ToolDef>, Vec<Map<String, Value>>)> {
+    let Some(v) = v else { return Ok((vec![], vec![])) };
+    let v = super::fields::json_or_string(v, path)?;
+    let items = match &v {
+        Value::Array(a) => a.clone(),
+        Value::Null => vec![],
+        o @ Value::Object(_) => vec![o.clone()],
+        other => return Err(format!("{path}: expected a list of tools, found {}", kind(other))),
+    };
+    let mut defs = Vec::with_capacity(items.len());
+    let mut extras = vec![];
+    for (i, item) in items.iter().enumerate() {
+        let (d, _, extra) = tool_def(item, &format!("{path}[{i}]"))?;
+        if !extra.is_empty() {
+            let mut e = extra;
+            e.insert("tool".into(), Value::String(d.name.clone()));
+            extras.push(e);
+        }
+        defs.push(d);
+    }
+    Ok((defs, extras))
+}

@@ -1,0 +1,15 @@
+//! tdscale: a dataflow analytics engine over corpora of tool-use agent trajectories.
+//!
+//! The modules follow the flow of data: [`ingest`] parses raw corpora into the canonical
+//! [`model`], [`store`] keeps them as Parquet tables under one root, [`query`] opens a SQL
+//! session over the tables with the [`metrics`] functions registered, and [`export`] writes
+//! results back out. [`cli`] is the thin command-line layer over all of it.
+
+pub mod cli;
+pub mod error;
+pub mod export;
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod query;
+pub mod store;

@@ -1,0 +1,158 @@
+//! The canonical trajectory model: what every input format is parsed into and what the
+//! `trajectories` table stores (see `store::schema` for the Arrow side).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// One function call made by the assistant.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: Option<String>,
+    pub name: String,
+    /// The arguments as JSON text, exactly as the source gave them when it gave text.
+    pub arguments: String,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Message {
+    /// `user`, `assistant`, `tool` or `system` (a system message that is not the first one).
+    pub role: String,
+    pub content: Option<String>,
+    /// Reasoning / thinking text the source kept apart from the content.
+    pub reasoning: Option<String>,
+    pub tool_calls: Vec<ToolCall>,
+    /// For `tool` messages: the id of the call this message answers.
+    pub tool_call_id: Option<String>,
+    /// For `tool` messages: the tool's name.
+    pub name: Option<String>,
+    /// For `tool` messages: the source flagged this result as an error (MCP `isError`, tau² `error`).
+    pub error: Option<bool>,
+}
+
+/// A tool definition: name, description and a JSON Schema of its parameters.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ToolDef {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema text of the parameters (always an object schema after normalisation).
+    pub parameters: Option<String>,
+}
+
+/// One trajectory in canonical form; one row of `trajectories`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trajectory {
+    pub traj_id: String,
+    pub source: String,
+    pub format: String,
+    pub round: i32,
+    pub parent_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub cluster_id: Option<String>,
+    pub domain: Option<String>,
+    pub reasoning_mode: Option<String>,
+    pub system: Option<String>,
+    pub tools: Vec<ToolDef>,
+    pub messages: Vec<Message>,
+    pub reward: Option<f64>,
+    /// Everything the source carried that has no column.
+    pub metadata: Map<String, Value>,
+}
+
+/// One row of the `tools` table: a tool of a catalog.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CatalogTool {
+    pub tool_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the input, as text.
+    pub parameters: Option<String>,
+    /// JSON Schema of the output when the catalog has one (MCP `outputSchema`, BFCL `response`).
+    pub output_schema: Option<String>,
+    /// The service the tool belongs to: MCP server, BFCL API class, catalog file.
+    pub service: String,
+    pub source: String,
+    pub format: String,
+    pub metadata: Map<String, Value>,
+}
+
+impl CatalogTool {
+    /// The stable id of a catalog tool: its service and name, so the same catalog ingested
+    /// twice yields the same ids.
+    pub fn make_id(service: &str, name: &str) -> String {
+        format!("{service}/{name}")
+    }
+}
+
+impl Trajectory {
+    /// Number of user turns: messages with role `user`.
+    pub fn num_turns(&self) -> i32 {
+        self.messages.iter().filter(|m| m.role == "user").count() as i32
+    }
+
+    /// Number of tool calls over all assistant messages.
+    pub fn num_tool_calls(&self) -> i32 {
+        self.messages.iter().map(|m| m.tool_calls.len()).sum::<usize>() as i32
+    }
+
+    /// Token estimate. The estimator is documented in the README: ⌈chars / 4⌉ for every text
+    /// (system prompt, each message's content and reasoning, each call's name and arguments,
+    /// each tool's name, description and parameters) plus 4 tokens of framing per message.
+    ///
+    /// ```
+    /// use tdscale::model::{Message, Trajectory};
+    /// let t = Trajectory {
+    ///     messages: vec![Message { role: "user".into(), content: Some("abcdefgh".into()), ..Default::default() }],
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(t.num_tokens(), 2 + 4);
+    /// ```
+    pub fn num_tokens(&self) -> i64 {
+        fn est(s: &str) -> i64 {
+            (s.chars().count() as i64 + 3) / 4
+        }
+        let opt = |s: &Option<String>| s.as_deref().map(est).unwrap_or(0);
+        let mut n = opt(&self.system);
+        for t in &self.tools {
+            n += est(&t.name) + opt(&t.description) + opt(&t.parameters);
+        }
+        for m in &self.messages {
+            n += 4 + opt(&m.content) + opt(&m.reasoning);
+            for c in &m.tool_calls {
+                n += est(&c.name) + est(&c.arguments);
+            }
+        }
+        n
+    }
+
+    /// A content hash used as `traj_id` when the source has no id of its own: SHA-256 over the
+    /// canonical JSON of the system prompt, the tools and the messages.
+    pub fn content_hash(&self) -> String {
+        let canonical = serde_json::json!({
+            "system": self.system,
+            "tools": self.tools,
+            "messages": self.messages,
+        });
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        format!("h:{}", hex::encode(&digest[..16]))
+    }
+
+    /// Sets `traj_id` from the source's own id when there is one (`<source>/<id>`), else from
+    /// the content hash.
+    pub fn assign_id(&mut self, source_id: Option<String>) {
+        self.traj_id = match source_id {
+            Some(id) => format!("{}/{}", self.source, id),
+            None => self.content_hash(),
+        };
+    }
+}
+
+/// Renders a JSON value as the text of a source id (strings without quotes).
+pub fn id_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

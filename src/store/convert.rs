@@ -1,0 +1,275 @@
+//! Conversion between the Rust model (`model`) and Arrow record batches.
+//!
+//! Arrays are assembled column by column from flat vectors and offsets: faster and clearer
+//! than nested `StructBuilder`s for a fixed schema.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray,
+    RecordBatch, StringArray, StructArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Fields};
+use datafusion::error::{DataFusionError, Result};
+
+use crate::model::{CatalogTool, Message, ToolCall, ToolDef, Trajectory};
+use crate::store::schema;
+
+fn strings<'a>(it: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(StringArray::from_iter(it))
+}
+
+fn list(item_type: &DataType, lengths: impl IntoIterator<Item = usize>, values: ArrayRef) -> ArrayRef {
+    let DataType::List(field) = item_type else {
+        unreachable!("list columns are declared as DataType::List")
+    };
+    Arc::new(ListArray::new(
+        field.clone(),
+        OffsetBuffer::from_lengths(lengths),
+        values,
+        None,
+    ))
+}
+
+fn tool_calls_array(calls: &[&ToolCall]) -> ArrayRef {
+    Arc::new(StructArray::new(
+        schema::tool_call_fields(),
+        vec![
+            strings(calls.iter().map(|c| c.id.as_deref())),
+            strings(calls.iter().map(|c| Some(c.name.as_str()))),
+            strings(calls.iter().map(|c| Some(c.arguments.as_str()))),
+        ],
+        None,
+    ))
+}
+
+/// Builds the `messages` list array for a set of trajectories' message lists.
+pub fn messages_array<'a>(lists: impl Iterator<Item = &'a [Message]> + Clone) -> ArrayRef {
+    let msgs: Vec<&Message> = lists.clone().flatten().collect();
+    let calls: Vec<&ToolCall> = msgs.iter().flat_map(|m| m.tool_calls.iter()).collect();
+    let fields: Fields = schema::message_fields();
+    let tool_calls_type = fields[3].data_type().clone();
+    let message_struct = StructArray::new(
+        fields,
+        vec![
+            strings(msgs.iter().map(|m| Some(m.role.as_str()))),
+            strings(msgs.iter().map(|m| m.content.as_deref())),
+            strings(msgs.iter().map(|m| m.reasoning.as_deref())),
+            list(
+                &tool_calls_type,
+                msgs.iter().map(|m| m.tool_calls.len()),
+                tool_calls_array(&calls),
+            ),
+            strings(msgs.iter().map(|m| m.tool_call_id.as_deref())),
+            strings(msgs.iter().map(|m| m.name.as_deref())),
+            Arc::new(BooleanArray::from_iter(msgs.iter().map(|m| m.error))),
+        ],
+        None,
+    );
+    list(
+        &schema::messages_type(),
+        lists.map(|l| l.len()),
+        Arc::new(message_struct),
+    )
+}
+
+fn tools_array<'a>(lists: impl Iterator<Item = &'a [ToolDef]> + Clone) -> ArrayRef {
+    let tools: Vec<&ToolDef> = lists.clone().flatten().collect();
+    let tool_struct = StructArray::new(
+        schema::tool_fields(),
+        vec![
+            strings(tools.iter().map(|t| Some(t.name.as_str()))),
+            strings(tools.iter().map(|t| t.description.as_deref())),
+            strings(tools.iter().map(|t| t.parameters.as_deref())),
+        ],
+        None,
+    );
+    list(
+        &schema::tools_type(),
+        lists.map(|l| l.len()),
+        Arc::new(tool_struct),
+    )
+}
+
+fn metadata_text(m: &serde_json::Map<String, serde_json::Value>) -> String {
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+/// Builds one `trajectories` record batch (file schema, without `round`).
+pub fn trajectories_to_batch(rows: &[Trajectory]) -> Result<RecordBatch> {
+    let opt = |f: fn(&Trajectory) -> &Option<String>| strings(rows.iter().map(|t| f(t).as_deref()));
+    let metadata: Vec<String> = rows.iter().map(|t| metadata_text(&t.metadata)).collect();
+    let columns: Vec<ArrayRef> = vec![
+        strings(rows.iter().map(|t| Some(t.traj_id.as_str()))),
+        strings(rows.iter().map(|t| Some(t.source.as_str()))),
+        strings(rows.iter().map(|t| Some(t.format.as_str()))),
+        opt(|t| &t.parent_id),
+        opt(|t| &t.batch_id),
+        opt(|t| &t.cluster_id),
+        opt(|t| &t.domain),
+        opt(|t| &t.reasoning_mode),
+        opt(|t| &t.system),
+        tools_array(rows.iter().map(|t| t.tools.as_slice())),
+        messages_array(rows.iter().map(|t| t.messages.as_slice())),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|t| t.num_turns()))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|t| t.num_tool_calls()))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|t| t.num_tokens()))),
+        Arc::new(Float64Array::from_iter(rows.iter().map(|t| t.reward))),
+        strings(metadata.iter().map(|s| Some(s.as_str()))),
+    ];
+    Ok(RecordBatch::try_new(schema::trajectory_file_schema(), columns)?)
+}
+
+/// Builds one `tools` record batch.
+pub fn catalog_tools_to_batch(rows: &[CatalogTool]) -> Result<RecordBatch> {
+    let metadata: Vec<String> = rows.iter().map(|t| metadata_text(&t.metadata)).collect();
+    let columns: Vec<ArrayRef> = vec![
+        strings(rows.iter().map(|t| Some(t.tool_id.as_str()))),
+        strings(rows.iter().map(|t| Some(t.name.as_str()))),
+        strings(rows.iter().map(|t| t.description.as_deref())),
+        strings(rows.iter().map(|t| t.parameters.as_deref())),
+        strings(rows.iter().map(|t| t.output_schema.as_deref())),
+        strings(rows.iter().map(|t| Some(t.service.as_str()))),
+        strings(rows.iter().map(|t| Some(t.source.as_str()))),
+        strings(rows.iter().map(|t| Some(t.format.as_str()))),
+        strings(metadata.iter().map(|s| Some(s.as_str()))),
+    ];
+    Ok(RecordBatch::try_new(schema::tools_schema(), columns)?)
+}
+
+// ---- reading back -------------------------------------------------------------------------
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| DataFusionError::Plan(format!("column `{name}` is missing")))
+}
+
+fn str_at(a: &ArrayRef, i: usize) -> Option<String> {
+    let a = a.as_string_opt::<i32>()?;
+    (!a.is_null(i)).then(|| a.value(i).to_string())
+}
+
+fn struct_field<'a>(s: &'a StructArray, name: &str) -> Result<&'a ArrayRef> {
+    s.column_by_name(name)
+        .ok_or_else(|| DataFusionError::Plan(format!("struct field `{name}` is missing")))
+}
+
+/// Reads the messages of row `row` of a `messages` column.
+pub fn messages_at(messages: &ListArray, row: usize) -> Result<Vec<Message>> {
+    if messages.is_null(row) {
+        return Ok(vec![]);
+    }
+    let values = messages.value(row);
+    let s = values.as_struct();
+    let (role, content, reasoning) = (
+        struct_field(s, "role")?,
+        struct_field(s, "content")?,
+        struct_field(s, "reasoning")?,
+    );
+    let (tool_call_id, name) = (struct_field(s, "tool_call_id")?, struct_field(s, "name")?);
+    let error = s.column_by_name("error").map(|a| a.as_boolean().clone());
+    let calls = struct_field(s, "tool_calls")?.as_list::<i32>();
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        let mut tool_calls = vec![];
+        if !calls.is_null(i) {
+            let c = calls.value(i);
+            let c = c.as_struct();
+            let (id, n, args) = (
+                struct_field(c, "id")?,
+                struct_field(c, "name")?,
+                struct_field(c, "arguments")?,
+            );
+            for j in 0..c.len() {
+                tool_calls.push(ToolCall {
+                    id: str_at(id, j),
+                    name: str_at(n, j).unwrap_or_default(),
+                    arguments: str_at(args, j).unwrap_or_default(),
+                });
+            }
+        }
+        out.push(Message {
+            role: str_at(role, i).unwrap_or_default(),
+            content: str_at(content, i),
+            reasoning: str_at(reasoning, i),
+            tool_calls,
+            tool_call_id: str_at(tool_call_id, i),
+            name: str_at(name, i),
+            error: error.as_ref().and_then(|e| (!e.is_null(i)).then(|| e.value(i))),
+        });
+    }
+    Ok(out)
+}
+
+fn tools_at(tools: &ListArray, row: usize) -> Result<Vec<ToolDef>> {
+    if tools.is_null(row) {
+        return Ok(vec![]);
+    }
+    let values = tools.value(row);
+    let s = values.as_struct();
+    let (n, d, p) = (
+        struct_field(s, "name")?,
+        struct_field(s, "description")?,
+        struct_field(s, "parameters")?,
+    );
+    Ok((0..s.len())
+        .map(|i| ToolDef {
+            name: str_at(n, i).unwrap_or_default(),
+            description: str_at(d, i),
+            parameters: str_at(p, i),
+        })
+        .collect())
+}
+
+/// Reads trajectories back from a batch of the `trajectories` table. Columns that the batch
+/// lacks are left empty, so a projection of the table is accepted.
+pub fn batch_to_trajectories(batch: &RecordBatch) -> Result<Vec<Trajectory>> {
+    let get = |name: &str| batch.column_by_name(name);
+    let messages = column(batch, "messages")?.as_list::<i32>();
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let s = |name: &str| get(name).and_then(|a| str_at(a, row));
+        let metadata = s("metadata")
+            .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
+            .and_then(|v| match v {
+                serde_json::Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .unwrap_or_default();
+        out.push(Trajectory {
+            traj_id: s("traj_id").unwrap_or_default(),
+            source: s("source").unwrap_or_default(),
+            format: s("format").unwrap_or_default(),
+            round: get("round")
+                .and_then(|a| {
+                    datafusion::common::ScalarValue::try_from_array(a, row)
+                        .ok()
+                        .and_then(|v| v.cast_to(&DataType::Int32).ok())
+                })
+                .and_then(|v| match v {
+                    datafusion::common::ScalarValue::Int32(x) => x,
+                    _ => None,
+                })
+                .unwrap_or(0),
+            parent_id: s("parent_id"),
+            batch_id: s("batch_id"),
+            cluster_id: s("cluster_id"),
+            domain: s("domain"),
+            reasoning_mode: s("reasoning_mode"),
+            system: s("system"),
+            tools: match get("tools") {
+                Some(t) => tools_at(t.as_list::<i32>(), row)?,
+                None => vec![],
+            },
+            messages: messages_at(messages, row)?,
+            reward: get("reward").and_then(|a| {
+                let a = a.as_primitive_opt::<datafusion::arrow::datatypes::Float64Type>()?;
+                (!a.is_null(row)).then(|| a.value(row))
+            }),
+            metadata,
+        });
+    }
+    Ok(out)
+}
