@@ -93,7 +93,10 @@ impl Trajectory {
 
     /// Number of tool calls over all assistant messages.
     pub fn num_tool_calls(&self) -> i32 {
-        self.messages.iter().map(|m| m.tool_calls.len()).sum::<usize>() as i32
+        self.messages
+            .iter()
+            .map(|m| m.tool_calls.len())
+            .sum::<usize>() as i32
     }
 
     /// Token estimate. The estimator is documented in the README: ⌈chars / 4⌉ for every text

@@ -14,7 +14,9 @@ use crate::query::output::OutputFormat;
 /// it, then ask it questions in SQL.
 #[derive(Debug, Parser)]
 #[command(name = "tdscale", version, about, long_about = None)]
-#[command(after_help = "Logs: set RUST_LOG (e.g. RUST_LOG=tdscale=debug).\nExit codes: 0 ok, 1 error, 2 usage, 3 rejected input with --strict, 4 SQL error, 5 storage error.")]
+#[command(
+    after_help = "Logs: set RUST_LOG (e.g. RUST_LOG=tdscale=debug).\nExit codes: 0 ok, 1 error, 2 usage, 3 rejected input with --strict, 4 SQL error, 5 storage error."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

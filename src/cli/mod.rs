@@ -42,7 +42,10 @@ fn print_summary(s: &IngestSummary, json: bool) {
         eprintln!("rejected {}:{}: {}", r.file, r.line, r.reason);
     }
     if s.rejected as usize > s.sample_rejects.len() {
-        eprintln!("… and {} more rejected records", s.rejected as usize - s.sample_rejects.len());
+        eprintln!(
+            "… and {} more rejected records",
+            s.rejected as usize - s.sample_rejects.len()
+        );
     }
     for f in &s.files {
         println!(
@@ -63,7 +66,11 @@ fn print_summary(s: &IngestSummary, json: bool) {
         s.ingested,
         s.duplicates,
         s.rejected,
-        if s.tools_ingested > 0 && s.ingested != s.tools_ingested { format!(", {} catalog tools", s.tools_ingested) } else { String::new() }
+        if s.tools_ingested > 0 && s.ingested != s.tools_ingested {
+            format!(", {} catalog tools", s.tools_ingested)
+        } else {
+            String::new()
+        }
     );
     if s.ingested == 0 && s.duplicates > 0 && s.rejected == 0 {
         println!("nothing new: every record is already in the corpus");
@@ -87,7 +94,10 @@ async fn ingest(a: args::IngestArgs) -> Result<()> {
     let s = crate::ingest::ingest(&corpus, &a.inputs, &opts).await?;
     print_summary(&s, a.json);
     if a.strict && s.rejected > 0 {
-        return Err(Error::Rejected(format!("{} record(s) rejected and --strict is set", s.rejected)));
+        return Err(Error::Rejected(format!(
+            "{} record(s) rejected and --strict is set",
+            s.rejected
+        )));
     }
     Ok(())
 }
@@ -135,9 +145,12 @@ async fn sql(a: args::SqlArgs) -> Result<()> {
 async fn prompt(ctx: &datafusion::prelude::SessionContext, format: OutputFormat) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| Error::io("stdin", e))?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| Error::io("stdin", e))?;
         if text.trim().is_empty() {
-            return Err(Error::Usage("no SQL given: pass a statement, -f FILE, or SQL on standard input".into()));
+            return Err(Error::Usage(
+                "no SQL given: pass a statement, -f FILE, or SQL on standard input".into(),
+            ));
         }
         for (schema, batches) in crate::query::run_sql(ctx, &text).await? {
             output::write_text(&mut std::io::stdout(), format, &schema, &batches)?;
@@ -148,7 +161,11 @@ async fn prompt(ctx: &datafusion::prelude::SessionContext, format: OutputFormat)
     let mut buf = String::new();
     println!("tdscale SQL. End statements with `;`. \\q quits.");
     loop {
-        let line = match rl.readline(if buf.is_empty() { "tdscale> " } else { "      -> " }) {
+        let line = match rl.readline(if buf.is_empty() {
+            "tdscale> "
+        } else {
+            "      -> "
+        }) {
             Ok(l) => l,
             Err(_) => return Ok(()),
         };
@@ -184,22 +201,43 @@ async fn demo(a: args::DemoArgs) -> Result<()> {
     let mut catalogs = vec![];
     for dir in ["formats", "catalogs"] {
         let d = a.data.join(dir);
-        let mut files: Vec<_> = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&d)
+            .map_err(|e| Error::io(&d, e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
         files.sort();
-        if dir == "formats" { trajectories = files } else { catalogs = files }
+        if dir == "formats" {
+            trajectories = files
+        } else {
+            catalogs = files
+        }
     }
-    println!("== ingest {} trajectory files into {}", trajectories.len(), a.corpus);
+    println!(
+        "== ingest {} trajectory files into {}",
+        trajectories.len(),
+        a.corpus
+    );
     let s = crate::ingest::ingest(&corpus, &trajectories, &IngestOptions::default()).await?;
     print_summary(&s, false);
     println!("\n== ingest {} tool catalogs", catalogs.len());
-    let opts = IngestOptions { table: crate::ingest::TargetTable::Tools, ..Default::default() };
+    let opts = IngestOptions {
+        table: crate::ingest::TargetTable::Tools,
+        ..Default::default()
+    };
     let s = crate::ingest::ingest(&corpus, &catalogs, &opts).await?;
     print_summary(&s, false);
     let ctx = session::corpus_context(&corpus).await?;
     let summary = include_str!("../../queries/corpus_summary.sql");
     println!("\n== queries/corpus_summary.sql");
     for (schema, batches) in crate::query::run_sql(&ctx, summary).await? {
-        output::write_text(&mut std::io::stdout(), OutputFormat::Table, &schema, &batches)?;
+        output::write_text(
+            &mut std::io::stdout(),
+            OutputFormat::Table,
+            &schema,
+            &batches,
+        )?;
     }
     Ok(())
 }

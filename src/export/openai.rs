@@ -19,7 +19,10 @@ pub fn to_openai_json(t: &Trajectory) -> Value {
     for m in &t.messages {
         let mut o = Map::new();
         o.insert("role".into(), Value::String(m.role.clone()));
-        o.insert("content".into(), m.content.clone().map(Value::String).unwrap_or(Value::Null));
+        o.insert(
+            "content".into(),
+            m.content.clone().map(Value::String).unwrap_or(Value::Null),
+        );
         if let Some(r) = &m.reasoning {
             o.insert("reasoning_content".into(), Value::String(r.clone()));
         }
@@ -88,12 +91,16 @@ pub async fn export(corpus: &Corpus, out: &str, filter: Option<&str>) -> Result<
     let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     let mut w = super::sink::writer(out)?;
     let mut n = 0u64;
-    let io = |e: std::io::Error| Error::Storage { url: out.to_string(), message: e.to_string() };
+    let io = |e: std::io::Error| Error::Storage {
+        url: out.to_string(),
+        message: e.to_string(),
+    };
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let mut buf = Vec::new();
         for t in convert::batch_to_trajectories(&batch)? {
-            serde_json::to_writer(&mut buf, &to_openai_json(&t)).map_err(|e| Error::Other(e.to_string()))?;
+            serde_json::to_writer(&mut buf, &to_openai_json(&t))
+                .map_err(|e| Error::Other(e.to_string()))?;
             buf.push(b'\n');
             n += 1;
         }

@@ -14,7 +14,9 @@ pub fn resolve(target: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
     if let Some(rest) = target.strip_prefix("s3://") {
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if key.is_empty() {
-            return Err(Error::Usage(format!("`{target}` names no object: use s3://bucket/key")));
+            return Err(Error::Usage(format!(
+                "`{target}` names no object: use s3://bucket/key"
+            )));
         }
         return Ok((crate::store::s3_store_from_env(bucket)?, Path::from(key)));
     }
@@ -23,7 +25,8 @@ pub fn resolve(target: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
-    let path = Path::from_absolute_path(&abs).map_err(|e| Error::Usage(format!("bad output path {target}: {e}")))?;
+    let path = Path::from_absolute_path(&abs)
+        .map_err(|e| Error::Usage(format!("bad output path {target}: {e}")))?;
     Ok((Arc::new(LocalFileSystem::new()), path))
 }
 

@@ -41,12 +41,21 @@ impl<R: Read> Read for Counting<R> {
 
 /// Opens a file, decompressing by extension, and counts the bytes read into `count`.
 pub fn open(path: &Path, count: Arc<AtomicU64>) -> std::io::Result<Box<dyn BufRead + Send>> {
-    let file = Counting { inner: File::open(path)?, count };
+    let file = Counting {
+        inner: File::open(path)?,
+        count,
+    };
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     Ok(if name.ends_with(".gz") {
-        Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(BufReader::new(file))))
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::read::MultiGzDecoder::new(BufReader::new(file)),
+        ))
     } else if name.ends_with(".zst") || name.ends_with(".zstd") {
-        Box::new(BufReader::with_capacity(1 << 20, zstd::stream::read::Decoder::new(file)?))
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            zstd::stream::read::Decoder::new(file)?,
+        ))
     } else {
         Box::new(BufReader::with_capacity(1 << 20, file))
     })
@@ -54,7 +63,11 @@ pub fn open(path: &Path, count: Arc<AtomicU64>) -> std::io::Result<Box<dyn BufRe
 
 /// The file name without compression and JSON extensions: the default `source`.
 pub fn stem(path: &Path) -> String {
-    let mut name = path.file_name().and_then(|n| n.to_str()).unwrap_or("input").to_string();
+    let mut name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("input")
+        .to_string();
     for ext in [".gz", ".zst", ".zstd", ".jsonl", ".ndjson", ".json"] {
         if let Some(s) = name.strip_suffix(ext) {
             name = s.to_string();
@@ -82,7 +95,13 @@ pub struct Records {
 
 impl Records {
     pub fn new(reader: Box<dyn BufRead + Send>) -> Self {
-        Self { reader, layout: None, line: 1, done: false, pending: None }
+        Self {
+            reader,
+            layout: None,
+            line: 1,
+            done: false,
+            pending: None,
+        }
     }
 
     fn skip_ws(&mut self) -> std::io::Result<Option<u8>> {
@@ -93,7 +112,12 @@ impl Records {
             }
             let mut n = 0;
             // A UTF-8 byte order mark counts as white space here.
-            while n < buf.len() && (buf[n].is_ascii_whitespace() || buf[n] == 0xEF || buf[n] == 0xBB || buf[n] == 0xBF) {
+            while n < buf.len()
+                && (buf[n].is_ascii_whitespace()
+                    || buf[n] == 0xEF
+                    || buf[n] == 0xBB
+                    || buf[n] == 0xBF)
+            {
                 if buf[n] == b'\n' {
                     self.line += 1;
                 }
@@ -126,7 +150,12 @@ impl Records {
                 let complete = serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_ok();
                 let trimmed = String::from_utf8_lossy(&first).trim().to_string();
                 // A lone `{` (or an object that opens and runs on) is a pretty-printed document.
-                if !complete && (trimmed == "{" || trimmed.ends_with('{') || trimmed.ends_with('[') || trimmed.ends_with(',')) {
+                if !complete
+                    && (trimmed == "{"
+                        || trimmed.ends_with('{')
+                        || trimmed.ends_with('[')
+                        || trimmed.ends_with(','))
+                {
                     self.layout = Some(Layout::Document);
                 } else {
                     self.layout = Some(Layout::Lines);
@@ -178,7 +207,10 @@ impl Records {
         self.done = true;
         SplitError {
             line: self.line,
-            reason: format!("input ends early or is corrupt after line {}: {e}", self.line),
+            reason: format!(
+                "input ends early or is corrupt after line {}: {e}",
+                self.line
+            ),
             text: String::from_utf8_lossy(&partial).into_owned(),
         }
     }
@@ -192,7 +224,11 @@ impl Records {
         let first = match first {
             None => {
                 self.done = true;
-                return Some(Err(SplitError { line: self.line, reason: "truncated JSON array: no closing `]`".into(), text: String::new() }));
+                return Some(Err(SplitError {
+                    line: self.line,
+                    reason: "truncated JSON array: no closing `]`".into(),
+                    text: String::new(),
+                }));
             }
             Some(b',') => {
                 self.reader.consume(1);
@@ -218,7 +254,9 @@ impl Records {
                 self.done = true;
                 return Some(Err(SplitError {
                     line: start,
-                    reason: format!("truncated JSON: the array element starting at line {start} never ends"),
+                    reason: format!(
+                        "truncated JSON: the array element starting at line {start} never ends"
+                    ),
                     text: String::from_utf8_lossy(&out).into_owned(),
                 }));
             }
@@ -279,10 +317,10 @@ impl Iterator for Records {
     type Item = Result<RawRecord, SplitError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.layout.is_none() {
-            if let Err(e) = self.detect() {
-                return Some(Err(self.read_error(e, vec![])));
-            }
+        if self.layout.is_none()
+            && let Err(e) = self.detect()
+        {
+            return Some(Err(self.read_error(e, vec![])));
         }
         if self.done {
             return None;

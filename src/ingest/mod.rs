@@ -132,7 +132,10 @@ fn id_key(id: &str) -> u128 {
 async fn existing_ids(corpus: &Corpus, table: &str, column: &str) -> Result<HashSet<u128>> {
     let mut ids = HashSet::new();
     let files = corpus.list_table(table).await?;
-    if !files.iter().any(|f| f.location.as_ref().ends_with(".parquet")) {
+    if !files
+        .iter()
+        .any(|f| f.location.as_ref().ends_with(".parquet"))
+    {
         return Ok(ids);
     }
     let ctx = crate::query::session::corpus_context(corpus).await?;
@@ -141,7 +144,8 @@ async fn existing_ids(corpus: &Corpus, table: &str, column: &str) -> Result<Hash
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let col = batch.column(0);
-        let col = datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8)?;
+        let col =
+            datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8)?;
         for v in col.as_string::<i32>().iter().flatten() {
             ids.insert(id_key(v));
         }
@@ -152,7 +156,10 @@ async fn existing_ids(corpus: &Corpus, table: &str, column: &str) -> Result<Hash
 /// Guesses a domain label from a file name for datasets whose files are split by domain.
 fn guess_domain(stem: &str) -> Option<String> {
     let lower = stem.to_ascii_lowercase();
-    ["airline", "retail", "telecom"].iter().find(|d| lower.contains(*d)).map(|d| d.to_string())
+    ["airline", "retail", "telecom"]
+        .iter()
+        .find(|d| lower.contains(*d))
+        .map(|d| d.to_string())
 }
 
 fn file_context(path: &Path, opts: &IngestOptions, format: Format) -> ParseContext {
@@ -208,19 +215,40 @@ impl Worker {
         self.tx.blocking_send(out).is_ok()
     }
 
-    fn reject(&self, file: &str, line: usize, reason: String, record: String, summary: &mut FileSummary) -> bool {
+    fn reject(
+        &self,
+        file: &str,
+        line: usize,
+        reason: String,
+        record: String,
+        summary: &mut FileSummary,
+    ) -> bool {
         summary.rejected += 1;
-        self.send(Out::Reject(Reject { file: file.to_string(), line, reason, record }))
+        self.send(Out::Reject(Reject {
+            file: file.to_string(),
+            line,
+            reason,
+            record,
+        }))
     }
 
     fn run_file(&mut self, path: &Path) -> bool {
         let display = path.display().to_string();
-        let mut summary = FileSummary { path: display.clone(), ..Default::default() };
+        let mut summary = FileSummary {
+            path: display.clone(),
+            ..Default::default()
+        };
         let before = self.bytes.load(Ordering::Relaxed);
         let reader = match input::open(path, self.bytes.clone()) {
             Ok(r) => r,
             Err(e) => {
-                let ok = self.reject(&display, 0, format!("cannot open: {e}"), String::new(), &mut summary);
+                let ok = self.reject(
+                    &display,
+                    0,
+                    format!("cannot open: {e}"),
+                    String::new(),
+                    &mut summary,
+                );
                 return ok && self.send(Out::File(summary));
             }
         };
@@ -254,7 +282,13 @@ impl Worker {
                     chunk_bytes += r.text.len();
                     chunk.push(r);
                     if chunk.len() >= CHUNK_RECORDS || chunk_bytes >= CHUNK_BYTES {
-                        alive &= self.process(&display, format, ctx.as_ref(), std::mem::take(&mut chunk), &mut summary);
+                        alive &= self.process(
+                            &display,
+                            format,
+                            ctx.as_ref(),
+                            std::mem::take(&mut chunk),
+                            &mut summary,
+                        );
                         chunk_bytes = 0;
                     }
                 }
@@ -272,7 +306,14 @@ impl Worker {
         alive && self.send(Out::File(summary))
     }
 
-    fn process(&mut self, file: &str, format: Option<Format>, ctx: Option<&ParseContext>, chunk: Vec<RawRecord>, summary: &mut FileSummary) -> bool {
+    fn process(
+        &mut self,
+        file: &str,
+        format: Option<Format>,
+        ctx: Option<&ParseContext>,
+        chunk: Vec<RawRecord>,
+        summary: &mut FileSummary,
+    ) -> bool {
         if chunk.is_empty() {
             return true;
         }
@@ -303,7 +344,10 @@ impl Worker {
                     }
                 }
                 Ok(Parsed::Trajectory(t)) if want_tools => {
-                    let new: Vec<CatalogTool> = tools_of(&t).into_iter().filter(|c| self.seen_tools.insert(id_key(&c.tool_id))).collect();
+                    let new: Vec<CatalogTool> = tools_of(&t)
+                        .into_iter()
+                        .filter(|c| self.seen_tools.insert(id_key(&c.tool_id)))
+                        .collect();
                     summary.ingested += new.len() as u64;
                     tools.extend(new);
                 }
@@ -329,7 +373,10 @@ impl Worker {
         }
         // Build the batches on both cores.
         let half = trajectories.len().div_ceil(2).max(1);
-        let batches: Vec<_> = trajectories.par_chunks(half).map(convert::trajectories_to_batch).collect();
+        let batches: Vec<_> = trajectories
+            .par_chunks(half)
+            .map(convert::trajectories_to_batch)
+            .collect();
         for b in batches {
             match b {
                 Ok(b) => {
@@ -362,8 +409,13 @@ fn progress_bar(total: u64, enabled: bool) -> indicatif::ProgressBar {
     if !enabled {
         return indicatif::ProgressBar::hidden();
     }
-    let pb = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
         pb.set_style(style.progress_chars("=> "));
     }
     pb
@@ -378,11 +430,18 @@ fn progress_bar(total: u64, enabled: bool) -> indicatif::ProgressBar {
 /// println!("{} new trajectories, {} rejected", s.ingested, s.rejected);
 /// # Ok(()) }
 /// ```
-pub async fn ingest(corpus: &Corpus, inputs: &[PathBuf], opts: &IngestOptions) -> Result<IngestSummary> {
+pub async fn ingest(
+    corpus: &Corpus,
+    inputs: &[PathBuf],
+    opts: &IngestOptions,
+) -> Result<IngestSummary> {
     let started = Instant::now();
     for p in inputs {
         if !p.exists() {
-            return Err(Error::Usage(format!("input `{}` does not exist", p.display())));
+            return Err(Error::Usage(format!(
+                "input `{}` does not exist",
+                p.display()
+            )));
         }
     }
     for t in [tables::TRAJECTORIES, tables::TOOLS] {
@@ -393,11 +452,21 @@ pub async fn ingest(corpus: &Corpus, inputs: &[PathBuf], opts: &IngestOptions) -
     }
     let seen_traj = existing_ids(corpus, tables::TRAJECTORIES, "traj_id").await?;
     let seen_tools = existing_ids(corpus, tables::TOOLS, "tool_id").await?;
-    let total: u64 = inputs.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let total: u64 = inputs
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     let bytes = Arc::new(AtomicU64::new(0));
     let pb = progress_bar(total, opts.progress);
     let (tx, mut rx) = mpsc::channel::<Out>(4);
-    let mut worker = Worker { opts: opts.clone(), seen_traj, seen_tools, tx, bytes: bytes.clone() };
+    let mut worker = Worker {
+        opts: opts.clone(),
+        seen_traj,
+        seen_tools,
+        tx,
+        bytes: bytes.clone(),
+    };
     let files = inputs.to_vec();
     let handle = tokio::task::spawn_blocking(move || {
         for f in &files {
@@ -424,17 +493,24 @@ pub async fn ingest(corpus: &Corpus, inputs: &[PathBuf], opts: &IngestOptions) -
                 Out::Batch(table, batch) => {
                     let w = writers.entry(table).or_insert_with(|| {
                         let (dir, schema) = if table == tables::TRAJECTORIES {
-                            (format!("{table}/{}={}", schema::ROUND_COLUMN, opts.round), schema::trajectory_file_schema())
+                            (
+                                format!("{table}/{}={}", schema::ROUND_COLUMN, opts.round),
+                                schema::trajectory_file_schema(),
+                            )
                         } else {
                             (table.to_string(), schema::tools_schema())
                         };
-                        writer::PartWriter::new(corpus, &dir, schema).with_rows_per_file(opts.rows_per_file)
+                        writer::PartWriter::new(corpus, &dir, schema)
+                            .with_rows_per_file(opts.rows_per_file)
                     });
                     w.write(&batch).await?;
                 }
                 Out::Reject(r) => {
                     let line = serde_json::to_string(&r).unwrap_or_default();
-                    rejects.line(&line).await.map_err(|e| Error::Storage { url: corpus.display().into(), message: e.to_string() })?;
+                    rejects.line(&line).await.map_err(|e| Error::Storage {
+                        url: corpus.display().into(),
+                        message: e.to_string(),
+                    })?;
                     if summary.sample_rejects.len() < 20 {
                         summary.sample_rejects.push(r);
                     }
@@ -453,7 +529,9 @@ pub async fn ingest(corpus: &Corpus, inputs: &[PathBuf], opts: &IngestOptions) -
     .await;
     // On error the channel closes and the worker stops at its next send.
     drop(rx);
-    handle.await.map_err(|e| Error::Other(format!("ingest worker failed: {e}")))?;
+    handle
+        .await
+        .map_err(|e| Error::Other(format!("ingest worker failed: {e}")))?;
     result?;
     for (table, w) in writers {
         for (_, rows) in w.finish().await? {
@@ -467,9 +545,15 @@ pub async fn ingest(corpus: &Corpus, inputs: &[PathBuf], opts: &IngestOptions) -
     if opts.table == TargetTable::Tools {
         summary.ingested = summary.tools_ingested;
     }
-    let n = rejects.finish().await.map_err(|e| Error::Storage { url: corpus.display().into(), message: e.to_string() })?;
+    let n = rejects.finish().await.map_err(|e| Error::Storage {
+        url: corpus.display().into(),
+        message: e.to_string(),
+    })?;
     if n > 0 {
-        summary.rejects_file = Some(format!("{}{}", corpus.table_url(tables::REJECTS), format!("ingest-{run}.jsonl")));
+        summary.rejects_file = Some(format!(
+            "{}ingest-{run}.jsonl",
+            corpus.table_url(tables::REJECTS)
+        ));
     }
     pb.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();

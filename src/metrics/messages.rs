@@ -24,7 +24,9 @@ impl<'a> StrCol<'a> {
             DataType::LargeUtf8 => StrCol::Large(a.as_string::<i64>()),
             DataType::Utf8View => StrCol::View(a.as_string_view()),
             other => {
-                return Err(DataFusionError::Execution(format!("{what} must be a string, found {other}")));
+                return Err(DataFusionError::Execution(format!(
+                    "{what} must be a string, found {other}"
+                )));
             }
         })
     }
@@ -63,31 +65,63 @@ impl<'a> MessagesView<'a> {
     /// Checks the shape of `a` and downcasts its parts. A wrong type is a clear SQL error.
     pub fn try_new(a: &'a ArrayRef) -> Result<Self> {
         let DataType::List(item) = a.data_type() else {
-            return Err(DataFusionError::Execution(format!("{SHAPE}, found {}", a.data_type())));
+            return Err(DataFusionError::Execution(format!(
+                "{SHAPE}, found {}",
+                a.data_type()
+            )));
         };
         if !matches!(item.data_type(), DataType::Struct(_)) {
-            return Err(DataFusionError::Execution(format!("{SHAPE}, found {}", a.data_type())));
+            return Err(DataFusionError::Execution(format!(
+                "{SHAPE}, found {}",
+                a.data_type()
+            )));
         }
         let list = a.as_list::<i32>();
         let s = list.values().as_struct();
-        let role = field(s, "role").ok_or_else(|| DataFusionError::Execution(format!("{SHAPE}: no `role` field")))?;
+        let role = field(s, "role")
+            .ok_or_else(|| DataFusionError::Execution(format!("{SHAPE}: no `role` field")))?;
         let role = StrCol::try_new(role, "messages.role")?;
-        let content = field(s, "content").map(|c| StrCol::try_new(c, "messages.content")).transpose()?;
+        let content = field(s, "content")
+            .map(|c| StrCol::try_new(c, "messages.content"))
+            .transpose()?;
         let error = field(s, "error").and_then(|e| e.as_boolean_opt());
-        let tool_call_id = field(s, "tool_call_id").map(|c| StrCol::try_new(c, "messages.tool_call_id")).transpose()?;
+        let tool_call_id = field(s, "tool_call_id")
+            .map(|c| StrCol::try_new(c, "messages.tool_call_id"))
+            .transpose()?;
         let (mut calls, mut call_id, mut call_name, mut call_args) = (None, None, None, None);
         if let Some(tc) = field(s, "tool_calls") {
             let DataType::List(_) = tc.data_type() else {
-                return Err(DataFusionError::Execution(format!("{SHAPE}: tool_calls is {}", tc.data_type())));
+                return Err(DataFusionError::Execution(format!(
+                    "{SHAPE}: tool_calls is {}",
+                    tc.data_type()
+                )));
             };
             let tl = tc.as_list::<i32>();
-            let cs = tl.values().as_struct_opt().ok_or_else(|| DataFusionError::Execution(format!("{SHAPE}: tool_calls items are not structs")))?;
-            call_id = field(cs, "id").map(|c| StrCol::try_new(c, "tool_calls.id")).transpose()?;
-            call_name = field(cs, "name").map(|c| StrCol::try_new(c, "tool_calls.name")).transpose()?;
-            call_args = field(cs, "arguments").map(|c| StrCol::try_new(c, "tool_calls.arguments")).transpose()?;
+            let cs = tl.values().as_struct_opt().ok_or_else(|| {
+                DataFusionError::Execution(format!("{SHAPE}: tool_calls items are not structs"))
+            })?;
+            call_id = field(cs, "id")
+                .map(|c| StrCol::try_new(c, "tool_calls.id"))
+                .transpose()?;
+            call_name = field(cs, "name")
+                .map(|c| StrCol::try_new(c, "tool_calls.name"))
+                .transpose()?;
+            call_args = field(cs, "arguments")
+                .map(|c| StrCol::try_new(c, "tool_calls.arguments"))
+                .transpose()?;
             calls = Some(tl);
         }
-        Ok(Self { list, role, content, error, tool_call_id, calls, call_id, call_name, call_args })
+        Ok(Self {
+            list,
+            role,
+            content,
+            error,
+            tool_call_id,
+            calls,
+            call_id,
+            call_name,
+            call_args,
+        })
     }
 
     /// Number of rows.
@@ -155,10 +189,11 @@ impl<'a> MessagesView<'a> {
     /// Whether tool message `m` is an error result: its `error` flag, content starting with
     /// "error" (any case, after trimming), or a JSON object with a top-level `error` key.
     pub fn is_error(&self, m: usize) -> bool {
-        if let Some(e) = self.error {
-            if !e.is_null(m) && e.value(m) {
-                return true;
-            }
+        if let Some(e) = self.error
+            && !e.is_null(m)
+            && e.value(m)
+        {
+            return true;
         }
         self.content(m).is_some_and(is_error_text)
     }
@@ -177,16 +212,24 @@ pub fn is_error_text(content: &str) -> bool {
     if t.len() >= 5 && t.as_bytes()[..5].eq_ignore_ascii_case(b"error") {
         return true;
     }
-    if t.starts_with('{') && t.contains("\"error\"") {
-        if let Ok(m) = serde_json::from_str::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(t) {
-            return m.contains_key("error");
-        }
+    if t.starts_with('{')
+        && t.contains("\"error\"")
+        && let Ok(m) =
+            serde_json::from_str::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(t)
+    {
+        return m.contains_key("error");
     }
     false
 }
 
 /// Tool names that execute code (DESIGN.md): a single call to one of these is an `X` move.
-pub const CODE_TOOLS: &[&str] = &["python", "code_interpreter", "execute_code", "run_code", "run_python"];
+pub const CODE_TOOLS: &[&str] = &[
+    "python",
+    "code_interpreter",
+    "execute_code",
+    "run_code",
+    "run_python",
+];
 
 /// True for a code-execution tool name.
 pub fn is_code_tool(name: &str) -> bool {
@@ -216,11 +259,19 @@ pub fn pair_calls(v: &MessagesView, row: usize) -> Vec<PairedCall> {
                 pending.clear();
                 for c in v.calls(m) {
                     pending.push(out.len());
-                    out.push(PairedCall { message: m, call: c, result: None });
+                    out.push(PairedCall {
+                        message: m,
+                        call: c,
+                        result: None,
+                    });
                 }
             }
             "tool" => {
-                let by_id = v.tool_call_id_of(m).and_then(|tid| pending.iter().position(|&p| v.call_id(out[p].call) == Some(tid)));
+                let by_id = v.tool_call_id_of(m).and_then(|tid| {
+                    pending
+                        .iter()
+                        .position(|&p| v.call_id(out[p].call) == Some(tid))
+                });
                 let idx = by_id.or(if pending.is_empty() { None } else { Some(0) });
                 if let Some(i) = idx {
                     let p = pending.remove(i);

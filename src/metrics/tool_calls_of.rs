@@ -14,11 +14,15 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, ListArray, StringArray, StructArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, ListArray, StringArray, StructArray,
+};
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::error::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use super::messages::{MessagesView, pair_calls};
 
@@ -30,7 +34,9 @@ pub struct ToolCallsOf {
 
 impl Default for ToolCallsOf {
     fn default() -> Self {
-        Self { signature: Signature::any(1, Volatility::Immutable) }
+        Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
     }
 }
 
@@ -47,7 +53,11 @@ fn item_fields() -> Fields {
 }
 
 fn return_type() -> DataType {
-    DataType::List(Arc::new(Field::new("item", DataType::Struct(item_fields()), true)))
+    DataType::List(Arc::new(Field::new(
+        "item",
+        DataType::Struct(item_fields()),
+        true,
+    )))
 }
 
 impl ScalarUDFImpl for ToolCallsOf {
@@ -64,7 +74,8 @@ impl ScalarUDFImpl for ToolCallsOf {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let v = MessagesView::try_new(&arrays[0])?;
         let (mut msg_index, mut call_index) = (vec![], vec![]);
-        let (mut id, mut name, mut arguments, mut result, mut is_error) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut id, mut name, mut arguments, mut result, mut is_error) =
+            (vec![], vec![], vec![], vec![], vec![]);
         let mut lengths = Vec::with_capacity(v.len());
         for row in 0..v.len() {
             if v.is_null(row) {
@@ -98,8 +109,15 @@ impl ScalarUDFImpl for ToolCallsOf {
             None,
         );
         let nulls = NullBuffer::from_iter((0..v.len()).map(|r| !v.is_null(r)));
-        let DataType::List(f) = return_type() else { unreachable!() };
-        let list = ListArray::new(f, OffsetBuffer::from_lengths(lengths), Arc::new(values), Some(nulls));
+        let DataType::List(f) = return_type() else {
+            unreachable!()
+        };
+        let list = ListArray::new(
+            f,
+            OffsetBuffer::from_lengths(lengths),
+            Arc::new(values),
+            Some(nulls),
+        );
         Ok(ColumnarValue::Array(Arc::new(list)))
     }
 }

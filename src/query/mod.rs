@@ -33,7 +33,10 @@ pub async fn statements(ctx: &SessionContext, sql: &str) -> Result<Vec<DataFrame
 
 /// Runs every statement of `sql` and returns the result of each statement that yields rows
 /// (DDL such as `CREATE VIEW` yields none).
-pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<(SchemaRef, Vec<RecordBatch>)>> {
+pub async fn run_sql(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<Vec<(SchemaRef, Vec<RecordBatch>)>> {
     let mut results = vec![];
     let stmts = statements(ctx, sql).await?;
     for df in stmts {

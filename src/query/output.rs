@@ -22,20 +22,33 @@ pub enum OutputFormat {
 }
 
 /// Writes `batches` to `w` in a text format.
-pub fn write_text(w: &mut dyn Write, format: OutputFormat, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+pub fn write_text(
+    w: &mut dyn Write,
+    format: OutputFormat,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<()> {
     match format {
         OutputFormat::Table => {
             let table = datafusion::arrow::util::pretty::pretty_format_batches(batches)?;
             if batches.iter().all(|b| b.num_rows() == 0) {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                writeln!(w, "{}\n(0 rows)", names.join(" | ")).map_err(|e| Error::io("stdout", e))?;
+                writeln!(w, "{}\n(0 rows)", names.join(" | "))
+                    .map_err(|e| Error::io("stdout", e))?;
             } else {
                 let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-                writeln!(w, "{table}\n({rows} row{})", if rows == 1 { "" } else { "s" }).map_err(|e| Error::io("stdout", e))?;
+                writeln!(
+                    w,
+                    "{table}\n({rows} row{})",
+                    if rows == 1 { "" } else { "s" }
+                )
+                .map_err(|e| Error::io("stdout", e))?;
             }
         }
         OutputFormat::Csv => {
-            let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *w);
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *w);
             if batches.is_empty() {
                 writer.write(&RecordBatch::new_empty(schema.clone()))?;
             }
@@ -51,30 +64,48 @@ pub fn write_text(w: &mut dyn Write, format: OutputFormat, schema: &SchemaRef, b
             writer.finish()?;
         }
         OutputFormat::Parquet => {
-            return Err(Error::Usage("--format parquet writes a file: add --out result.parquet".into()));
+            return Err(Error::Usage(
+                "--format parquet writes a file: add --out result.parquet".into(),
+            ));
         }
     }
     Ok(())
 }
 
 /// Writes `batches` to `out` (a local path or an s3:// URL) in `format`, as one file.
-pub async fn write_file(ctx: &SessionContext, out: &str, format: OutputFormat, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<()> {
+pub async fn write_file(
+    ctx: &SessionContext,
+    out: &str,
+    format: OutputFormat,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<()> {
     if let Some(rest) = out.strip_prefix("s3://") {
         let bucket = rest.split('/').next().unwrap_or_default();
-        let url = url::Url::parse(&format!("s3://{bucket}")).map_err(|e| Error::Usage(format!("bad URL {out}: {e}")))?;
+        let url = url::Url::parse(&format!("s3://{bucket}"))
+            .map_err(|e| Error::Usage(format!("bad URL {out}: {e}")))?;
         ctx.register_object_store(&url, crate::store::s3_store_from_env(bucket)?);
-    } else if let Some(parent) = std::path::Path::new(out).parent().filter(|p| !p.as_os_str().is_empty()) {
+    } else if let Some(parent) = std::path::Path::new(out)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     if format == OutputFormat::Table {
         let mut buf = Vec::new();
         write_text(&mut buf, format, &schema, &batches)?;
         if out.contains("://") {
-            return Err(Error::Usage("--format table writes only local files".into()));
+            return Err(Error::Usage(
+                "--format table writes only local files".into(),
+            ));
         }
         return std::fs::write(out, buf).map_err(|e| Error::io(out, e));
     }
-    let df = ctx.read_batches(if batches.is_empty() { vec![RecordBatch::new_empty(schema.clone())] } else { batches })?;
+    let df = ctx.read_batches(if batches.is_empty() {
+        vec![RecordBatch::new_empty(schema.clone())]
+    } else {
+        batches
+    })?;
     let options = DataFrameWriteOptions::new().with_single_file_output(true);
     match format {
         OutputFormat::Csv => df.write_csv(out, options, None).await?,

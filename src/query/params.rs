@@ -32,9 +32,12 @@ pub fn substitute(sql: &str, params: &HashMap<String, String>) -> Result<String>
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| Error::Usage(format!("unterminated parameter `${{{}`", after.chars().take(20).collect::<String>())))?;
+        let end = after.find('}').ok_or_else(|| {
+            Error::Usage(format!(
+                "unterminated parameter `${{{}`",
+                after.chars().take(20).collect::<String>()
+            ))
+        })?;
         let spec = &after[..end];
         let (name, default) = match spec.split_once(':') {
             Some((n, d)) => (n.trim(), Some(d)),
@@ -44,7 +47,11 @@ pub fn substitute(sql: &str, params: &HashMap<String, String>) -> Result<String>
             .get(name)
             .map(String::as_str)
             .or(default)
-            .ok_or_else(|| Error::Usage(format!("parameter `{name}` has no value: pass --param {name}=...")))?;
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "parameter `{name}` has no value: pass --param {name}=..."
+                ))
+            })?;
         out.push_str(value);
         rest = &after[end + 1..];
     }

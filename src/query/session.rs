@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::prelude::{JsonReadOptions, SessionConfig, SessionContext};
 
 use crate::error::Result;
@@ -14,7 +16,8 @@ use crate::store::{Corpus, schema, tables};
 
 /// The views of `sql/views/`, compiled in so the binary works from any directory. Order matters:
 /// a view may use the ones before it.
-pub const VIEWS: &[(&str, &str)] = &[("tool_calls", include_str!("../../sql/views/tool_calls.sql"))];
+pub const VIEWS: &[(&str, &str)] =
+    &[("tool_calls", include_str!("../../sql/views/tool_calls.sql"))];
 
 /// The session configuration tdscale uses everywhere.
 pub fn session_config() -> SessionConfig {
@@ -23,20 +26,29 @@ pub fn session_config() -> SessionConfig {
 
 /// A session with the tdscale functions and no tables.
 pub fn bare_context() -> SessionContext {
-    let ctx = SessionContext::new_with_config(session_config());
+    // Files can be queried by path too: SELECT * FROM 'runs/x.parquet'.
+    let ctx = SessionContext::new_with_config(session_config()).enable_url_table();
     crate::metrics::register(&ctx);
     ctx
 }
 
 /// The full `trajectories` schema as queries see it: the file schema plus `round`.
 pub fn trajectories_table_schema() -> Arc<Schema> {
-    let mut fields: Vec<Field> = schema::trajectory_file_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = schema::trajectory_file_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new(schema::ROUND_COLUMN, DataType::Int32, false));
     Arc::new(Schema::new(fields))
 }
 
 async fn has_files(corpus: &Corpus, table: &str, ext: &str) -> Result<bool> {
-    Ok(corpus.list_table(table).await?.iter().any(|m| m.location.as_ref().ends_with(ext)))
+    Ok(corpus
+        .list_table(table)
+        .await?
+        .iter()
+        .any(|m| m.location.as_ref().ends_with(ext)))
 }
 
 /// Registers the corpus tables on `ctx`. `trajectories` and `tools` always exist (empty in a new
@@ -51,26 +63,49 @@ pub async fn register_tables(ctx: &SessionContext, corpus: &Corpus) -> Result<()
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(schema::trajectory_file_schema());
-        ctx.register_table(tables::TRAJECTORIES, Arc::new(ListingTable::try_new(config)?))?;
+        ctx.register_table(
+            tables::TRAJECTORIES,
+            Arc::new(ListingTable::try_new(config)?),
+        )?;
     } else {
-        ctx.register_table(tables::TRAJECTORIES, Arc::new(MemTable::try_new(trajectories_table_schema(), vec![vec![]])?))?;
+        ctx.register_table(
+            tables::TRAJECTORIES,
+            Arc::new(MemTable::try_new(
+                trajectories_table_schema(),
+                vec![vec![]],
+            )?),
+        )?;
     }
     if has_files(corpus, tables::TOOLS, ".parquet").await? {
         let url = ListingTableUrl::parse(corpus.table_url(tables::TOOLS))?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema::tools_schema());
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema::tools_schema());
         ctx.register_table(tables::TOOLS, Arc::new(ListingTable::try_new(config)?))?;
     } else {
-        ctx.register_table(tables::TOOLS, Arc::new(MemTable::try_new(schema::tools_schema(), vec![vec![]])?))?;
+        ctx.register_table(
+            tables::TOOLS,
+            Arc::new(MemTable::try_new(schema::tools_schema(), vec![vec![]])?),
+        )?;
     }
-    for table in tables::PARQUET.iter().filter(|t| ![tables::TRAJECTORIES, tables::TOOLS].contains(t)) {
+    for table in tables::PARQUET
+        .iter()
+        .filter(|t| ![tables::TRAJECTORIES, tables::TOOLS].contains(t))
+    {
         if has_files(corpus, table, ".parquet").await? {
-            ctx.register_parquet(*table, corpus.table_url(table), Default::default()).await?;
+            ctx.register_parquet(*table, corpus.table_url(table), Default::default())
+                .await?;
         }
     }
     if has_files(corpus, tables::REJECTS, ".jsonl").await? {
-        let options = JsonReadOptions { file_extension: ".jsonl", ..Default::default() };
-        ctx.register_json(tables::REJECTS, corpus.table_url(tables::REJECTS), options).await?;
+        let options = JsonReadOptions {
+            file_extension: ".jsonl",
+            ..Default::default()
+        };
+        ctx.register_json(tables::REJECTS, corpus.table_url(tables::REJECTS), options)
+            .await?;
     }
     Ok(())
 }
@@ -78,7 +113,11 @@ pub async fn register_tables(ctx: &SessionContext, corpus: &Corpus) -> Result<()
 /// Creates the views of `sql/views/`.
 pub async fn register_views(ctx: &SessionContext) -> Result<()> {
     for (name, sql) in VIEWS {
-        ctx.sql(sql).await.map_err(|e| e.context(format!("creating view {name}")))?.collect().await?;
+        ctx.sql(sql)
+            .await
+            .map_err(|e| e.context(format!("creating view {name}")))?
+            .collect()
+            .await?;
     }
     Ok(())
 }

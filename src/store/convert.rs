@@ -20,7 +20,11 @@ fn strings<'a>(it: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(StringArray::from_iter(it))
 }
 
-fn list(item_type: &DataType, lengths: impl IntoIterator<Item = usize>, values: ArrayRef) -> ArrayRef {
+fn list(
+    item_type: &DataType,
+    lengths: impl IntoIterator<Item = usize>,
+    values: ArrayRef,
+) -> ArrayRef {
     let DataType::List(field) = item_type else {
         unreachable!("list columns are declared as DataType::List")
     };
@@ -112,13 +116,22 @@ pub fn trajectories_to_batch(rows: &[Trajectory]) -> Result<RecordBatch> {
         opt(|t| &t.system),
         tools_array(rows.iter().map(|t| t.tools.as_slice())),
         messages_array(rows.iter().map(|t| t.messages.as_slice())),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|t| t.num_turns()))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|t| t.num_tool_calls()))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|t| t.num_tokens()))),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|t| t.num_turns()),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|t| t.num_tool_calls()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|t| t.num_tokens()),
+        )),
         Arc::new(Float64Array::from_iter(rows.iter().map(|t| t.reward))),
         strings(metadata.iter().map(|s| Some(s.as_str()))),
     ];
-    Ok(RecordBatch::try_new(schema::trajectory_file_schema(), columns)?)
+    Ok(RecordBatch::try_new(
+        schema::trajectory_file_schema(),
+        columns,
+    )?)
 }
 
 /// Builds one `tools` record batch.
@@ -197,7 +210,9 @@ pub fn messages_at(messages: &ListArray, row: usize) -> Result<Vec<Message>> {
             tool_calls,
             tool_call_id: str_at(tool_call_id, i),
             name: str_at(name, i),
-            error: error.as_ref().and_then(|e| (!e.is_null(i)).then(|| e.value(i))),
+            error: error
+                .as_ref()
+                .and_then(|e| (!e.is_null(i)).then(|| e.value(i))),
         });
     }
     Ok(out)

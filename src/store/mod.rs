@@ -63,6 +63,21 @@ pub fn s3_store_from_env(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
     if endpoint.starts_with("http://") {
         builder = builder.with_allow_http(true);
     }
+    // Without keys the S3 client would ask the EC2 instance metadata service for credentials.
+    // That only makes sense on AWS itself: not with a custom endpoint, nor when the standard
+    // AWS_EC2_METADATA_DISABLED says so. Fail with what to set instead of probing the network.
+    let has_keys = std::env::var("AWS_ACCESS_KEY_ID").is_ok()
+        || std::env::var("AWS_WEB_IDENTITY_TOKEN_FILE").is_ok()
+        || std::env::var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_ok()
+        || std::env::var("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_ok();
+    let imds_disabled =
+        std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if !has_keys && (!endpoint.is_empty() || imds_disabled) {
+        return Err(Error::Storage {
+            url: format!("s3://{bucket}"),
+            message: "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        });
+    }
     if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
         builder = builder.with_region("us-east-1");
     }
@@ -88,11 +103,16 @@ impl Corpus {
         if let Some(rest) = root.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(Error::Usage(format!("`{root}` names no bucket: use s3://bucket/prefix")));
+                return Err(Error::Usage(format!(
+                    "`{root}` names no bucket: use s3://bucket/prefix"
+                )));
             }
             let prefix = prefix.trim_end_matches('/');
-            let root_url = Url::parse(&format!("s3://{bucket}/{prefix}{}", if prefix.is_empty() { "" } else { "/" }))
-                .map_err(|e| Error::Usage(format!("`{root}` is not a valid URL: {e}")))?;
+            let root_url = Url::parse(&format!(
+                "s3://{bucket}/{prefix}{}",
+                if prefix.is_empty() { "" } else { "/" }
+            ))
+            .map_err(|e| Error::Usage(format!("`{root}` is not a valid URL: {e}")))?;
             return Ok(Self {
                 display: root.to_string(),
                 store_url: ObjectStoreUrl::parse(format!("s3://{bucket}"))?,
@@ -136,7 +156,9 @@ impl Corpus {
 
     /// The local folder of a local corpus.
     pub fn local_dir(&self) -> Option<std::path::PathBuf> {
-        self.is_local().then(|| self.root_url.to_file_path().ok()).flatten()
+        self.is_local()
+            .then(|| self.root_url.to_file_path().ok())
+            .flatten()
     }
 
     /// The object store holding the corpus.
@@ -184,7 +206,9 @@ impl Corpus {
         let mut removed = 0;
         let mut stack = vec![dir];
         while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let p = e.path();
                 if p.is_dir() {

@@ -28,7 +28,9 @@ pub fn run_id() -> String {
 
 fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid zstd level"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build()
 }
@@ -72,12 +74,14 @@ impl PartWriter {
     }
 
     fn open(&mut self) -> Result<()> {
-        let path = self
-            .corpus
-            .path(&format!("{}/part-{}-{:04}.parquet", self.dir, self.run, self.seq));
+        let path = self.corpus.path(&format!(
+            "{}/part-{}-{:04}.parquet",
+            self.dir, self.run, self.seq
+        ));
         self.seq += 1;
         let sink = BufWriter::new(self.corpus.store(), path.clone());
-        let writer = AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(writer_properties()))?;
+        let writer =
+            AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(writer_properties()))?;
         self.current = Some((writer, path));
         self.rows_in_file = 0;
         Ok(())

@@ -1,1 +1,10 @@
+//! The integration tests: one binary, one module per area.
 
+mod bad_input;
+mod common;
+mod durability;
+mod ingest_formats;
+mod ingest_real;
+mod round_trip;
+mod s3;
+mod sql_cli;

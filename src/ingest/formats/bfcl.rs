@@ -50,7 +50,10 @@ impl FunctionDocs {
                 continue;
             }
             let text = std::fs::read_to_string(&p)?;
-            let docs: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+            let docs: Vec<Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
             by_class.insert(class.to_string(), docs);
         }
         Ok(Self { by_class })
@@ -59,10 +62,10 @@ impl FunctionDocs {
     fn param_order(&self, classes: &[String], func: &str) -> Vec<String> {
         for c in classes {
             for d in self.by_class.get(c).into_iter().flatten() {
-                if d.get("name").and_then(Value::as_str) == Some(func) {
-                    if let Some(Value::Object(p)) = d.pointer("/parameters/properties") {
-                        return p.keys().cloned().collect();
-                    }
+                if d.get("name").and_then(Value::as_str) == Some(func)
+                    && let Some(Value::Object(p)) = d.pointer("/parameters/properties")
+                {
+                    return p.keys().cloned().collect();
                 }
             }
         }
@@ -75,10 +78,11 @@ pub fn load_answers(path: &Path) -> std::io::Result<HashMap<String, Value>> {
     let text = std::fs::read_to_string(path)?;
     let mut out = HashMap::new();
     for line in text.lines() {
-        if let Ok(v) = serde_json::from_str::<Value>(line) {
-            if let (Some(id), Some(gt)) = (v.get("id").and_then(Value::as_str), v.get("ground_truth")) {
-                out.insert(id.to_string(), gt.clone());
-            }
+        if let Ok(v) = serde_json::from_str::<Value>(line)
+            && let (Some(id), Some(gt)) =
+                (v.get("id").and_then(Value::as_str), v.get("ground_truth"))
+        {
+            out.insert(id.to_string(), gt.clone());
         }
     }
     Ok(out)
@@ -90,7 +94,9 @@ fn first_option(options: &Value) -> Option<Value> {
     let pick = |v: &Value| -> Value {
         match v {
             Value::Object(m) => Value::Object(
-                m.iter().filter_map(|(k, o)| first_option(o).map(|x| (k.clone(), x))).collect(),
+                m.iter()
+                    .filter_map(|(k, o)| first_option(o).map(|x| (k.clone(), x)))
+                    .collect(),
             ),
             other => other.clone(),
         }
@@ -107,26 +113,45 @@ fn single_turn_calls(gt: &[Value], path: &str) -> RecordResult<Vec<ToolCall>> {
         let o = Obj::of(c, path)?;
         for (name, params) in o.map {
             let Value::Object(params) = params else {
-                return Err(format!("{path}[{k}].{name}: expected an argument map, found {}", kind(params)));
+                return Err(format!(
+                    "{path}[{k}].{name}: expected an argument map, found {}",
+                    kind(params)
+                ));
             };
-            let args: Map<String, Value> =
-                params.iter().filter_map(|(p, opts)| first_option(opts).map(|v| (p.clone(), v))).collect();
-            calls.push(ToolCall { id: None, name: name.clone(), arguments: Value::Object(args).to_string() });
+            let args: Map<String, Value> = params
+                .iter()
+                .filter_map(|(p, opts)| first_option(opts).map(|v| (p.clone(), v)))
+                .collect();
+            calls.push(ToolCall {
+                id: None,
+                name: name.clone(),
+                arguments: Value::Object(args).to_string(),
+            });
         }
     }
     Ok(calls)
 }
 
-fn call_from_string(s: &str, classes: &[String], docs: Option<&FunctionDocs>) -> RecordResult<ToolCall> {
+fn call_from_string(
+    s: &str,
+    classes: &[String],
+    docs: Option<&FunctionDocs>,
+) -> RecordResult<ToolCall> {
     let c = pylit::call(s).map_err(|e| format!("ground truth `{s}`: {e}"))?;
     let mut args = Map::new();
-    let order = docs.map(|d| d.param_order(classes, &c.name)).unwrap_or_default();
+    let order = docs
+        .map(|d| d.param_order(classes, &c.name))
+        .unwrap_or_default();
     for (i, v) in c.positional.into_iter().enumerate() {
         let name = order.get(i).cloned().unwrap_or_else(|| format!("arg{i}"));
         args.insert(name, v);
     }
     args.extend(c.keywords);
-    Ok(ToolCall { id: None, name: c.name, arguments: Value::Object(args).to_string() })
+    Ok(ToolCall {
+        id: None,
+        name: c.name,
+        arguments: Value::Object(args).to_string(),
+    })
 }
 
 fn catalog_tools(classes: &[String], docs: &FunctionDocs) -> RecordResult<Vec<ToolDef>> {
@@ -143,11 +168,20 @@ fn catalog_tools(classes: &[String], docs: &FunctionDocs) -> RecordResult<Vec<To
 pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     let o = Obj::of(&v, "")?;
     let mut t = base(ctx);
-    let id = o.get("id").and_then(id_text).ok_or("id: required id is missing")?;
-    let turns = o.arr("question")?.ok_or("question: required list is missing")?;
+    let id = o
+        .get("id")
+        .and_then(id_text)
+        .ok_or("id: required id is missing")?;
+    let turns = o
+        .arr("question")?
+        .ok_or("question: required list is missing")?;
     let classes: Vec<String> = o
         .arr("involved_classes")?
-        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let gt = ctx.bfcl_answers.as_ref().and_then(|a| a.get(&id)).cloned();
     let mut messages = vec![];
@@ -155,23 +189,41 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     for (i, turn) in turns.iter().enumerate() {
         let tp = format!("question[{i}]");
         let Value::Array(turn_msgs) = turn else {
-            return Err(format!("{tp}: expected a list of messages, found {}", kind(turn)));
+            return Err(format!(
+                "{tp}: expected a list of messages, found {}",
+                kind(turn)
+            ));
         };
         let (msgs, _) = openai::parse_messages(turn_msgs, &tp)?;
         messages.extend(msgs);
         if multi_turn {
-            let calls = gt.as_ref().and_then(|g| g.get(i)).and_then(Value::as_array).cloned().unwrap_or_default();
+            let calls = gt
+                .as_ref()
+                .and_then(|g| g.get(i))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for c in calls {
-                let s = c.as_str().ok_or(format!("ground truth of turn {i}: expected a call string"))?;
+                let s = c
+                    .as_str()
+                    .ok_or(format!("ground truth of turn {i}: expected a call string"))?;
                 let call = call_from_string(s, &classes, ctx.bfcl_docs.as_deref())?;
-                messages.push(Message { role: "assistant".into(), tool_calls: vec![call], ..Default::default() });
+                messages.push(Message {
+                    role: "assistant".into(),
+                    tool_calls: vec![call],
+                    ..Default::default()
+                });
             }
         }
     }
     match &gt {
         Some(Value::Array(a)) if !multi_turn && a.iter().all(Value::is_object) && !a.is_empty() => {
             let calls = single_turn_calls(a, "possible_answer")?;
-            messages.push(Message { role: "assistant".into(), tool_calls: calls, ..Default::default() });
+            messages.push(Message {
+                role: "assistant".into(),
+                tool_calls: calls,
+                ..Default::default()
+            });
         }
         Some(Value::Array(a)) if !multi_turn && a.first().is_some_and(Value::is_string) => {
             messages.push(Message {
@@ -185,14 +237,19 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     t.system = super::take_system(&mut messages);
     t.messages = messages;
     tool_schema::fill_tools(&mut t, o.get("function"), "function")?;
-    if t.tools.is_empty() {
-        if let Some(docs) = &ctx.bfcl_docs {
-            t.tools = catalog_tools(&classes, docs)?;
-        }
+    if t.tools.is_empty()
+        && let Some(docs) = &ctx.bfcl_docs
+    {
+        t.tools = catalog_tools(&classes, docs)?;
     }
-    let category = id.rsplit_once('_').map(|(c, _)| c.to_string()).unwrap_or_default();
-    t.metadata.insert("bfcl_id".into(), Value::String(id.clone()));
-    t.metadata.insert("bfcl_category".into(), Value::String(category));
+    let category = id
+        .rsplit_once('_')
+        .map(|(c, _)| c.to_string())
+        .unwrap_or_default();
+    t.metadata
+        .insert("bfcl_id".into(), Value::String(id.clone()));
+    t.metadata
+        .insert("bfcl_category".into(), Value::String(category));
     if let Some(g) = gt {
         t.metadata.insert("possible_answer".into(), g);
     }

@@ -10,17 +10,24 @@ use crate::model::CatalogTool;
 
 fn is_tool(v: &Value) -> bool {
     let Value::Object(m) = v else { return false };
-    (m.contains_key("name") && (m.contains_key("parameters") || m.contains_key("inputSchema") || m.contains_key("input_schema")))
+    (m.contains_key("name")
+        && (m.contains_key("parameters")
+            || m.contains_key("inputSchema")
+            || m.contains_key("input_schema")))
         || (m.get("type").and_then(Value::as_str) == Some("function") && m.contains_key("function"))
 }
 
 fn tool_list(v: &Value) -> Option<&Vec<Value>> {
-    v.get("tools").or_else(|| v.pointer("/result/tools")).and_then(Value::as_array)
+    v.get("tools")
+        .or_else(|| v.pointer("/result/tools"))
+        .and_then(Value::as_array)
 }
 
 /// True when a record is (or holds) tool definitions and no conversation.
 pub fn looks_like(v: &Value) -> bool {
-    is_tool(v) || tool_list(v).is_some_and(|t| t.first().is_none_or(is_tool)) && v.get("messages").is_none()
+    is_tool(v)
+        || tool_list(v).is_some_and(|t| t.first().is_none_or(is_tool))
+            && v.get("messages").is_none()
 }
 
 /// Parses one catalog record into tools. The service is the MCP server's name when the record
@@ -31,28 +38,52 @@ pub fn parse(ctx: &ParseContext, v: &Value) -> RecordResult<Vec<CatalogTool>> {
     } else if let Some(list) = tool_list(v) {
         let server = v
             .get("server")
-            .and_then(|s| s.as_str().map(str::to_string).or_else(|| s.get("name").and_then(Value::as_str).map(str::to_string)))
-            .or_else(|| v.pointer("/serverInfo/name").and_then(Value::as_str).map(str::to_string))
-            .or_else(|| v.pointer("/result/serverInfo/name").and_then(Value::as_str).map(str::to_string))
+            .and_then(|s| {
+                s.as_str()
+                    .map(str::to_string)
+                    .or_else(|| s.get("name").and_then(Value::as_str).map(str::to_string))
+            })
+            .or_else(|| {
+                v.pointer("/serverInfo/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .or_else(|| {
+                v.pointer("/result/serverInfo/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| ctx.source.clone());
         (list.iter().collect(), server, "tools")
     } else if let Value::Array(a) = v {
         (a.iter().collect(), ctx.source.clone(), "")
     } else {
-        return Err(format!("not a tool catalog: expected tool definitions, found {}", describe(v)));
+        return Err(format!(
+            "not a tool catalog: expected tool definitions, found {}",
+            describe(v)
+        ));
     };
     items
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let p = if path.is_empty() { format!("[{i}]") } else { format!("{path}[{i}]") };
+            let p = if path.is_empty() {
+                format!("[{i}]")
+            } else {
+                format!("{path}[{i}]")
+            };
             catalog_tool(item, &service, &ctx.source, &p)
         })
         .collect()
 }
 
 /// One catalog tool from a definition in any supported shape.
-pub fn catalog_tool(item: &Value, service: &str, source: &str, path: &str) -> RecordResult<CatalogTool> {
+pub fn catalog_tool(
+    item: &Value,
+    service: &str,
+    source: &str,
+    path: &str,
+) -> RecordResult<CatalogTool> {
     Obj::of(item, path)?;
     let (def, output, extra) = tool_schema::tool_def(item, path)?;
     Ok(CatalogTool {
@@ -70,7 +101,10 @@ pub fn catalog_tool(item: &Value, service: &str, source: &str, path: &str) -> Re
 
 fn describe(v: &Value) -> String {
     match v {
-        Value::Object(m) => format!("an object with keys {:?}", m.keys().take(8).collect::<Vec<_>>()),
+        Value::Object(m) => format!(
+            "an object with keys {:?}",
+            m.keys().take(8).collect::<Vec<_>>()
+        ),
         other => kind(other).to_string(),
     }
 }

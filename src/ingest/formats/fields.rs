@@ -29,7 +29,11 @@ impl<'a> Obj<'a> {
     pub fn of(v: &'a Value, path: &'a str) -> RecordResult<Self> {
         match v {
             Value::Object(map) => Ok(Self { map, path }),
-            other => Err(format!("{}: expected an object, found {}", show(path), kind(other))),
+            other => Err(format!(
+                "{}: expected an object, found {}",
+                show(path),
+                kind(other)
+            )),
         }
     }
 
@@ -51,7 +55,11 @@ impl<'a> Obj<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(format!("{}: expected a string, found {}", self.at(key), kind(other))),
+            Some(other) => Err(format!(
+                "{}: expected a string, found {}",
+                self.at(key),
+                kind(other)
+            )),
         }
     }
 
@@ -66,7 +74,11 @@ impl<'a> Obj<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Array(a)) => Ok(Some(a)),
-            Some(other) => Err(format!("{}: expected an array, found {}", self.at(key), kind(other))),
+            Some(other) => Err(format!(
+                "{}: expected an array, found {}",
+                self.at(key),
+                kind(other)
+            )),
         }
     }
 
@@ -76,7 +88,11 @@ impl<'a> Obj<'a> {
             None => Ok(None),
             Some(Value::Number(n)) => Ok(n.as_f64()),
             Some(Value::Bool(b)) => Ok(Some(if *b { 1.0 } else { 0.0 })),
-            Some(other) => Err(format!("{}: expected a number, found {}", self.at(key), kind(other))),
+            Some(other) => Err(format!(
+                "{}: expected a number, found {}",
+                self.at(key),
+                kind(other)
+            )),
         }
     }
 
@@ -110,12 +126,20 @@ pub fn content_text(v: Option<&Value>, path: &str) -> RecordResult<(Option<Strin
                         Some(Value::String(s)) => text.push_str(s),
                         _ => other.push(p.clone()),
                     },
-                    v => return Err(format!("{path}[{i}]: expected a content part, found {}", kind(v))),
+                    v => {
+                        return Err(format!(
+                            "{path}[{i}]: expected a content part, found {}",
+                            kind(v)
+                        ));
+                    }
                 }
             }
             Ok((Some(text), other))
         }
-        Some(other) => Err(format!("{path}: expected a string or a list of parts, found {}", kind(other))),
+        Some(other) => Err(format!(
+            "{path}: expected a string or a list of parts, found {}",
+            kind(other)
+        )),
     }
 }
 
@@ -125,7 +149,10 @@ pub fn arguments_text(v: Option<&Value>, path: &str) -> RecordResult<String> {
         None | Some(Value::Null) => Ok("{}".into()),
         Some(Value::String(s)) => Ok(s.clone()),
         Some(v @ (Value::Object(_) | Value::Array(_))) => Ok(v.to_string()),
-        Some(other) => Err(format!("{path}: expected arguments as an object or JSON text, found {}", kind(other))),
+        Some(other) => Err(format!(
+            "{path}: expected arguments as an object or JSON text, found {}",
+            kind(other)
+        )),
     }
 }
 
@@ -134,7 +161,9 @@ pub fn arguments_text(v: Option<&Value>, path: &str) -> RecordResult<String> {
 pub fn json_or_string(v: &Value, path: &str) -> RecordResult<Value> {
     match v {
         Value::String(s) if s.trim().is_empty() => Ok(Value::Array(vec![])),
-        Value::String(s) => serde_json::from_str(s).map_err(|e| format!("{path}: invalid JSON text: {e}")),
+        Value::String(s) => {
+            serde_json::from_str(s).map_err(|e| format!("{path}: invalid JSON text: {e}"))
+        }
         other => Ok(other.clone()),
     }
 }

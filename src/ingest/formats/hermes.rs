@@ -13,9 +13,15 @@ use crate::model::{Message, ToolCall, ToolDef, Trajectory, id_text};
 /// True when a record's text uses Hermes tags.
 pub fn looks_like(v: &Value) -> bool {
     let turns = v.get("conversations").or_else(|| v.get("messages"));
-    let Some(Value::Array(turns)) = turns else { return false };
+    let Some(Value::Array(turns)) = turns else {
+        return false;
+    };
     turns.iter().any(|t| {
-        let text = t.get("value").or_else(|| t.get("content")).and_then(Value::as_str).unwrap_or("");
+        let text = t
+            .get("value")
+            .or_else(|| t.get("content"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
         text.contains("<tool_call>") || text.contains("<tools>") || text.contains("<tool_response>")
     })
 }
@@ -73,18 +79,30 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     take_labels(&mut t, &o)?;
     let (key, turns) = match o.arr("conversations")? {
         Some(c) => ("conversations", c),
-        None => ("messages", o.arr("messages")?.ok_or("conversations: required list is missing")?),
+        None => (
+            "messages",
+            o.arr("messages")?
+                .ok_or("conversations: required list is missing")?,
+        ),
     };
     let mut messages: Vec<Message> = vec![];
     let mut unparsed = vec![];
     for (i, turn) in turns.iter().enumerate() {
         let tp = format!("{key}[{i}]");
         let to = Obj::of(turn, &tp)?;
-        let from = to.str("from")?.or(to.str("role")?).ok_or(format!("{tp}.from: required string is missing"))?;
+        let from = to
+            .str("from")?
+            .or(to.str("role")?)
+            .ok_or(format!("{tp}.from: required string is missing"))?;
         let text = match to.get("value").or(to.get("content")) {
             None => String::new(),
             Some(Value::String(s)) => s.clone(),
-            Some(other) => return Err(format!("{tp}.value: expected a string, found {}", kind(other))),
+            Some(other) => {
+                return Err(format!(
+                    "{tp}.value: expected a string, found {}",
+                    kind(other)
+                ));
+            }
         };
         let role = match from {
             "human" | "user" => "user",
@@ -96,15 +114,27 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         let (responses, outside) = blocks(&text, "tool_response");
         if !responses.is_empty() && role != "assistant" {
             if role == "user" && !outside.trim().is_empty() {
-                messages.push(Message { role: "user".into(), content: Some(outside.trim().to_string()), ..Default::default() });
+                messages.push(Message {
+                    role: "user".into(),
+                    content: Some(outside.trim().to_string()),
+                    ..Default::default()
+                });
             }
             for r in responses {
-                messages.push(Message { role: "tool".into(), content: Some(r.trim().to_string()), ..Default::default() });
+                messages.push(Message {
+                    role: "tool".into(),
+                    content: Some(r.trim().to_string()),
+                    ..Default::default()
+                });
             }
             continue;
         }
         if role != "assistant" {
-            messages.push(Message { role: role.into(), content: Some(text), ..Default::default() });
+            messages.push(Message {
+                role: role.into(),
+                content: Some(text),
+                ..Default::default()
+            });
             continue;
         }
         let (thinking, text) = blocks(&text, "think");
@@ -124,12 +154,20 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
             match parsed {
                 Ok(call) => tool_calls.push(call),
                 Err(e) => {
-                    unparsed.push(serde_json::json!({"message": messages.len(), "text": c, "error": e}));
+                    unparsed.push(
+                        serde_json::json!({"message": messages.len(), "text": c, "error": e}),
+                    );
                     kept = format!("{kept}<tool_call>{c}</tool_call>");
                 }
             }
         }
-        let reasoning = (!thinking.is_empty()).then(|| thinking.iter().map(|s| s.trim()).collect::<Vec<_>>().join("\n"));
+        let reasoning = (!thinking.is_empty()).then(|| {
+            thinking
+                .iter()
+                .map(|s| s.trim())
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
         messages.push(Message {
             role: "assistant".into(),
             content: (!kept.is_empty()).then_some(kept),
@@ -148,7 +186,8 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     t.tools = tools;
     t.messages = messages;
     if !unparsed.is_empty() {
-        t.metadata.insert("unparsed_tool_calls".into(), Value::Array(unparsed));
+        t.metadata
+            .insert("unparsed_tool_calls".into(), Value::Array(unparsed));
     }
     let mut known: Vec<&str> = vec!["conversations", "messages", "tools", "id"];
     known.extend_from_slice(LABEL_KEYS);

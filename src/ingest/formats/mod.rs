@@ -104,7 +104,11 @@ pub fn detect(v: &Value) -> Option<Format> {
             } else if has("query") && has("answers") {
                 Some(Format::Xlam)
             } else if has("conversations") {
-                Some(if hermes::looks_like(v) { Format::Hermes } else { Format::Sharegpt })
+                Some(if hermes::looks_like(v) {
+                    Format::Hermes
+                } else {
+                    Format::Sharegpt
+                })
             } else if let Some(Value::Array(msgs)) = m.get("messages") {
                 if sharegpt::looks_like_messages(msgs) {
                     Some(Format::Sharegpt)
@@ -148,7 +152,14 @@ pub fn take_labels(t: &mut Trajectory, obj: &fields::Obj) -> RecordResult<()> {
 
 /// Keys [`take_labels`] consumes.
 pub const LABEL_KEYS: &[&str] = &[
-    "traj_id", "source", "domain", "reasoning_mode", "cluster_id", "parent_id", "batch_id", "reward",
+    "traj_id",
+    "source",
+    "domain",
+    "reasoning_mode",
+    "cluster_id",
+    "parent_id",
+    "batch_id",
+    "reward",
 ];
 
 /// A trajectory with the context's defaults filled in.
@@ -193,10 +204,11 @@ pub fn finish(t: &mut Trajectory) {
                 }
             }
             "tool" => {
-                let by_id = m
-                    .tool_call_id
-                    .as_ref()
-                    .and_then(|tid| pending.iter().position(|(orig, _, _)| orig.as_ref() == Some(tid)));
+                let by_id = m.tool_call_id.as_ref().and_then(|tid| {
+                    pending
+                        .iter()
+                        .position(|(orig, _, _)| orig.as_ref() == Some(tid))
+                });
                 let idx = by_id.or(if pending.is_empty() { None } else { Some(0) });
                 if let Some(i) = idx {
                     let (_, id, name) = pending.remove(i);
@@ -210,7 +222,8 @@ pub fn finish(t: &mut Trajectory) {
         }
     }
     if !renamed.is_empty() {
-        t.metadata.insert("renamed_call_ids".into(), Value::Object(renamed));
+        t.metadata
+            .insert("renamed_call_ids".into(), Value::Object(renamed));
     }
     // Our own exports carry the id verbatim; everything else gets one here.
     if t.traj_id.is_empty() {
@@ -220,7 +233,10 @@ pub fn finish(t: &mut Trajectory) {
 
 /// Splits leading system messages off into `system`.
 pub fn take_system(messages: &mut Vec<Message>) -> Option<String> {
-    let n = messages.iter().take_while(|m| m.role == "system" || m.role == "developer").count();
+    let n = messages
+        .iter()
+        .take_while(|m| m.role == "system" || m.role == "developer")
+        .count();
     if n == 0 {
         return None;
     }

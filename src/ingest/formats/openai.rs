@@ -7,8 +7,18 @@ use super::{LABEL_KEYS, ParseContext, base, take_labels, take_system, tool_schem
 use crate::model::{Message, ToolCall, Trajectory, id_text};
 
 const MESSAGE_KEYS: &[&str] = &[
-    "role", "content", "reasoning", "reasoning_content", "thinking", "tool_calls", "function_call",
-    "tool_call_id", "name", "error", "is_error", "isError",
+    "role",
+    "content",
+    "reasoning",
+    "reasoning_content",
+    "thinking",
+    "tool_calls",
+    "function_call",
+    "tool_call_id",
+    "name",
+    "error",
+    "is_error",
+    "isError",
 ];
 
 fn tool_call(v: &Value, path: &str) -> RecordResult<ToolCall> {
@@ -21,13 +31,19 @@ fn tool_call(v: &Value, path: &str) -> RecordResult<ToolCall> {
     Ok(ToolCall {
         id: o.str("id")?.map(str::to_string),
         name: f.req_str("name")?.to_string(),
-        arguments: arguments_text(f.get("arguments").or_else(|| f.get("parameters")), &format!("{}.arguments", f.path))?,
+        arguments: arguments_text(
+            f.get("arguments").or_else(|| f.get("parameters")),
+            &format!("{}.arguments", f.path),
+        )?,
     })
 }
 
 /// Parses an OpenAI message list. Unknown per-message fields are returned keyed by message
 /// index so they can be kept in `metadata.message_fields`.
-pub fn parse_messages(msgs: &[Value], path: &str) -> RecordResult<(Vec<Message>, Map<String, Value>)> {
+pub fn parse_messages(
+    msgs: &[Value],
+    path: &str,
+) -> RecordResult<(Vec<Message>, Map<String, Value>)> {
     let mut out = Vec::with_capacity(msgs.len());
     let mut extra = Map::new();
     for (i, v) in msgs.iter().enumerate() {
@@ -83,7 +99,10 @@ pub fn parse_messages(msgs: &[Value], path: &str) -> RecordResult<(Vec<Message>,
 /// Fills messages, system prompt and metadata of `t` from an OpenAI message list.
 pub fn fill_messages(t: &mut Trajectory, msgs: &[Value], path: &str) -> RecordResult<()> {
     let (mut messages, extra) = parse_messages(msgs, path)?;
-    let leading = messages.iter().take_while(|m| m.role == "system" || m.role == "developer").count();
+    let leading = messages
+        .iter()
+        .take_while(|m| m.role == "system" || m.role == "developer")
+        .count();
     t.system = take_system(&mut messages);
     if !extra.is_empty() {
         // Re-key by position in the stored list so each entry still points at its message.
@@ -94,7 +113,8 @@ pub fn fill_messages(t: &mut Trajectory, msgs: &[Value], path: &str) -> RecordRe
                 _ => (format!("system{k}"), v),
             })
             .collect();
-        t.metadata.insert("message_fields".into(), Value::Object(shifted));
+        t.metadata
+            .insert("message_fields".into(), Value::Object(shifted));
     }
     t.messages = messages;
     Ok(())
@@ -117,7 +137,9 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     let o = Obj::of(&v, "")?;
     let mut t = base(ctx);
     take_labels(&mut t, &o)?;
-    let msgs = o.arr("messages")?.ok_or("messages: required list is missing")?;
+    let msgs = o
+        .arr("messages")?
+        .ok_or("messages: required list is missing")?;
     fill_messages(&mut t, msgs, "messages")?;
     if let Some(s) = o.str("system")? {
         t.system = Some(match t.system.take() {
@@ -126,7 +148,9 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         });
     }
     tool_schema::fill_tools(&mut t, o.get("tools"), "tools")?;
-    let mut known: Vec<&str> = vec!["messages", "tools", "system", "id", "metadata", "format", "round"];
+    let mut known: Vec<&str> = vec![
+        "messages", "tools", "system", "id", "metadata", "format", "round",
+    ];
     known.extend_from_slice(LABEL_KEYS);
     t.metadata.extend(o.rest(&known));
     // Our own export writes `metadata` as an object and `format`/`round` as labels; an

@@ -41,7 +41,9 @@ impl<'a> P<'a> {
     fn ident(&mut self) -> Option<String> {
         self.ws();
         let start = self.i;
-        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'_' | b'.')) {
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'_' | b'.'))
+        {
             self.i += 1;
         }
         (self.i > start).then(|| String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
@@ -53,7 +55,9 @@ impl<'a> P<'a> {
         self.i += if triple { 3 } else { 1 };
         let mut out = Vec::new();
         loop {
-            let Some(&c) = self.s.get(self.i) else { return self.err("unterminated string") };
+            let Some(&c) = self.s.get(self.i) else {
+                return self.err("unterminated string");
+            };
             if triple && self.s[self.i..].starts_with(&[q, q, q]) {
                 self.i += 3;
                 break;
@@ -64,15 +68,19 @@ impl<'a> P<'a> {
             }
             if c == b'\\' {
                 self.i += 1;
-                let Some(&e) = self.s.get(self.i) else { return self.err("unterminated escape") };
+                let Some(&e) = self.s.get(self.i) else {
+                    return self.err("unterminated escape");
+                };
                 match e {
                     b'n' => out.push(b'\n'),
                     b't' => out.push(b'\t'),
                     b'r' => out.push(b'\r'),
                     b'0' => out.push(0),
                     b'u' if self.i + 4 < self.s.len() => {
-                        let hex = std::str::from_utf8(&self.s[self.i + 1..self.i + 5]).unwrap_or("");
-                        if let Some(ch) = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
+                        let hex =
+                            std::str::from_utf8(&self.s[self.i + 1..self.i + 5]).unwrap_or("");
+                        if let Some(ch) = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
+                        {
                             let mut buf = [0u8; 4];
                             out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                             self.i += 4;
@@ -92,7 +100,12 @@ impl<'a> P<'a> {
     }
     fn number(&mut self) -> Result<Value, String> {
         let start = self.i;
-        while self.i < self.s.len() && matches!(self.s[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'_') {
+        while self.i < self.s.len()
+            && matches!(
+                self.s[self.i],
+                b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'_'
+            )
+        {
             self.i += 1;
         }
         let text: String = String::from_utf8_lossy(&self.s[start..self.i]).replace('_', "");
@@ -154,7 +167,9 @@ impl<'a> P<'a> {
             Some(b'0'..=b'9' | b'-' | b'+' | b'.') => self.number(),
             Some(_) => {
                 let start = self.i;
-                let Some(word) = self.ident() else { return self.err("unexpected character") };
+                let Some(word) = self.ident() else {
+                    return self.err("unexpected character");
+                };
                 match word.as_str() {
                     "True" | "true" => Ok(Value::Bool(true)),
                     "False" | "false" => Ok(Value::Bool(false)),
@@ -172,23 +187,31 @@ impl<'a> P<'a> {
         }
     }
     fn call(&mut self) -> Result<Call, String> {
-        let Some(name) = self.ident() else { return self.err("expected a function name") };
+        let Some(name) = self.ident() else {
+            return self.err("expected a function name");
+        };
         if !self.eat(b'(') {
             return self.err("expected `(`");
         }
-        let mut call = Call { name, positional: vec![], keywords: vec![] };
+        let mut call = Call {
+            name,
+            positional: vec![],
+            keywords: vec![],
+        };
         loop {
             if self.eat(b')') {
                 return Ok(call);
             }
             let save = self.i;
-            let kw = self.ident();
-            if kw.is_some() && self.eat(b'=') {
-                let v = self.value()?;
-                call.keywords.push((kw.expect("checked"), v));
-            } else {
-                self.i = save;
-                call.positional.push(self.value()?);
+            match self.ident() {
+                Some(kw) if self.eat(b'=') => {
+                    let v = self.value()?;
+                    call.keywords.push((kw, v));
+                }
+                _ => {
+                    self.i = save;
+                    call.positional.push(self.value()?);
+                }
             }
             if !self.eat(b',') && self.peek() != Some(b')') {
                 return self.err("expected `,` or `)`");
@@ -204,7 +227,10 @@ impl<'a> P<'a> {
 /// assert_eq!(v, serde_json::json!({"a": [1, 2.5, true, null], "b": "x"}));
 /// ```
 pub fn literal(text: &str) -> Result<Value, String> {
-    let mut p = P { s: text.as_bytes(), i: 0 };
+    let mut p = P {
+        s: text.as_bytes(),
+        i: 0,
+    };
     let v = p.value()?;
     if p.peek().is_some() {
         return p.err("trailing text");
@@ -220,7 +246,10 @@ pub fn literal(text: &str) -> Result<Value, String> {
 /// assert_eq!(c.keywords[1].1, serde_json::json!("temp"));
 /// ```
 pub fn call(text: &str) -> Result<Call, String> {
-    let mut p = P { s: text.as_bytes(), i: 0 };
+    let mut p = P {
+        s: text.as_bytes(),
+        i: 0,
+    };
     let c = p.call()?;
     if p.peek().is_some() {
         return p.err("trailing text");
@@ -230,5 +259,7 @@ pub fn call(text: &str) -> Result<Call, String> {
 
 /// JSON first, then a Python literal: how tool calls written by models are read leniently.
 pub fn lenient_json(text: &str) -> Result<Value, String> {
-    serde_json::from_str(text.trim()).or_else(|e| literal(text.trim()).map_err(|e2| format!("not JSON ({e}) nor a Python literal ({e2})")))
+    serde_json::from_str(text.trim()).or_else(|e| {
+        literal(text.trim()).map_err(|e2| format!("not JSON ({e}) nor a Python literal ({e2})"))
+    })
 }

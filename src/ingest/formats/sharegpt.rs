@@ -16,16 +16,24 @@ const TAGS: &[&str] = &["function_call", "observation", "human", "gpt"];
 pub fn looks_like_messages(msgs: &[Value]) -> bool {
     msgs.iter().any(|m| {
         m.get("from").is_some()
-            || m.get("role").and_then(Value::as_str).is_some_and(|r| TAGS.contains(&r))
+            || m.get("role")
+                .and_then(Value::as_str)
+                .is_some_and(|r| TAGS.contains(&r))
     })
 }
 
 fn calls_of(value: &str, path: &str) -> RecordResult<Vec<ToolCall>> {
-    let v: Value = serde_json::from_str(value).map_err(|e| format!("{path}: function_call is not JSON: {e}"))?;
+    let v: Value = serde_json::from_str(value)
+        .map_err(|e| format!("{path}: function_call is not JSON: {e}"))?;
     let items = match v {
         Value::Array(a) => a,
         o @ Value::Object(_) => vec![o],
-        other => return Err(format!("{path}: expected a call object, found {}", kind(&other))),
+        other => {
+            return Err(format!(
+                "{path}: expected a call object, found {}",
+                kind(&other)
+            ));
+        }
     };
     items
         .iter()
@@ -49,33 +57,65 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     take_labels(&mut t, &o)?;
     let (key, turns) = match o.arr("conversations")? {
         Some(c) => ("conversations", c),
-        None => ("messages", o.arr("messages")?.ok_or("conversations: required list is missing")?),
+        None => (
+            "messages",
+            o.arr("messages")?
+                .ok_or("conversations: required list is missing")?,
+        ),
     };
     let mut messages: Vec<Message> = vec![];
     for (i, turn) in turns.iter().enumerate() {
         let tp = format!("{key}[{i}]");
         let to = Obj::of(turn, &tp)?;
-        let from = to.str("from")?.or(to.str("role")?).ok_or(format!("{tp}.from: required string is missing"))?;
+        let from = to
+            .str("from")?
+            .or(to.str("role")?)
+            .ok_or(format!("{tp}.from: required string is missing"))?;
         let value = match to.get("value").or(to.get("content")) {
             None => String::new(),
             Some(Value::String(s)) => s.clone(),
-            Some(other) => return Err(format!("{tp}.value: expected a string, found {}", kind(other))),
+            Some(other) => {
+                return Err(format!(
+                    "{tp}.value: expected a string, found {}",
+                    kind(other)
+                ));
+            }
         };
         match from {
-            "human" | "user" => messages.push(Message { role: "user".into(), content: Some(value), ..Default::default() }),
-            "gpt" | "assistant" => messages.push(Message { role: "assistant".into(), content: Some(value), ..Default::default() }),
-            "system" => messages.push(Message { role: "system".into(), content: Some(value), ..Default::default() }),
+            "human" | "user" => messages.push(Message {
+                role: "user".into(),
+                content: Some(value),
+                ..Default::default()
+            }),
+            "gpt" | "assistant" => messages.push(Message {
+                role: "assistant".into(),
+                content: Some(value),
+                ..Default::default()
+            }),
+            "system" => messages.push(Message {
+                role: "system".into(),
+                content: Some(value),
+                ..Default::default()
+            }),
             "function_call" => {
                 let calls = calls_of(&value, &format!("{tp}.value"))?;
                 // A call right after an assistant text turn belongs to that turn.
                 match messages.last_mut() {
-                    Some(m) if m.role == "assistant" && m.tool_calls.is_empty() => m.tool_calls = calls,
-                    _ => messages.push(Message { role: "assistant".into(), tool_calls: calls, ..Default::default() }),
+                    Some(m) if m.role == "assistant" && m.tool_calls.is_empty() => {
+                        m.tool_calls = calls
+                    }
+                    _ => messages.push(Message {
+                        role: "assistant".into(),
+                        tool_calls: calls,
+                        ..Default::default()
+                    }),
                 }
             }
-            "observation" | "tool" | "function" => {
-                messages.push(Message { role: "tool".into(), content: Some(value), ..Default::default() })
-            }
+            "observation" | "tool" | "function" => messages.push(Message {
+                role: "tool".into(),
+                content: Some(value),
+                ..Default::default()
+            }),
             other => return Err(format!("{tp}.from: unknown role `{other}`")),
         }
     }

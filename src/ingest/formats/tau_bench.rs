@@ -16,7 +16,10 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     t.reward = o.f64("reward")?;
     t.metadata.extend(o.rest(&["traj", "reward"]));
     let task = o.get("task_id").and_then(id_text);
-    let trial = o.get("trial").and_then(id_text).unwrap_or_else(|| "0".into());
+    let trial = o
+        .get("trial")
+        .and_then(id_text)
+        .unwrap_or_else(|| "0".into());
     if let Some(task) = task {
         t.assign_id(Some(format!("{task}/{trial}")));
     }

@@ -28,7 +28,9 @@ fn json_type(t: &str) -> Option<&'static str> {
 
 /// Normalises a (possibly dialect) schema to JSON Schema, recursively.
 pub fn normalize_schema(v: &Value) -> Value {
-    let Value::Object(m) = v else { return v.clone() };
+    let Value::Object(m) = v else {
+        return v.clone();
+    };
     let mut out = Map::new();
     for (k, val) in m {
         match (k.as_str(), val) {
@@ -41,15 +43,20 @@ pub fn normalize_schema(v: &Value) -> Value {
                 }
             }
             ("properties", Value::Object(props)) => {
-                let props: Map<String, Value> =
-                    props.iter().map(|(n, s)| (n.clone(), normalize_schema(s))).collect();
+                let props: Map<String, Value> = props
+                    .iter()
+                    .map(|(n, s)| (n.clone(), normalize_schema(s)))
+                    .collect();
                 out.insert("properties".into(), Value::Object(props));
             }
             ("items" | "additionalProperties" | "not", s @ Value::Object(_)) => {
                 out.insert(k.clone(), normalize_schema(s));
             }
             ("items" | "anyOf" | "oneOf" | "allOf", Value::Array(a)) => {
-                out.insert(k.clone(), Value::Array(a.iter().map(normalize_schema).collect()));
+                out.insert(
+                    k.clone(),
+                    Value::Array(a.iter().map(normalize_schema).collect()),
+                );
             }
             _ => {
                 out.insert(k.clone(), val.clone());
@@ -61,7 +68,10 @@ pub fn normalize_schema(v: &Value) -> Value {
 
 /// True when the source type name is not already a JSON Schema type, so the original is kept.
 fn jt_differs(t: &str) -> bool {
-    !matches!(t, "string" | "integer" | "number" | "boolean" | "array" | "object" | "null")
+    !matches!(
+        t,
+        "string" | "integer" | "number" | "boolean" | "array" | "object" | "null"
+    )
 }
 
 /// True for a flat xLAM-style parameter map: `{"p": {"type": "str", "description": ..}}`
@@ -78,8 +88,8 @@ pub fn normalize_parameters(v: Option<&Value>, path: &str) -> RecordResult<Value
     match v {
         None | Some(Value::Null) => Ok(json!({"type": "object", "properties": {}})),
         Some(Value::String(s)) => {
-            let parsed: Value =
-                serde_json::from_str(s).map_err(|e| format!("{path}: invalid JSON Schema text: {e}"))?;
+            let parsed: Value = serde_json::from_str(s)
+                .map_err(|e| format!("{path}: invalid JSON Schema text: {e}"))?;
             normalize_parameters(Some(&parsed), path)
         }
         Some(Value::Object(m)) if is_flat_parameter_map(m) => {
@@ -91,10 +101,10 @@ pub fn normalize_parameters(v: Option<&Value>, path: &str) -> RecordResult<Value
                     .get("type")
                     .and_then(Value::as_str)
                     .is_some_and(|t| t.to_ascii_lowercase().contains("optional"));
-                if let (Some(Value::String(t)), Value::Object(s)) = (p.get("type"), &mut schema) {
-                    if let Some(items) = list_item_type(t) {
-                        s.insert("items".into(), json!({"type": items}));
-                    }
+                if let (Some(Value::String(t)), Value::Object(s)) = (p.get("type"), &mut schema)
+                    && let Some(items) = list_item_type(t)
+                {
+                    s.insert("items".into(), json!({"type": items}));
                 }
                 if !optional && p.get("default").is_none() {
                     required.push(Value::String(name.clone()));
@@ -106,11 +116,15 @@ pub fn normalize_parameters(v: Option<&Value>, path: &str) -> RecordResult<Value
         Some(o @ Value::Object(_)) => {
             let mut s = normalize_schema(o);
             if let Value::Object(m) = &mut s {
-                m.entry("type").or_insert_with(|| Value::String("object".into()));
+                m.entry("type")
+                    .or_insert_with(|| Value::String("object".into()));
             }
             Ok(s)
         }
-        Some(other) => Err(format!("{path}: expected a parameters schema object, found {}", kind(other))),
+        Some(other) => Err(format!(
+            "{path}: expected a parameters schema object, found {}",
+            kind(other)
+        )),
     }
 }
 
@@ -124,7 +138,10 @@ fn list_item_type(t: &str) -> Option<&'static str> {
 /// A tool definition in any of the usual shapes: OpenAI `{"type":"function","function":{..}}`,
 /// plain `{name, description, parameters}`, MCP `{name, description, inputSchema}`, BFCL docs.
 /// Returns the definition and the output schema when the source has one.
-pub fn tool_def(v: &Value, path: &str) -> RecordResult<(ToolDef, Option<Value>, Map<String, Value>)> {
+pub fn tool_def(
+    v: &Value,
+    path: &str,
+) -> RecordResult<(ToolDef, Option<Value>, Map<String, Value>)> {
     let outer = Obj::of(v, path)?;
     let fpath = format!("{path}.function");
     let inner = match outer.get("function") {
@@ -147,15 +164,26 @@ pub fn tool_def(v: &Value, path: &str) -> RecordResult<(ToolDef, Option<Value>, 
         .or_else(|| inner.get("response"))
         .map(normalize_schema);
     let known = [
-        "name", "description", "parameters", "inputSchema", "input_schema", "outputSchema",
-        "output_schema", "response", "type", "function",
+        "name",
+        "description",
+        "parameters",
+        "inputSchema",
+        "input_schema",
+        "outputSchema",
+        "output_schema",
+        "response",
+        "type",
+        "function",
     ];
     let mut extra = inner.rest(&known);
     if !std::ptr::eq(outer.map, inner.map) {
         extra.extend(outer.rest(&["type", "function"]));
     }
     if params_raw.is_some_and(|p| normalize_schema(p) != parameters) {
-        extra.insert("source_parameters".into(), params_raw.cloned().unwrap_or(Value::Null));
+        extra.insert(
+            "source_parameters".into(),
+            params_raw.cloned().unwrap_or(Value::Null),
+        );
     }
     Ok((
         ToolDef {
@@ -170,24 +198,41 @@ pub fn tool_def(v: &Value, path: &str) -> RecordResult<(ToolDef, Option<Value>, 
 
 /// Sets the tools of `t` from a tools field; what the definitions carried beyond name,
 /// description and parameters goes to `metadata.tool_fields`.
-pub fn fill_tools(t: &mut crate::model::Trajectory, v: Option<&Value>, path: &str) -> RecordResult<()> {
+pub fn fill_tools(
+    t: &mut crate::model::Trajectory,
+    v: Option<&Value>,
+    path: &str,
+) -> RecordResult<()> {
     let (tools, extra) = tool_defs(v, path)?;
     t.tools = tools;
     if !extra.is_empty() {
-        t.metadata.insert("tool_fields".into(), Value::Array(extra.into_iter().map(Value::Object).collect()));
+        t.metadata.insert(
+            "tool_fields".into(),
+            Value::Array(extra.into_iter().map(Value::Object).collect()),
+        );
     }
     Ok(())
 }
 
+/// Tool definitions and, per tool, the fields they carried beyond the canonical ones.
+pub type ToolDefs = (Vec<ToolDef>, Vec<Map<String, Value>>);
+
 /// Parses a list of tool definitions (an array, or JSON text holding one).
-pub fn tool_defs(v: Option<&Value>, path: &str) -> RecordResult<(Vec<ToolDef>, Vec<Map<String, Value>>)> {
-    let Some(v) = v else { return Ok((vec![], vec![])) };
+pub fn tool_defs(v: Option<&Value>, path: &str) -> RecordResult<ToolDefs> {
+    let Some(v) = v else {
+        return Ok((vec![], vec![]));
+    };
     let v = super::fields::json_or_string(v, path)?;
     let items = match &v {
         Value::Array(a) => a.clone(),
         Value::Null => vec![],
         o @ Value::Object(_) => vec![o.clone()],
-        other => return Err(format!("{path}: expected a list of tools, found {}", kind(other))),
+        other => {
+            return Err(format!(
+                "{path}: expected a list of tools, found {}",
+                kind(other)
+            ));
+        }
     };
     let mut defs = Vec::with_capacity(items.len());
     let mut extras = vec![];

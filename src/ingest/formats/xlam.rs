@@ -14,9 +14,16 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     let mut t = base(ctx);
     take_labels(&mut t, &o)?;
     let query = o.req_str("query")?;
-    let answers = json_or_string(o.get("answers").ok_or("answers: required field is missing")?, "answers")?;
+    let answers = json_or_string(
+        o.get("answers")
+            .ok_or("answers: required field is missing")?,
+        "answers",
+    )?;
     let Value::Array(answers) = answers else {
-        return Err(format!("answers: expected a list of calls, found {}", kind(&answers)));
+        return Err(format!(
+            "answers: expected a list of calls, found {}",
+            kind(&answers)
+        ));
     };
     let mut calls = vec![];
     for (k, a) in answers.iter().enumerate() {
@@ -28,9 +35,17 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
             arguments: arguments_text(ao.get("arguments"), &format!("{p}.arguments"))?,
         });
     }
-    t.messages.push(Message { role: "user".into(), content: Some(query.to_string()), ..Default::default() });
+    t.messages.push(Message {
+        role: "user".into(),
+        content: Some(query.to_string()),
+        ..Default::default()
+    });
     if !calls.is_empty() {
-        t.messages.push(Message { role: "assistant".into(), tool_calls: calls, ..Default::default() });
+        t.messages.push(Message {
+            role: "assistant".into(),
+            tool_calls: calls,
+            ..Default::default()
+        });
     }
     tool_schema::fill_tools(&mut t, o.get("tools"), "tools")?;
     let mut known: Vec<&str> = vec!["query", "answers", "tools", "id"];

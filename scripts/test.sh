@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. The S3 tests start a local moto_server themselves; this script makes
+# sure moto (and curl, used to create test buckets) are installed first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v moto_server >/dev/null 2>&1; then
+    echo "installing the S3 test server: pip install 'moto[server]'" >&2
+    python3 -m pip install --quiet 'moto[server]' || { echo "error: could not install moto[server]; the S3 tests need it" >&2; exit 1; }
+fi
+command -v curl >/dev/null 2>&1 || { echo "error: curl is needed by the S3 tests (apt-get install curl)" >&2; exit 1; }
+
+# Tests talk only to servers they start on 127.0.0.1; never let the S3 client probe the cloud.
+export AWS_EC2_METADATA_DISABLED=true
+exec cargo test --locked "$@"

@@ -1,0 +1,214 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use datafusion::arrow::array::{Array, RecordBatch};
+use tdscale::store::Corpus;
+
+/// The tdscale binary built for these tests.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tdscale"))
+}
+
+/// Runs the binary and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run tdscale")
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The repository's folder.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of the bundled test data.
+pub fn testdata(rel: &str) -> PathBuf {
+    repo().join("testdata").join(rel)
+}
+
+/// A file of the shared real data next to the repository; a clear failure when it is missing.
+pub fn shared(rel: &str) -> PathBuf {
+    let p = repo().join("../shared/data").join(rel);
+    assert!(
+        p.exists(),
+        "shared data {} is missing: the tests read ../shared/data next to the repository",
+        p.display()
+    );
+    p
+}
+
+/// A fresh local corpus in a temporary folder.
+pub fn temp_corpus() -> (tempfile::TempDir, Corpus) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let corpus = Corpus::open(dir.path().join("corpus").to_str().unwrap()).expect("open corpus");
+    (dir, corpus)
+}
+
+/// Runs SQL on a corpus and returns the batches of the last statement.
+pub async fn sql(corpus: &Corpus, sql: &str) -> Vec<RecordBatch> {
+    let ctx = tdscale::query::session::corpus_context(corpus)
+        .await
+        .expect("session");
+    let mut results = tdscale::query::run_sql(&ctx, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    results.pop().map(|r| r.1).unwrap_or_default()
+}
+
+/// The single i64 (or castable) value of a one-row, one-column query.
+pub async fn scalar_i64(corpus: &Corpus, q: &str) -> i64 {
+    let b = sql(corpus, &format!("SELECT CAST(({q}) AS BIGINT) AS v")).await;
+    let a = datafusion::arrow::array::AsArray::as_primitive::<
+        datafusion::arrow::datatypes::Int64Type,
+    >(b[0].column(0));
+    a.value(0)
+}
+
+/// Column `col` of a query as strings (NULL as "NULL").
+pub async fn strings(corpus: &Corpus, q: &str) -> Vec<String> {
+    let batches = sql(corpus, q).await;
+    let mut out = vec![];
+    for b in batches {
+        let c = datafusion::arrow::compute::cast(
+            b.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let c = datafusion::arrow::array::AsArray::as_string::<i32>(&c);
+        for i in 0..c.len() {
+            out.push(if c.is_null(i) {
+                "NULL".into()
+            } else {
+                c.value(i).to_string()
+            });
+        }
+    }
+    out
+}
+
+/// Ingests files with default options.
+pub async fn ingest(corpus: &Corpus, files: &[PathBuf]) -> tdscale::ingest::IngestSummary {
+    tdscale::ingest::ingest(corpus, files, &Default::default())
+        .await
+        .expect("ingest")
+}
+
+/// A local S3-compatible server (moto) for this test process, started once.
+pub struct S3Server {
+    pub endpoint: String,
+}
+
+static MOTO: OnceLock<S3Server> = OnceLock::new();
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `moto_server` on 127.0.0.1 (once per test process). A missing moto is a failure with
+/// the install command, never a skip. The server dies with the test process.
+pub fn moto() -> &'static S3Server {
+    MOTO.get_or_init(|| {
+        let port = free_port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The spawning thread lives as long as the process, so the parent-death signal fires
+        // only when the test process ends.
+        std::thread::spawn(move || {
+            use std::os::unix::process::CommandExt;
+            let mut cmd = Command::new("moto_server");
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn();
+            tx.send(child.map(|_| ()).map_err(|e| e.to_string()))
+                .unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        if let Err(e) = rx.recv().unwrap() {
+            panic!("cannot start moto_server ({e}): install it with `pip install 'moto[server]'`");
+        }
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return S3Server { endpoint };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("moto_server did not start listening on port {port} within 10 s");
+    })
+}
+
+impl S3Server {
+    /// Creates a bucket and returns its name.
+    pub fn bucket(&self, name: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-sf", "-X", "PUT", &format!("{}/{name}", self.endpoint)])
+            .output()
+            .expect("curl is needed to create buckets");
+        assert!(
+            out.status.success(),
+            "creating bucket {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        name.to_string()
+    }
+
+    /// The environment a tdscale process needs to reach this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    /// Runs tdscale with the server's environment.
+    pub fn run(&self, args: &[&str]) -> Output {
+        bin()
+            .args(args)
+            .envs(self.env())
+            .output()
+            .expect("run tdscale")
+    }
+}
+
+/// Lists the files under a folder, recursively, relative to it.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}

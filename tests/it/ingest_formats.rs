@@ -1,0 +1,389 @@
+//! Every input format, on fixtures written for the purpose, checked field by field.
+
+use crate::common::*;
+use tdscale::ingest::formats::{self, Format, ParseContext, Parsed};
+use tdscale::model::Trajectory;
+
+fn parse_file(path: &std::path::Path, format: Format) -> Vec<Trajectory> {
+    let ctx = ParseContext {
+        source: tdscale::ingest::input::stem(path),
+        ..Default::default()
+    };
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let records =
+        tdscale::ingest::input::Records::new(tdscale::ingest::input::open(path, count).unwrap());
+    records
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.unwrap().text).unwrap();
+            assert_eq!(
+                formats::detect(&v),
+                Some(format),
+                "detected format of {}",
+                path.display()
+            );
+            match formats::parse(format, &ctx, v).unwrap() {
+                Parsed::Trajectory(t) => *t,
+                Parsed::Tools(_) => panic!("expected a trajectory"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn openai_parallel_calls_are_paired_by_id_and_content_parts_joined() {
+    let ts = parse_file(&testdata("formats/openai_chat.jsonl"), Format::Openai);
+    assert_eq!(ts.len(), 3);
+    let t = &ts[0];
+    assert_eq!(t.traj_id, "openai_chat/oa-1");
+    assert_eq!(
+        t.system.as_deref(),
+        Some("You are a travel assistant. Use the tools.")
+    );
+    assert_eq!(t.domain.as_deref(), Some("travel"));
+    assert_eq!(t.metadata["split"], "train");
+    assert_eq!(t.messages.len(), 5, "system prompt moves to `system`");
+    assert_eq!(t.num_tool_calls(), 2);
+    // Results came back in the other order: each must still point at its own call.
+    assert_eq!(t.messages[2].tool_call_id.as_deref(), Some("call_b"));
+    assert_eq!(t.messages[2].name.as_deref(), Some("get_weather"));
+    assert!(t.messages[2].content.as_deref().unwrap().contains("Rome"));
+    assert_eq!(t.tools[0].name, "get_weather");
+    let params: serde_json::Value =
+        serde_json::from_str(t.tools[0].parameters.as_deref().unwrap()).unwrap();
+    assert_eq!(params["required"][0], "city");
+
+    let t = &ts[1];
+    assert!(
+        t.traj_id.starts_with("h:"),
+        "no source id: content hash, got {}",
+        t.traj_id
+    );
+    assert_eq!(
+        t.messages[0].content.as_deref(),
+        Some("Find order 8841 and refund it.")
+    );
+    assert_eq!(
+        t.messages[1].reasoning.as_deref(),
+        Some("I need the order first.")
+    );
+    // Object arguments are serialised to JSON text.
+    assert_eq!(
+        t.messages[1].tool_calls[0].arguments,
+        r#"{"order_id":"8841"}"#
+    );
+    assert_eq!(t.num_tool_calls(), 3);
+
+    let t = &ts[2];
+    assert_eq!(t.traj_id, "openai_chat/3", "numeric ids are kept");
+    assert_eq!(
+        t.messages[1].tool_calls[0].name, "python",
+        "legacy function_call"
+    );
+    assert_eq!(t.messages[2].role, "tool", "legacy function role");
+    assert_eq!(t.reward, Some(1.0));
+}
+
+#[test]
+fn content_hash_ids_are_stable_and_content_sensitive() {
+    let a = parse_file(&testdata("formats/openai_chat.jsonl"), Format::Openai);
+    let b = parse_file(&testdata("formats/openai_chat.jsonl"), Format::Openai);
+    assert_eq!(a[1].traj_id, b[1].traj_id);
+    let mut changed = a[1].clone();
+    changed.messages[0].content = Some("something else".into());
+    assert_ne!(changed.content_hash(), a[1].content_hash());
+}
+
+#[test]
+fn sharegpt_calls_and_observations_pair_by_order() {
+    let ts = parse_file(
+        &testdata("formats/sharegpt_llamafactory.json"),
+        Format::Sharegpt,
+    );
+    assert_eq!(ts.len(), 2);
+    let t = &ts[0];
+    assert_eq!(t.system.as_deref(), Some("You are a finance assistant."));
+    let roles: Vec<&str> = t.messages.iter().map(|m| m.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "user",
+            "assistant",
+            "tool",
+            "assistant",
+            "tool",
+            "assistant"
+        ]
+    );
+    assert_eq!(t.messages[1].tool_calls[0].name, "get_rate");
+    assert_eq!(
+        t.messages[1].tool_calls[0].arguments,
+        r#"{"base":"USD","quote":"EUR"}"#
+    );
+    // Each observation answers the call before it.
+    assert_eq!(t.messages[2].tool_call_id, t.messages[1].tool_calls[0].id);
+    assert_eq!(t.messages[4].tool_call_id, t.messages[3].tool_calls[0].id);
+    assert_eq!(t.messages[4].name.as_deref(), Some("convert"));
+    assert_eq!(t.tools.len(), 2, "tools given as JSON text");
+
+    let t = &ts[1];
+    assert_eq!(
+        t.messages[1].tool_calls.len(),
+        2,
+        "a list of calls is one parallel turn"
+    );
+    assert_eq!(t.messages[2].tool_call_id, t.messages[1].tool_calls[0].id);
+    assert_eq!(t.messages[3].tool_call_id, t.messages[1].tool_calls[1].id);
+    assert_ne!(t.messages[2].tool_call_id, t.messages[3].tool_call_id);
+    assert_eq!(t.metadata["category"], "smart_home");
+}
+
+#[test]
+fn hermes_tags_python_dicts_and_qwen_tool_responses() {
+    let ts = parse_file(
+        &testdata("formats/hermes_function_calling.jsonl"),
+        Format::Hermes,
+    );
+    let t = &ts[0];
+    assert_eq!(t.traj_id, "hermes_function_calling/h-1");
+    assert_eq!(
+        t.tools.len(),
+        1,
+        "tools from the <tools> block, written as a Python literal"
+    );
+    assert_eq!(t.tools[0].name, "get_stock_price");
+    let call = &t.messages[1].tool_calls[0];
+    assert_eq!(call.name, "get_stock_price");
+    assert_eq!(call.arguments, r#"{"symbol":"AAPL"}"#);
+    assert_eq!(t.messages[1].content, None, "only the tag was in the text");
+    assert_eq!(t.messages[2].role, "tool");
+    assert!(t.messages[2].content.as_deref().unwrap().contains("189.5"));
+    assert_eq!(t.metadata["category"], "Finance");
+
+    let t = &ts[1];
+    assert_eq!(
+        t.tools.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+        ["search_flights", "book_flight"]
+    );
+    let roles: Vec<&str> = t.messages.iter().map(|m| m.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "user",
+            "assistant",
+            "tool",
+            "assistant",
+            "tool",
+            "assistant"
+        ],
+        "Qwen puts results in user turns"
+    );
+    assert_eq!(
+        t.messages[1].reasoning.as_deref(),
+        Some("Search first, then book.")
+    );
+    assert_eq!(
+        t.messages[3].tool_calls[0].arguments,
+        r#"{"flight_id":"UA100"}"#
+    );
+}
+
+#[test]
+fn hermes_unreadable_call_is_kept_as_text_and_noted() {
+    let v = serde_json::json!({"conversations": [
+        {"from": "human", "value": "hi"},
+        {"from": "gpt", "value": "<tool_call>{name: broken</tool_call>"}]});
+    let ctx = ParseContext {
+        source: "x".into(),
+        ..Default::default()
+    };
+    let Parsed::Trajectory(t) = formats::parse(Format::Hermes, &ctx, v).unwrap() else {
+        panic!()
+    };
+    assert!(t.messages[1].tool_calls.is_empty());
+    assert!(
+        t.messages[1]
+            .content
+            .as_deref()
+            .unwrap()
+            .contains("{name: broken")
+    );
+    assert_eq!(
+        t.metadata["unparsed_tool_calls"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn xlam_answers_and_flat_parameters_become_json_schema() {
+    let ts = parse_file(
+        &testdata("formats/xlam_function_calling.json"),
+        Format::Xlam,
+    );
+    let t = &ts[0];
+    assert_eq!(t.traj_id, "xlam_function_calling/7");
+    assert_eq!(t.messages[1].tool_calls.len(), 2);
+    let t = &ts[1];
+    let p: serde_json::Value =
+        serde_json::from_str(t.tools[0].parameters.as_deref().unwrap()).unwrap();
+    assert_eq!(p["type"], "object");
+    assert_eq!(p["properties"]["video_id"]["type"], "string");
+    assert_eq!(p["properties"]["limit"]["type"], "integer");
+    assert_eq!(p["properties"]["tags"]["type"], "array");
+    assert_eq!(p["properties"]["tags"]["items"]["type"], "string");
+    assert_eq!(
+        p["required"],
+        serde_json::json!(["video_id"]),
+        "`, optional` parameters are not required"
+    );
+    assert!(jsonschema::meta::is_valid(&p));
+}
+
+#[test]
+fn tau_bench_ids_reward_and_reused_call_ids() {
+    let ts = parse_file(&testdata("formats/tau_bench_retail.json"), Format::TauBench);
+    let t = &ts[0];
+    assert_eq!(t.traj_id, "tau_bench_retail/12/0");
+    assert_eq!(t.reward, Some(1.0));
+    assert!(
+        t.system
+            .as_deref()
+            .unwrap()
+            .starts_with("# Retail agent policy")
+    );
+    assert_eq!(t.metadata["info"]["task"]["user_id"], "yusuf_rossi_9620");
+    // The source reuses `call_1`; ids are made unique and each result still finds its call.
+    let ids: Vec<String> = t
+        .messages
+        .iter()
+        .flat_map(|m| m.tool_calls.iter().map(|c| c.id.clone().unwrap()))
+        .collect();
+    assert_eq!(ids, ["call_1", "call_1#2"]);
+    assert_eq!(t.messages[2].tool_call_id.as_deref(), Some("call_1"));
+    assert_eq!(t.messages[4].tool_call_id.as_deref(), Some("call_1#2"));
+    assert_eq!(t.metadata["renamed_call_ids"]["call_1#2"], "call_1");
+    assert_eq!(ts[1].traj_id, "tau_bench_retail/12/1");
+}
+
+#[tokio::test]
+async fn bfcl_reference_calls_come_from_possible_answer() {
+    let (_d, corpus) = temp_corpus();
+    let s = ingest(&corpus, &[testdata("formats/BFCL_v4_demo_multiple.json")]).await;
+    assert_eq!((s.ingested, s.rejected), (2, 0));
+    let args = strings(&corpus, "SELECT arguments FROM tool_calls ORDER BY traj_id").await;
+    // First accepted value of each option list; `""` means the argument may be omitted.
+    assert_eq!(
+        args,
+        [
+            r#"{"restaurant":"Luigi's","party_size":2,"time":"19:00"}"#,
+            r#"{"cuisine":"Italian","max_price":30.0,"tags":[]}"#
+        ]
+    );
+    let params = strings(
+        &corpus,
+        "SELECT tools[2]['parameters'] FROM trajectories WHERE traj_id LIKE '%_0'",
+    )
+    .await;
+    let p: serde_json::Value = serde_json::from_str(&params[0]).unwrap();
+    assert_eq!(
+        p["properties"]["max_price"]["type"], "number",
+        "float → number"
+    );
+    assert_eq!(p["properties"]["tags"]["type"], "array", "tuple → array");
+    assert_eq!(p["type"], "object", "dict → object");
+}
+
+#[tokio::test]
+async fn catalogs_land_in_tools_with_services() {
+    let (_d, corpus) = temp_corpus();
+    let opts = tdscale::ingest::IngestOptions {
+        table: tdscale::ingest::TargetTable::Tools,
+        ..Default::default()
+    };
+    let files: Vec<_> = [
+        "catalogs/mcp_github_tools_list.json",
+        "catalogs/openai_tools_calendar.json",
+        "catalogs/bfcl_func_doc_banking.json",
+    ]
+    .iter()
+    .map(|f| testdata(f))
+    .collect();
+    let s = tdscale::ingest::ingest(&corpus, &files, &opts)
+        .await
+        .unwrap();
+    assert_eq!((s.ingested, s.rejected), (7, 0));
+    let ids = strings(&corpus, "SELECT tool_id FROM tools ORDER BY tool_id").await;
+    assert_eq!(
+        ids,
+        [
+            "bfcl_func_doc_banking/get_account",
+            "bfcl_func_doc_banking/transfer",
+            "github/add_issue_comment",
+            "github/get_issue",
+            "github/list_issues",
+            "openai_tools_calendar/create_event",
+            "openai_tools_calendar/invite",
+        ]
+    );
+    let out = strings(
+        &corpus,
+        "SELECT output_schema FROM tools WHERE name = 'get_account'",
+    )
+    .await;
+    let o: serde_json::Value = serde_json::from_str(&out[0]).unwrap();
+    assert_eq!(o["properties"]["balance"]["type"], "number");
+    let meta = strings(
+        &corpus,
+        "SELECT metadata FROM tools WHERE name = 'get_issue'",
+    )
+    .await;
+    assert!(
+        meta[0].contains("readOnlyHint"),
+        "MCP annotations are kept: {}",
+        meta[0]
+    );
+    for p in strings(&corpus, "SELECT parameters FROM tools").await {
+        let v: serde_json::Value = serde_json::from_str(&p).unwrap();
+        assert!(jsonschema::meta::is_valid(&v), "not valid JSON Schema: {p}");
+        assert_eq!(v["type"], "object");
+    }
+    // Again: nothing new.
+    let s = tdscale::ingest::ingest(&corpus, &files, &opts)
+        .await
+        .unwrap();
+    assert_eq!((s.ingested, s.duplicates), (0, 7));
+}
+
+#[tokio::test]
+async fn compressed_inputs_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = std::fs::read(testdata("formats/openai_chat.jsonl")).unwrap();
+    let gz = dir.path().join("chat.jsonl.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    std::io::Write::write_all(&mut enc, &plain).unwrap();
+    enc.finish().unwrap();
+    let zst = dir.path().join("chat2.jsonl.zst");
+    std::fs::write(&zst, zstd::encode_all(&plain[..], 3).unwrap()).unwrap();
+    let (_d, corpus) = temp_corpus();
+    let s = ingest(&corpus, &[gz, zst]).await;
+    assert_eq!(s.read, 6);
+    // Same content, different source names: the records with ids differ, the hashed one is shared.
+    assert_eq!((s.ingested, s.duplicates), (5, 1));
+    assert_eq!(s.files[0].format.as_deref(), Some("openai"));
+}
+
+#[test]
+fn python_call_strings_parse() {
+    use tdscale::ingest::formats::pylit;
+    let c = pylit::call("diff(file_name1='a.txt',file_name2=\"b.txt\")").unwrap();
+    assert_eq!(c.keywords.len(), 2);
+    let c = pylit::call("sort('final_report.pdf')").unwrap();
+    assert_eq!(c.positional, [serde_json::json!("final_report.pdf")]);
+    let c = pylit::call("f(x=[1, -2.5, None], y={'k': (True, False)})").unwrap();
+    assert_eq!(c.keywords[0].1, serde_json::json!([1, -2.5, null]));
+    assert_eq!(c.keywords[1].1, serde_json::json!({"k": [true, false]}));
+    assert!(pylit::call("f(x=").is_err());
+    assert!(pylit::literal("'unterminated").is_err());
+}

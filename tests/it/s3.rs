@@ -1,0 +1,89 @@
+//! A corpus rooted on S3 (moto_server started by the tests on 127.0.0.1).
+
+use crate::common::*;
+
+#[test]
+fn corpus_on_s3_ingest_query_export() {
+    let s3 = moto();
+    let bucket = s3.bucket("tds-corpus");
+    let root = format!("s3://{bucket}/corpora/airline");
+    let file = shared("tau-bench/gpt-4o-airline.json");
+    let o = s3.run(&["ingest", &root, file.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["ingested"], 200);
+    let o = s3.run(&["ingest", &root, file.to_str().unwrap(), "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (s["ingested"].as_i64(), s["duplicates"].as_i64()),
+        (Some(0), Some(200))
+    );
+    let o = s3.run(&[
+        "sql",
+        &root,
+        "SELECT count(*) AS n, sum(num_tool_calls) AS calls FROM trajectories",
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "n,calls\n200,1164");
+    let o = s3.run(&[
+        "sql",
+        &root,
+        "SELECT count(*) FROM tool_calls WHERE result IS NOT NULL",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(stdout(&o).lines().nth(1), Some("1164"));
+    // Export to S3: the filtered count matches SQL, and the object is there to read back.
+    let o = s3.run(&[
+        "sql",
+        &root,
+        "SELECT count(*) FROM trajectories WHERE reward = 1",
+        "--format",
+        "csv",
+    ]);
+    let solved: u64 = stdout(&o).lines().nth(1).unwrap().parse().unwrap();
+    assert!(solved > 0 && solved < 200);
+    let out = format!("s3://{bucket}/exports/airline.jsonl");
+    let o = s3.run(&[
+        "export",
+        "openai",
+        &root,
+        "--out",
+        &out,
+        "--where",
+        "reward = 1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(written["written"].as_u64(), Some(solved));
+    let o = s3.run(&[
+        "sql",
+        &root,
+        &format!("CREATE EXTERNAL TABLE exported STORED AS JSON LOCATION '{out}'; SELECT count(*) AS n, min(reward) AS r FROM exported"),
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("n,r\n{solved},1.0\n"));
+    // Missing credentials are named, not probed for on the network.
+    let o = bin()
+        .args(["sql", &root, "SELECT 1"])
+        .env("AWS_ENDPOINT_URL", &s3.endpoint)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("AWS_ACCESS_KEY_ID"), "{}", stderr(&o));
+    // An unreachable endpoint names the problem and exits with the storage code.
+    let o = bin()
+        .args(["sql", &format!("s3://{bucket}/x"), "SELECT 1"])
+        .envs(s3.env())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("storage error"), "{}", stderr(&o));
+}

@@ -1,0 +1,179 @@
+//! `tdscale sql`: statements, files, parameters, formats and errors.
+
+use crate::common::*;
+
+fn corpus_with_data() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("c").to_str().unwrap().to_string();
+    let o = run(&[
+        "ingest",
+        &root,
+        testdata("formats/openai_chat.jsonl").to_str().unwrap(),
+        testdata("formats/tau_bench_retail.json").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (dir, root)
+}
+
+#[test]
+fn formats_table_csv_json_and_parquet_file() {
+    let (dir, root) = corpus_with_data();
+    let q = "SELECT source, count(*) AS n FROM trajectories GROUP BY source ORDER BY source";
+    let o = run(&["sql", &root, q]);
+    assert!(
+        stdout(&o).contains("| openai_chat      | 3 |"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("(2 rows)"));
+    let o = run(&["sql", &root, q, "--format", "csv"]);
+    assert_eq!(stdout(&o), "source,n\nopenai_chat,3\ntau_bench_retail,2\n");
+    let o = run(&["sql", &root, q, "--format", "json"]);
+    let rows: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        rows[1],
+        serde_json::json!({"source": "tau_bench_retail", "n": 2})
+    );
+    let out = dir.path().join("out/r.parquet");
+    let o = run(&[
+        "sql",
+        &root,
+        q,
+        "--format",
+        "parquet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "sql",
+        &root,
+        &format!("SELECT sum(n) FROM '{}'", out.display()),
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().nth(1), Some("5"));
+    let o = run(&["sql", &root, q, "--format", "parquet"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--out"));
+}
+
+#[test]
+fn files_of_statements_with_parameters() {
+    let (dir, root) = corpus_with_data();
+    let plan = dir.path().join("plan.sql");
+    std::fs::write(&plan, "CREATE VIEW rich AS SELECT * FROM trajectories WHERE num_tool_calls >= ${min_calls:1};\nSELECT count(*) AS n FROM rich WHERE source = '${source}';").unwrap();
+    let o = run(&[
+        "sql",
+        &root,
+        "-f",
+        plan.to_str().unwrap(),
+        "-p",
+        "source=openai_chat",
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "n\n3\n");
+    let o = run(&[
+        "sql",
+        &root,
+        "-f",
+        plan.to_str().unwrap(),
+        "-p",
+        "source=openai_chat",
+        "-p",
+        "min_calls=3",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(stdout(&o), "n\n1\n");
+    let o = run(&["sql", &root, "-f", plan.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("parameter `source` has no value"),
+        "{}",
+        stderr(&o)
+    );
+    // The bundled summary plan runs as is.
+    let o = run(&[
+        "sql",
+        &root,
+        "-f",
+        repo().join("queries/corpus_summary.sql").to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("openai_chat,openai,3,6"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn errors_name_the_problem_and_exit_non_zero() {
+    let (_dir, root) = corpus_with_data();
+    let o = run(&["sql", &root, "SELECT * FROM nosuch"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        stderr(&o).contains("nosuch") && stderr(&o).contains("not found"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["sql", &root, "SELEC count(*) FROM trajectories"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stderr(&o).contains("Line: 1, Column: 1"), "{}", stderr(&o));
+    let o = run(&["sql", &root, "SELECT count(* FROM trajectories"]);
+    assert!(stderr(&o).contains("Column"), "{}", stderr(&o));
+    let o = run(&["sql", "ftp://x/y", "SELECT 1"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn statements_from_standard_input() {
+    use std::io::Write;
+    let (_dir, root) = corpus_with_data();
+    let mut child = bin()
+        .args(["sql", &root, "--format", "csv"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS n FROM trajectories;\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "n\n5\n");
+}
+
+#[test]
+fn empty_corpus_has_empty_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("empty");
+    let o = run(&[
+        "sql",
+        root.to_str().unwrap(),
+        "SELECT count(*) AS n FROM trajectories",
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "n\n0\n");
+    let o = run(&[
+        "sql",
+        root.to_str().unwrap(),
+        "SELECT count(*) AS n FROM tool_calls",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(stdout(&o), "n\n0\n");
+}
