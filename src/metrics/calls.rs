@@ -1,0 +1,155 @@
+//! The per-call facts that `reasoning_mode`, `action_complexity` and `step_complexity` share:
+//! argument leaves, whether a call consumes an earlier result, first use of a tool, parallel
+//! calls and code execution (DESIGN.md, "Metrics").
+
+use super::json_leaves::{Leaf, leaves};
+use super::messages::{MessagesView, is_code_tool};
+
+/// Which tools execute code: the built-in names plus any the caller adds (tools flagged as code
+/// in a catalog).
+#[derive(Debug, Clone, Default)]
+pub struct CodeTools {
+    pub extra: Vec<String>,
+}
+
+impl CodeTools {
+    pub fn contains(&self, name: &str) -> bool {
+        is_code_tool(name) || self.extra.iter().any(|e| e == name)
+    }
+}
+
+/// Facts about one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallFacts {
+    /// Index of the assistant message that made it (global).
+    pub message: usize,
+    /// L_t: scalar leaves of the arguments (0 when they are not JSON).
+    pub leaves: usize,
+    /// dep_t: a string leaf of ≥ 3 characters, or a number other than 0 and 1, occurs verbatim in
+    /// the content of a tool message before the call's assistant message.
+    pub dep: bool,
+    /// new_t: first call of this tool name in the trajectory.
+    pub new: bool,
+    /// par_t: its assistant message has ≥ 2 calls.
+    pub par: bool,
+    /// code_t: a code-execution tool.
+    pub code: bool,
+}
+
+/// Whether arguments consume one of the earlier tool results.
+///
+/// ```
+/// use tdscale::metrics::calls::consumes_earlier;
+/// let earlier = [r#"{"user_id": "mia_li_3668", "balance": 250}"#];
+/// assert!(consumes_earlier(r#"{"user": "mia_li_3668"}"#, &earlier));
+/// assert!(consumes_earlier(r#"{"amount": 250}"#, &earlier));
+/// assert!(!consumes_earlier(r#"{"flag": 1, "s": "ab"}"#, &earlier), "0/1 and short strings do not count");
+/// ```
+pub fn consumes_earlier(arguments: &str, earlier: &[&str]) -> bool {
+    if earlier.is_empty() {
+        return false;
+    }
+    let Some(ls) = leaves(arguments) else {
+        return false;
+    };
+    ls.iter().any(|l| {
+        let needle: &str = match l {
+            Leaf::Str(s) if s.chars().count() >= 3 => s,
+            Leaf::Num(n) => match n.parse::<f64>() {
+                Ok(x) if x != 0.0 && x != 1.0 => n,
+                _ => return false,
+            },
+            _ => return false,
+        };
+        earlier.iter().any(|c| c.contains(needle))
+    })
+}
+
+/// Number of scalar leaves of JSON arguments (0 when not JSON).
+pub fn leaf_count(arguments: &str) -> usize {
+    leaves(arguments).map(|l| l.len()).unwrap_or(0)
+}
+
+/// The facts of every call of row `row`, in order.
+pub fn call_facts(v: &MessagesView, row: usize, code: &CodeTools) -> Vec<CallFacts> {
+    let mut out = vec![];
+    let mut earlier: Vec<&str> = vec![];
+    let mut seen: Vec<&str> = vec![];
+    for m in v.messages(row) {
+        match v.role(m) {
+            "tool" => earlier.push(v.content(m).unwrap_or("")),
+            "assistant" => {
+                let calls = v.calls(m);
+                let par = calls.len() >= 2;
+                for c in calls {
+                    let name = v.call_name(c);
+                    let args = v.call_args(c);
+                    let new = !seen.contains(&name);
+                    if new {
+                        seen.push(name);
+                    }
+                    out.push(CallFacts {
+                        message: m,
+                        leaves: leaf_count(args),
+                        dep: consumes_earlier(args, &earlier),
+                        new,
+                        par,
+                        code: code.contains(name),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The weights of the step complexity c(a_t) (DESIGN.md defaults: 1, 0.5, 1, 1, 0.5, 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weights {
+    pub base: f64,
+    pub leaves: f64,
+    pub dep: f64,
+    pub new: f64,
+    pub par: f64,
+    pub code: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self {
+            base: 1.0,
+            leaves: 0.5,
+            dep: 1.0,
+            new: 1.0,
+            par: 0.5,
+            code: 1.0,
+        }
+    }
+}
+
+impl Weights {
+    /// From a list of six numbers, in the order base, leaves, dep, new, par, code.
+    pub fn from_slice(w: &[f64]) -> Option<Self> {
+        let [base, leaves, dep, new, par, code] = <[f64; 6]>::try_from(w).ok()?;
+        Some(Self {
+            base,
+            leaves,
+            dep,
+            new,
+            par,
+            code,
+        })
+    }
+
+    /// c(a_t) = base + leaves·ln(1 + L_t) + dep·dep_t + new·new_t + par·par_t + code·code_t.
+    pub fn step(&self, f: &CallFacts) -> f64 {
+        let b = |x: bool| if x { 1.0 } else { 0.0 };
+        self.base
+            + self.leaves * (1.0 + f.leaves as f64).ln()
+            + self.dep * b(f.dep)
+            + self.new * b(f.new)
+            + self.par * b(f.par)
+            + self.code * b(f.code)
+    }
+}

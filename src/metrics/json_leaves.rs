@@ -1,0 +1,173 @@
+//! The scalar leaves of a call's JSON arguments, read straight from the JSON text so that
+//! numbers keep the spelling they have in the text (DESIGN.md: "written as in its JSON text").
+
+/// One scalar leaf.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Leaf<'a> {
+    /// A string, unescaped.
+    Str(std::borrow::Cow<'a, str>),
+    /// A number, as written.
+    Num(&'a str),
+    Bool,
+    Null,
+}
+
+/// The leaves of `text`, or `None` when it is not valid JSON (such arguments count 0 leaves).
+///
+/// ```
+/// use tdscale::metrics::json_leaves::{leaves, Leaf};
+/// let l = leaves(r#"{"a": [1.50, "x"], "b": {"c": null, "d": true}}"#).unwrap();
+/// assert_eq!(l.len(), 4);
+/// assert_eq!(l[0], Leaf::Num("1.50"));
+/// assert!(leaves("{not json").is_none());
+/// ```
+pub fn leaves(text: &str) -> Option<Vec<Leaf<'_>>> {
+    let mut p = Walker {
+        s: text.as_bytes(),
+        text,
+        i: 0,
+        out: vec![],
+    };
+    p.value(0)?;
+    p.ws();
+    (p.i == p.s.len()).then_some(p.out)
+}
+
+struct Walker<'a> {
+    s: &'a [u8],
+    text: &'a str,
+    i: usize,
+    out: Vec<Leaf<'a>>,
+}
+
+const MAX_DEPTH: usize = 512;
+
+impl<'a> Walker<'a> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.ws();
+        match *self.s.get(self.i)? {
+            b'{' => {
+                self.i += 1;
+                self.ws();
+                if self.s.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.ws();
+                    self.string()?; // key: not a leaf
+                    self.ws();
+                    if self.s.get(self.i) != Some(&b':') {
+                        return None;
+                    }
+                    self.i += 1;
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.s.get(self.i)? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.s.get(self.i)? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'"' => {
+                let s = self.string()?;
+                self.out.push(Leaf::Str(s));
+                Some(())
+            }
+            b't' => self.word("true", Leaf::Bool),
+            b'f' => self.word("false", Leaf::Bool),
+            b'n' => self.word("null", Leaf::Null),
+            b'-' | b'0'..=b'9' => {
+                let start = self.i;
+                self.i += 1;
+                while self.i < self.s.len()
+                    && matches!(
+                        self.s[self.i],
+                        b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'
+                    )
+                {
+                    self.i += 1;
+                }
+                let num = &self.text[start..self.i];
+                num.parse::<f64>().ok()?;
+                self.out.push(Leaf::Num(num));
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    fn word(&mut self, w: &str, leaf: Leaf<'a>) -> Option<()> {
+        if self.s[self.i..].starts_with(w.as_bytes()) {
+            self.i += w.len();
+            self.out.push(leaf);
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn string(&mut self) -> Option<std::borrow::Cow<'a, str>> {
+        if self.s.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        let start = self.i + 1;
+        let mut j = start;
+        let mut escaped = false;
+        while j < self.s.len() {
+            match self.s[j] {
+                b'"' => {
+                    let raw = &self.text[start..j];
+                    self.i = j + 1;
+                    return if escaped {
+                        // Let serde_json do the unescaping of the rare escaped string.
+                        serde_json::from_str::<String>(&self.text[start - 1..j + 1])
+                            .ok()
+                            .map(std::borrow::Cow::Owned)
+                    } else {
+                        Some(std::borrow::Cow::Borrowed(raw))
+                    };
+                }
+                b'\\' => {
+                    escaped = true;
+                    j += 2;
+                }
+                _ => j += 1,
+            }
+        }
+        None
+    }
+}

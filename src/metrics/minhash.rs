@@ -1,0 +1,160 @@
+//! `minhash(text[, k])`: a MinHash signature of a text, for near-duplicate and contamination
+//! checks with [`jaccard`](super::jaccard).
+//!
+//! The text is lower-cased and split into words (runs of letters and digits); its shingles are
+//! the word 3-grams (a text of one or two words is one shingle). Each of the `k` (default 64,
+//! at most 1024) hash functions maps a shingle to `splitmix64(fnv1a(shingle) ^ seed_i)`; the
+//! signature keeps each function's minimum. The fraction of positions where two signatures agree
+//! estimates the Jaccard similarity of their shingle sets. A text without words gets k × u64::MAX.
+//!
+//! ```sql
+//! SELECT a.traj_id, b.traj_id, jaccard(minhash(a.q), minhash(b.q)) AS sim
+//! FROM train a, test b WHERE jaccard(minhash(a.q), minhash(b.q)) > 0.8;
+//! ```
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, ListArray, UInt64Array};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+
+use super::messages::StrCol;
+use super::variadic_signature;
+
+/// Default number of hash functions.
+pub const DEFAULT_K: usize = 64;
+const MAX_K: usize = 1024;
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn fnv1a(words: &[String]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            h = (h ^ u64::from(b' ')).wrapping_mul(0x100_0000_01b3);
+        }
+        for b in w.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The base hashes of the shingles of `text` (word 3-grams), deduplicated.
+pub fn shingles(text: &str) -> Vec<u64> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let mut out: Vec<u64> = if words.is_empty() {
+        vec![]
+    } else if words.len() < 3 {
+        vec![fnv1a(&words)]
+    } else {
+        words.windows(3).map(fnv1a).collect()
+    };
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The signature of `text` with `k` hash functions.
+///
+/// ```
+/// use tdscale::metrics::minhash::signature;
+/// let a = signature("the quick brown fox jumps over the lazy dog", 128);
+/// let b = signature("The quick brown fox jumps over the lazy dog!", 128);
+/// assert_eq!(a, b, "case and punctuation do not matter");
+/// ```
+pub fn signature(text: &str, k: usize) -> Vec<u64> {
+    let sh = shingles(text);
+    (0..k)
+        .map(|i| {
+            let seed = splitmix64(i as u64 + 1);
+            sh.iter()
+                .map(|&h| splitmix64(h ^ seed))
+                .min()
+                .unwrap_or(u64::MAX)
+        })
+        .collect()
+}
+
+/// The UDF.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct MinHash {
+    signature: Signature,
+}
+
+impl Default for MinHash {
+    fn default() -> Self {
+        Self {
+            signature: variadic_signature(1, 2),
+        }
+    }
+}
+
+fn item() -> Arc<Field> {
+    Arc::new(Field::new("item", DataType::UInt64, true))
+}
+
+impl ScalarUDFImpl for MinHash {
+    fn name(&self) -> &str {
+        "minhash"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(item()))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let text = StrCol::try_new(&arrays[0], "minhash(text)")?;
+        let k = match arrays.get(1) {
+            None => DEFAULT_K,
+            Some(a) => {
+                let a = datafusion::arrow::compute::cast(a, &DataType::Int64)?;
+                let a = a.as_primitive::<Int64Type>();
+                if a.is_empty() || a.is_null(0) {
+                    DEFAULT_K
+                } else {
+                    let k = a.value(0);
+                    if !(1..=MAX_K as i64).contains(&k) {
+                        return Err(DataFusionError::Execution(format!(
+                            "minhash: k must be between 1 and {MAX_K}, got {k}"
+                        )));
+                    }
+                    k as usize
+                }
+            }
+        };
+        let n = arrays[0].len();
+        let mut values = Vec::with_capacity(n * k);
+        let mut lengths = Vec::with_capacity(n);
+        for i in 0..n {
+            match text.get(i) {
+                Some(t) => {
+                    values.extend(signature(t, k));
+                    lengths.push(k);
+                }
+                None => lengths.push(0),
+            }
+        }
+        let nulls = NullBuffer::from_iter((0..n).map(|i| text.get(i).is_some()));
+        let list = ListArray::new(
+            item(),
+            OffsetBuffer::from_lengths(lengths),
+            Arc::new(UInt64Array::from(values)),
+            Some(nulls),
+        );
+        Ok(ColumnarValue::Array(Arc::new(list)))
+    }
+}

@@ -1,0 +1,74 @@
+//! `tool_sequence(messages)`: the names of the tools called, in order (parallel calls in the
+//! order they were written). NULL messages give NULL; no calls give an empty list.
+//!
+//! ```sql
+//! SELECT array_to_string(tool_sequence(messages), ' → ') AS path, count(*)
+//! FROM trajectories GROUP BY path ORDER BY 2 DESC LIMIT 10;
+//! ```
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ListArray, StringArray};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+
+use super::messages::MessagesView;
+
+/// The UDF.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ToolSequence {
+    signature: Signature,
+}
+
+impl Default for ToolSequence {
+    fn default() -> Self {
+        Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+fn item() -> Arc<Field> {
+    Arc::new(Field::new("item", DataType::Utf8, true))
+}
+
+impl ScalarUDFImpl for ToolSequence {
+    fn name(&self) -> &str {
+        "tool_sequence"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(item()))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let v = MessagesView::try_new(&arrays[0])?;
+        let mut names: Vec<&str> = vec![];
+        let mut lengths = Vec::with_capacity(v.len());
+        for r in 0..v.len() {
+            let before = names.len();
+            if !v.is_null(r) {
+                for m in v.messages(r) {
+                    if v.role(m) == "assistant" {
+                        names.extend(v.calls(m).map(|c| v.call_name(c)));
+                    }
+                }
+            }
+            lengths.push(names.len() - before);
+        }
+        let nulls = NullBuffer::from_iter((0..v.len()).map(|r| !v.is_null(r)));
+        let values = StringArray::from_iter_values(names);
+        Ok(ColumnarValue::Array(Arc::new(ListArray::new(
+            item(),
+            OffsetBuffer::from_lengths(lengths),
+            Arc::new(values),
+            Some(nulls),
+        ))))
+    }
+}
