@@ -2,8 +2,8 @@
 //!
 //! The modules follow the flow of data: [`ingest`] parses raw corpora into the canonical
 //! [`model`], [`store`] keeps them as Parquet tables under one root, [`query`] opens a SQL
-//! session over the tables with the [`metrics`] functions registered, and [`export`] writes
-//! results back out. [`cli`] is the thin command-line layer over all of it.
+//! session over the tables with the [`metrics`] functions registered, [`report`] turns the
+//! metrics into the diversity report, and [`export`] writes results back out. [`cli`] is the thin command-line layer over all of it.
 
 pub mod cli;
 pub mod error;
@@ -12,4 +12,5 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod query;
+pub mod report;
 pub mod store;

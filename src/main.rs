@@ -1,6 +1,11 @@
 use tracing_subscriber::EnvFilter;
 
 fn main() {
+    // Die quietly when the reader of our output goes away (`tdscale sql … | head`), like other
+    // Unix tools, instead of panicking on a broken pipe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),

@@ -28,6 +28,8 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Run SQL over a corpus: one statement, files of statements, or an interactive prompt.
     Sql(SqlArgs),
+    /// The diversity report: DE, RME, CAC percentiles, top modes and the long tail per group.
+    Report(ReportArgs),
     /// Export trajectories from a corpus.
     #[command(subcommand)]
     Export(ExportCommand),
@@ -86,6 +88,21 @@ pub struct SqlArgs {
     /// Write the result of the last statement to this file or s3:// URL instead of stdout.
     #[arg(long)]
     pub out: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
+    /// Group the report by this column.
+    #[arg(long, value_enum, default_value = "round")]
+    pub by: crate::report::GroupBy,
+    /// Also write the report as an HTML page with charts.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

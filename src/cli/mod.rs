@@ -29,8 +29,27 @@ pub async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Report(a) => report(a).await,
         Command::Demo(a) => demo(a).await,
     }
+}
+
+async fn report(a: args::ReportArgs) -> Result<()> {
+    let corpus = Corpus::open(&a.corpus)?;
+    let r = crate::report::build(&corpus, a.by).await?;
+    if let Some(path) = &a.html {
+        std::fs::write(path, crate::report::html::render(&r)).map_err(|e| Error::io(path, e))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).map_err(|e| Error::Other(e.to_string()))?
+        );
+    } else {
+        print!("{}", crate::report::to_text(&r));
+    }
+    Ok(())
 }
 
 fn print_summary(s: &IngestSummary, json: bool) {
@@ -239,5 +258,11 @@ async fn demo(a: args::DemoArgs) -> Result<()> {
             &batches,
         )?;
     }
+    println!("\n== tdscale report {} --by source", a.corpus);
+    let r = crate::report::build(&corpus, crate::report::GroupBy::Source).await?;
+    print!("{}", crate::report::to_text(&r));
+    let html = std::path::Path::new(&a.corpus).join("report.html");
+    std::fs::write(&html, crate::report::html::render(&r)).map_err(|e| Error::io(&html, e))?;
+    println!("\nthe same report with charts: {}", html.display());
     Ok(())
 }

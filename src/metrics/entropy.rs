@@ -52,8 +52,14 @@ pub fn entropy_bits(counts: &mut Vec<i64>, normalized: bool) -> Option<f64> {
     counts.sort_unstable();
     let n: i64 = counts.iter().sum();
     let n = n as f64;
-    let s: f64 = counts.iter().map(|&c| c as f64 * (c as f64).log2()).sum();
-    let h = (n.log2() - s / n).max(0.0);
+    let h = -counts
+        .iter()
+        .map(|&c| {
+            let p = c as f64 / n;
+            p * p.log2()
+        })
+        .sum::<f64>();
+    let h = h.max(0.0);
     if !normalized {
         return Some(h);
     }

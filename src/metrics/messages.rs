@@ -14,6 +14,8 @@ pub enum StrCol<'a> {
     Utf8(&'a datafusion::arrow::array::StringArray),
     Large(&'a datafusion::arrow::array::LargeStringArray),
     View(&'a datafusion::arrow::array::StringViewArray),
+    /// A NULL literal: every value is NULL.
+    Null,
 }
 
 impl<'a> StrCol<'a> {
@@ -23,6 +25,7 @@ impl<'a> StrCol<'a> {
             DataType::Utf8 => StrCol::Utf8(a.as_string::<i32>()),
             DataType::LargeUtf8 => StrCol::Large(a.as_string::<i64>()),
             DataType::Utf8View => StrCol::View(a.as_string_view()),
+            DataType::Null => StrCol::Null,
             other => {
                 return Err(DataFusionError::Execution(format!(
                     "{what} must be a string, found {other}"
@@ -38,6 +41,7 @@ impl<'a> StrCol<'a> {
             StrCol::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
             StrCol::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
             StrCol::View(a) => (!a.is_null(i)).then(|| a.value(i)),
+            StrCol::Null => None,
         }
     }
 }

@@ -16,8 +16,13 @@ use crate::store::{Corpus, schema, tables};
 
 /// The views of `sql/views/`, compiled in so the binary works from any directory. Order matters:
 /// a view may use the ones before it.
-pub const VIEWS: &[(&str, &str)] =
-    &[("tool_calls", include_str!("../../sql/views/tool_calls.sql"))];
+pub const VIEWS: &[(&str, &str)] = &[
+    ("tool_calls", include_str!("../../sql/views/tool_calls.sql")),
+    (
+        "trajectory_metrics",
+        include_str!("../../sql/views/trajectory_metrics.sql"),
+    ),
+];
 
 /// The session configuration tdscale uses everywhere.
 pub fn session_config() -> SessionConfig {

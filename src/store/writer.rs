@@ -36,7 +36,7 @@ fn writer_properties() -> WriterProperties {
 }
 
 /// Writes record batches into part files `<dir>/part-<run>-<n>.parquet`, rolling to a new file
-/// every [`FILE_ROWS`] rows. Each file is uploaded through a buffered multipart writer and only
+/// every [`FILE_ROWS`] rows (or as set). Each file is uploaded through a buffered multipart writer and only
 /// becomes visible when [`PartWriter::finish`] (or a roll) completes it; dropping the writer or
 /// killing the process leaves nothing visible.
 pub struct PartWriter {
@@ -92,17 +92,23 @@ impl PartWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if self.current.is_none() {
-            self.open()?;
-        }
-        let (w, _) = self.current.as_mut().expect("opened above");
-        w.write(batch).await?;
-        if w.in_progress_size() > ROW_GROUP_BYTES {
-            w.flush().await?;
-        }
-        self.rows_in_file += batch.num_rows();
-        if self.rows_in_file >= self.rows_per_file {
-            self.close_current().await?;
+        // Split the batch so that every file but the last holds exactly `rows_per_file` rows.
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.current.is_none() {
+                self.open()?;
+            }
+            let take = (self.rows_per_file - self.rows_in_file).min(batch.num_rows() - offset);
+            let (w, _) = self.current.as_mut().expect("opened above");
+            w.write(&batch.slice(offset, take)).await?;
+            if w.in_progress_size() > ROW_GROUP_BYTES {
+                w.flush().await?;
+            }
+            offset += take;
+            self.rows_in_file += take;
+            if self.rows_in_file >= self.rows_per_file {
+                self.close_current().await?;
+            }
         }
         Ok(())
     }

@@ -5,6 +5,8 @@ mod common;
 mod durability;
 mod ingest_formats;
 mod ingest_real;
+mod metrics;
+mod report;
 mod round_trip;
 mod s3;
 mod sql_cli;

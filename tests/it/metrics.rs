@@ -1,0 +1,744 @@
+//! The SQL functions against hand-computed values (DESIGN.md, "Metrics").
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::Float64Type;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use serde_json::json;
+use tdscale::model::{Message, ToolCall, Trajectory};
+
+const LN2_HALF: f64 = 0.5 * std::f64::consts::LN_2;
+
+fn user(text: &str) -> Message {
+    Message {
+        role: "user".into(),
+        content: Some(text.into()),
+        ..Default::default()
+    }
+}
+fn say(text: &str) -> Message {
+    Message {
+        role: "assistant".into(),
+        content: Some(text.into()),
+        ..Default::default()
+    }
+}
+fn call(calls: &[(&str, serde_json::Value)]) -> Message {
+    Message {
+        role: "assistant".into(),
+        tool_calls: calls
+            .iter()
+            .map(|(n, a)| ToolCall {
+                id: None,
+                name: n.to_string(),
+                arguments: a.to_string(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+fn raw_call(name: &str, args: &str) -> Message {
+    Message {
+        role: "assistant".into(),
+        tool_calls: vec![ToolCall {
+            id: None,
+            name: name.into(),
+            arguments: args.into(),
+        }],
+        ..Default::default()
+    }
+}
+fn result(text: &str) -> Message {
+    Message {
+        role: "tool".into(),
+        content: Some(text.into()),
+        ..Default::default()
+    }
+}
+
+/// A session with table `t(traj_id, messages, …)` holding the given conversations.
+async fn ctx_with(convs: Vec<(&str, Vec<Message>)>) -> SessionContext {
+    let ts: Vec<Trajectory> = convs
+        .into_iter()
+        .map(|(id, messages)| {
+            let mut t = Trajectory {
+                traj_id: id.into(),
+                source: "test".into(),
+                format: "openai".into(),
+                messages,
+                ..Default::default()
+            };
+            tdscale::ingest::formats::finish(&mut t);
+            t
+        })
+        .collect();
+    let batch = tdscale::store::convert::trajectories_to_batch(&ts).unwrap();
+    let ctx = tdscale::query::session::bare_context();
+    ctx.register_table(
+        "t",
+        Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap()),
+    )
+    .unwrap();
+    ctx
+}
+
+async fn one_str(ctx: &SessionContext, q: &str) -> Option<String> {
+    let b = ctx.sql(q).await.unwrap().collect().await.unwrap();
+    let c = datafusion::arrow::compute::cast(
+        b[0].column(0),
+        &datafusion::arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
+    let c = c.as_string::<i32>();
+    (!c.is_null(0)).then(|| c.value(0).to_string())
+}
+
+async fn one_f64(ctx: &SessionContext, q: &str) -> Option<f64> {
+    let b = ctx
+        .sql(q)
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
+    let c = datafusion::arrow::compute::cast(
+        b[0].column(0),
+        &datafusion::arrow::datatypes::DataType::Float64,
+    )
+    .unwrap();
+    let c = c.as_primitive::<Float64Type>();
+    (!c.is_null(0)).then(|| c.value(0))
+}
+
+async fn err(ctx: &SessionContext, q: &str) -> String {
+    match ctx.sql(q).await {
+        Err(e) => e.to_string(),
+        Ok(df) => df.collect().await.expect_err(q).to_string(),
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[tokio::test]
+async fn no_tool_calls() {
+    let ctx = ctx_with(vec![(
+        "a",
+        vec![
+            user("hi"),
+            say("Which city?  "),
+            user("Rome"),
+            say("Rome is nice."),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "Q>A"
+    );
+    assert_eq!(
+        one_f64(&ctx, "SELECT action_complexity(messages) FROM t").await,
+        Some(0.0)
+    );
+    assert_eq!(
+        one_f64(&ctx, "SELECT cardinality(step_complexity(messages)) FROM t").await,
+        Some(0.0)
+    );
+    assert_eq!(
+        one_f64(&ctx, "SELECT cardinality(tool_sequence(messages)) FROM t").await,
+        Some(0.0)
+    );
+    let empty = ctx_with(vec![("e", vec![user("hello")])]).await;
+    assert_eq!(
+        one_str(&empty, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "",
+        "no assistant message: ''"
+    );
+}
+
+#[tokio::test]
+async fn parallel_calls() {
+    let ctx = ctx_with(vec![(
+        "p",
+        vec![
+            user("weather in Paris and Rome"),
+            call(&[
+                ("get_weather", json!({"city": "Paris"})),
+                ("get_weather", json!({"city": "Rome"})),
+            ]),
+            result("rain"),
+            result("sun"),
+            say("Paris rain, Rome sun."),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "P2>A"
+    );
+    // call 1: 1 + 0.5 ln 2 + new 1 + par 0.5; call 2: the same tool again, so no `new`.
+    let expected = (1.0 + LN2_HALF + 1.0 + 0.5) + (1.0 + LN2_HALF + 0.5);
+    assert!(close(
+        one_f64(&ctx, "SELECT action_complexity(messages) FROM t")
+            .await
+            .unwrap(),
+        expected
+    ));
+    assert_eq!(
+        one_str(
+            &ctx,
+            "SELECT array_to_string(tool_sequence(messages), ',') FROM t"
+        )
+        .await
+        .unwrap(),
+        "get_weather,get_weather"
+    );
+    let five = ctx_with(vec![(
+        "p5",
+        vec![
+            user("x"),
+            call(&[
+                ("a", json!({})),
+                ("b", json!({})),
+                ("c", json!({})),
+                ("d", json!({})),
+                ("e", json!({})),
+            ]),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        one_str(&five, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "P4+"
+    );
+}
+
+#[tokio::test]
+async fn dependency_chain_consumes_earlier_results() {
+    let ctx = ctx_with(vec![(
+        "d",
+        vec![
+            user("orders of Mia Li?"),
+            call(&[("find_user", json!({"name": "Mia Li"}))]),
+            result(r#"{"user_id": "mia_42", "balance": 250, "flag": 1}"#),
+            call(&[("get_orders", json!({"user_id": "mia_42"}))]),
+            result(r#"["o1"]"#),
+            say("One order: o1."),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "S1>C1>A"
+    );
+    let expected = (1.0 + LN2_HALF + 1.0) + (1.0 + LN2_HALF + 1.0 + 1.0);
+    assert!(close(
+        one_f64(&ctx, "SELECT action_complexity(messages) FROM t")
+            .await
+            .unwrap(),
+        expected
+    ));
+    // Numbers other than 0 and 1, as written, count; 0/1 and strings under 3 characters do not.
+    for (args, dep) in [
+        (json!({"amount": 250}), true),
+        (json!({"flag": 1}), false),
+        (json!({"x": "mi"}), false),
+        (json!({"a": [{"deep": "mia_42"}]}), true),
+    ] {
+        let c = ctx_with(vec![(
+            "x",
+            vec![
+                user("q"),
+                call(&[("f", json!({}))]),
+                result(r#"{"user_id": "mia_42", "balance": 250, "flag": 1}"#),
+                call(&[("g", args.clone())]),
+            ],
+        )])
+        .await;
+        let mode = one_str(&c, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap();
+        assert_eq!(mode, if dep { "S1>C1" } else { "S1" }, "args {args}");
+    }
+}
+
+#[tokio::test]
+async fn error_then_retry() {
+    for error in ["Error: sold out", "  ERROR 500", r#"{"error": "sold out"}"#] {
+        let ctx = ctx_with(vec![(
+            "r",
+            vec![
+                user("book x"),
+                call(&[("book", json!({"id": "x1"}))]),
+                result(error),
+                call(&[("book", json!({"id": "x2"}))]),
+                result(r#"{"ok": true}"#),
+                say("Booked."),
+            ],
+        )])
+        .await;
+        assert_eq!(
+            one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+                .await
+                .unwrap(),
+            "S1>R>A",
+            "error text {error:?}"
+        );
+        assert_eq!(one_f64(&ctx, "SELECT count(*) FROM (SELECT unnest(tool_calls_of(messages)) AS c FROM t) WHERE c['is_error']").await, Some(1.0));
+    }
+    // A result flagged as an error by its source.
+    let mut flagged = result("sold out");
+    flagged.error = Some(true);
+    let ctx = ctx_with(vec![(
+        "f",
+        vec![
+            user("b"),
+            call(&[("book", json!({}))]),
+            flagged,
+            call(&[("book", json!({}))]),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "S1>R"
+    );
+    // Not an error: "error" inside a value, or a key that merely contains the word.
+    let ctx = ctx_with(vec![(
+        "n",
+        vec![
+            user("b"),
+            call(&[("f", json!({}))]),
+            result(r#"{"last_error": null, "note": "error free"}"#),
+            call(&[("g", json!({}))]),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "S1"
+    );
+}
+
+#[tokio::test]
+async fn code_execution_call() {
+    let ctx = ctx_with(vec![(
+        "c",
+        vec![
+            user("2**10?"),
+            call(&[("python", json!({"code": "print(2**10)"}))]),
+            result("1024"),
+            say("1024"),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "X>A"
+    );
+    let expected = 1.0 + LN2_HALF + 1.0 + 1.0; // new + code
+    assert!(close(
+        one_f64(&ctx, "SELECT action_complexity(messages) FROM t")
+            .await
+            .unwrap(),
+        expected
+    ));
+    // A tool flagged as code by the caller.
+    let ctx = ctx_with(vec![(
+        "s",
+        vec![user("run"), call(&[("sandbox", json!({"src": "1"}))])],
+    )])
+    .await;
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "S1"
+    );
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages, ['sandbox']) FROM t")
+            .await
+            .unwrap(),
+        "X"
+    );
+    let w = one_f64(
+        &ctx,
+        "SELECT action_complexity(messages, [1, 0.5, 1, 1, 0.5, 1], ['sandbox']) FROM t",
+    )
+    .await
+    .unwrap();
+    assert!(close(w, 1.0 + LN2_HALF + 1.0 + 1.0));
+}
+
+#[tokio::test]
+async fn runs_of_single_calls_without_results() {
+    let msgs = |n: usize| {
+        let mut m = vec![user("go")];
+        for i in 0..n {
+            m.push(call(&[(&*format!("f{i}"), json!({"k": i}))]));
+        }
+        m
+    };
+    for (n, mode) in [(1, "S1"), (2, "S2"), (3, "S3"), (4, "S4+"), (6, "S4+")] {
+        let ctx = ctx_with(vec![("r", msgs(n))]).await;
+        assert_eq!(
+            one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+                .await
+                .unwrap(),
+            mode
+        );
+    }
+    // The worked example of the reasoning_mode doc comment.
+    let ctx = ctx_with(vec![(
+        "w",
+        vec![
+            user("book"),
+            say("Which date?"),
+            user("May 2"),
+            call(&[("get_user", json!({"id": "me"}))]),
+            result(r#"{"user": "u_77"}"#),
+            say("Here it is."),
+            call(&[("book", json!({"user": "u_77"}))]),
+            result("Error: full"),
+            call(&[("book", json!({"user": "u_77", "day": 3}))]),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "Q>S1>A>C1>R"
+    );
+}
+
+#[tokio::test]
+async fn weights_steps_and_running_cac() {
+    let ctx = ctx_with(vec![(
+        "d",
+        vec![
+            user("q"),
+            call(&[("a", json!({"x": "abc"}))]),
+            result("abc def"),
+            call(&[("b", json!({"y": "abc"}))]),
+            call(&[("a", json!({}))]),
+        ],
+    )])
+    .await;
+    // Only `new` weighted: the number of distinct tools.
+    assert_eq!(
+        one_f64(
+            &ctx,
+            "SELECT action_complexity(messages, [0, 0, 0, 1, 0, 0]) FROM t"
+        )
+        .await,
+        Some(2.0)
+    );
+    // Only `dep`: one call consumed a result.
+    assert_eq!(
+        one_f64(
+            &ctx,
+            "SELECT action_complexity(messages, [0, 0, 1, 0, 0, 0]) FROM t"
+        )
+        .await,
+        Some(1.0)
+    );
+    let total = one_f64(&ctx, "SELECT action_complexity(messages) FROM t")
+        .await
+        .unwrap();
+    let steps = one_f64(
+        &ctx,
+        "SELECT sum(c) FROM (SELECT unnest(step_complexity(messages)) AS c FROM t)",
+    )
+    .await
+    .unwrap();
+    assert!(close(total, steps));
+    let running = one_f64(
+        &ctx,
+        "SELECT max(run) FROM (SELECT sum(c) OVER (ORDER BY i ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS run FROM (SELECT unnest(generate_series(1, cardinality(step_complexity(messages)))) AS i, unnest(step_complexity(messages)) AS c FROM t))",
+    )
+    .await
+    .unwrap();
+    assert!(close(running, total));
+    assert!(
+        err(&ctx, "SELECT action_complexity(messages, [1, 2]) FROM t")
+            .await
+            .contains("6 numbers")
+    );
+}
+
+#[tokio::test]
+async fn nulls_and_malformed_inputs() {
+    let ctx = ctx_with(vec![(
+        "m",
+        vec![
+            user("q"),
+            raw_call("f", "{not json"),
+            raw_call("f", "[1, 2"),
+        ],
+    )])
+    .await;
+    // Arguments that are not JSON count 0 leaves: 1 + 0 + new, then 1.
+    assert_eq!(
+        one_f64(&ctx, "SELECT action_complexity(messages) FROM t").await,
+        Some(3.0)
+    );
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "S2"
+    );
+    let null_q = "SELECT reasoning_mode(m), action_complexity(m), tool_sequence(m), step_complexity(m) FROM (SELECT CASE WHEN false THEN messages END AS m FROM t)";
+    let b = ctx.sql(null_q).await.unwrap().collect().await.unwrap();
+    for c in b[0].columns() {
+        assert!(c.is_null(0), "NULL messages give NULL");
+    }
+    for q in [
+        "SELECT reasoning_mode('abc')",
+        "SELECT action_complexity([1, 2, 3])",
+        "SELECT tool_sequence(named_struct('role', 'user'))",
+    ] {
+        let e = err(&ctx, q).await;
+        assert!(e.contains("expected messages as List<Struct"), "{q}: {e}");
+    }
+    assert!(
+        err(
+            &ctx,
+            "SELECT reasoning_mode(make_array(named_struct('content', 'x')))"
+        )
+        .await
+        .contains("role")
+    );
+}
+
+#[tokio::test]
+async fn entropy_aggregates() {
+    let ctx = tdscale::query::session::bare_context();
+    ctx.sql("CREATE TABLE v(g INT, x VARCHAR) AS VALUES (1,'a'),(1,'a'),(1,'b'),(1,'c'),(1,NULL),(2,'z'),(2,'z'),(3,NULL),(4,'p'),(4,'q'),(4,'r'),(4,'s')").await.unwrap().collect().await.unwrap();
+    let by_group = |f: &str| format!("SELECT g, {f}(x) AS h FROM v GROUP BY g ORDER BY g");
+    let values = |batches: Vec<datafusion::arrow::array::RecordBatch>| -> Vec<Option<f64>> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(1)
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    for f in ["entropy", "domain_entropy", "reasoning_mode_entropy"] {
+        let h = values(
+            ctx.sql(&by_group(f))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap(),
+        );
+        // a,a,b,c → 1.5 bits (NULL ignored); one value → 0; only NULLs → NULL; 4 equal → 2.
+        assert_eq!(h, [Some(1.5), Some(0.0), None, Some(2.0)], "{f}");
+    }
+    let h = values(
+        ctx.sql(&by_group("normalized_entropy"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap(),
+    );
+    assert!(close(h[0].unwrap(), 1.5 / 3f64.log2()));
+    assert_eq!(&h[1..], [Some(0.0), None, Some(1.0)]);
+    // Without GROUP BY (the row accumulator) and as a window function.
+    assert_eq!(
+        one_f64(&ctx, "SELECT entropy(x) FROM v WHERE g = 1").await,
+        Some(1.5)
+    );
+    assert_eq!(
+        one_f64(&ctx, "SELECT entropy(x) FROM v WHERE g = 99").await,
+        None,
+        "empty input"
+    );
+    assert_eq!(
+        one_f64(
+            &ctx,
+            "SELECT entropy(x) OVER (PARTITION BY g) FROM v WHERE g = 4 LIMIT 1"
+        )
+        .await,
+        Some(2.0)
+    );
+    // Non-string values: g = 2, 2, 4, 4, 4, 4 → p = (1/3, 2/3).
+    let expected = (1.0 / 3.0) * 3f64.log2() + (2.0 / 3.0) * 1.5f64.log2();
+    assert!(close(
+        one_f64(&ctx, "SELECT entropy(g) FROM v WHERE g IN (2, 4)")
+            .await
+            .unwrap(),
+        expected
+    ));
+    // FILTER goes through the grouped path's filter.
+    let h = values(
+        ctx.sql("SELECT g, entropy(x) FILTER (WHERE x <> 'a') FROM v GROUP BY g ORDER BY g")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(h[0], Some(1.0));
+}
+
+#[tokio::test]
+async fn minhash_and_jaccard() {
+    let ctx = tdscale::query::session::bare_context();
+    assert_eq!(
+        one_f64(
+            &ctx,
+            "SELECT jaccard('book a flight to rome', 'please book a flight to rome')"
+        )
+        .await,
+        Some(0.75)
+    );
+    assert_eq!(
+        one_f64(&ctx, "SELECT jaccard('Same text here', 'same TEXT, here!')").await,
+        Some(1.0)
+    );
+    assert_eq!(one_f64(&ctx, "SELECT jaccard('', '')").await, Some(1.0));
+    assert_eq!(
+        one_f64(
+            &ctx,
+            "SELECT jaccard(minhash('a b c d'), minhash('a b c d'))"
+        )
+        .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        one_f64(&ctx, "SELECT cardinality(minhash('x', 16))").await,
+        Some(16.0)
+    );
+    let est = one_f64(&ctx, "SELECT jaccard(minhash('the cat sat on the mat by the door today', 256), minhash('the cat sat on the mat by the window today', 256))").await.unwrap();
+    let exact = one_f64(&ctx, "SELECT jaccard('the cat sat on the mat by the door today', 'the cat sat on the mat by the window today')").await.unwrap();
+    assert!(
+        (est - exact).abs() < 0.15,
+        "estimate {est} vs exact {exact}"
+    );
+    assert_eq!(one_f64(&ctx, "SELECT jaccard(NULL, 'x')").await, None);
+    assert!(
+        err(&ctx, "SELECT jaccard(minhash('a', 8), minhash('a', 16))")
+            .await
+            .contains("different lengths")
+    );
+    assert!(
+        err(&ctx, "SELECT minhash('a', 0)")
+            .await
+            .contains("between 1 and")
+    );
+}
+
+#[tokio::test]
+async fn args_valid_against_json_schema() {
+    let ctx = tdscale::query::session::bare_context();
+    let schema = r#"{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer","minimum":1}},"required":["city"]}"#;
+    for (args, expected) in [
+        (r#"{"city":"Rome","days":3}"#, Some(true)),
+        (r#"{"days":3}"#, Some(false)),
+        (r#"{"city":"Rome","days":0}"#, Some(false)),
+        (r#"{"city":7}"#, Some(false)),
+        ("{oops", Some(false)),
+    ] {
+        let b = ctx
+            .sql(&format!("SELECT args_valid('{args}', '{schema}')"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let c = b[0].column(0).as_boolean();
+        assert_eq!((!c.is_null(0)).then(|| c.value(0)), expected, "{args}");
+    }
+    let b = ctx
+        .sql("SELECT args_valid('{}', '{\"type\": 5}'), args_valid(NULL, '{}')")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert!(
+        b[0].column(0).is_null(0) && b[0].column(1).is_null(0),
+        "a broken schema cannot judge"
+    );
+}
+
+#[tokio::test]
+async fn identical_results_with_1_and_8_partitions() {
+    let (_d, corpus) = crate::common::temp_corpus();
+    let opts = tdscale::ingest::IngestOptions {
+        rows_per_file: 20,
+        ..Default::default()
+    };
+    tdscale::ingest::ingest(
+        &corpus,
+        &[
+            crate::common::shared("tau-bench/gpt-4o-airline.json"),
+            crate::common::testdata("formats/tau_bench_retail.json"),
+            crate::common::testdata("formats/openai_chat.jsonl"),
+        ],
+        &opts,
+    )
+    .await
+    .unwrap();
+    assert!(
+        crate::common::files_under(&corpus.local_dir().unwrap().join("trajectories")).len() > 5,
+        "several files"
+    );
+    let q = "SELECT coalesce(domain, '-') AS d, count(*) AS n, domain_entropy(domain) AS de, reasoning_mode_entropy(mode) AS rme, normalized_entropy(mode) AS nrme, entropy(source) AS es, round(sum(cac), 6) AS cac FROM trajectory_metrics GROUP BY d UNION ALL SELECT 'all', count(*), domain_entropy(domain), reasoning_mode_entropy(mode), normalized_entropy(mode), entropy(source), round(sum(cac), 6) FROM trajectory_metrics ORDER BY d";
+    // Our aggregates must agree to the last bit; the built-in float `sum` is rounded because its
+    // summation order (and so its last bits) depends on the partitioning.
+    let mut outputs = vec![];
+    for partitions in [1, 8] {
+        let ctx = tdscale::query::session::corpus_context(&corpus)
+            .await
+            .unwrap();
+        ctx.sql(&format!(
+            "SET datafusion.execution.target_partitions = {partitions}"
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+        ctx.sql("SET datafusion.execution.batch_size = 7")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let b = ctx.sql(q).await.unwrap().collect().await.unwrap();
+        outputs.push(
+            datafusion::arrow::util::pretty::pretty_format_batches(&b)
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert!(outputs[0].contains("airline"));
+}
