@@ -168,13 +168,11 @@ pub fn log_log(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64, S
     s
 }
 
-/// Lines over integer x values; each series is (name, colour, points).
-pub fn lines(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[(&str, &str, Vec<(f64, f64)>)],
-) -> String {
+/// A named line of a [`lines`] chart: (name, colour, points).
+pub type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
+/// Lines over integer x values.
+pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
     let mut s = frame(title, x_label, y_label);
     let (l, r, t, b) = PAD;
     let all: Vec<(f64, f64)> = series.iter().flat_map(|x| x.2.iter().copied()).collect();
