@@ -59,7 +59,8 @@ pub fn entropy_bits(counts: &mut Vec<i64>, normalized: bool) -> Option<f64> {
             p * p.log2()
         })
         .sum::<f64>();
-    let h = h.max(0.0);
+    // Clamp rounding noise and the −0.0 of a single value to exactly 0.
+    let h = if h > 0.0 { h } else { 0.0 };
     if !normalized {
         return Some(h);
     }

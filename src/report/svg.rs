@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-const W: f64 = 640.0;
+const W: f64 = 600.0;
 const H: f64 = 320.0;
 const PAD: (f64, f64, f64, f64) = (56.0, 16.0, 24.0, 48.0); // left, right, top, bottom
 
