@@ -5,9 +5,10 @@ with its own id, for ingest memory and throughput measurements.
 usage: python3 benches/make_big_jsonl.py OUT.jsonl SIZE_MB
 """
 import json
+import os
 import sys
 
-src = "../shared/data/tau-bench/gpt-4o-airline.json"
+src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/data/tau-bench/gpt-4o-airline.json")
 out, size_mb = sys.argv[1], float(sys.argv[2])
 records = json.load(open(src))
 limit = int(size_mb * 1e6)
