@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod error;
 pub mod export;
+pub mod generate;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -33,6 +33,8 @@ pub enum Command {
     /// Export trajectories from a corpus.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Generate a synthetic corpus (Zipf domains, long-tailed modes) for tests and benchmarks.
+    Gen(GenArgs),
     /// Ingest the bundled test data into a corpus and print a summary: the one-command tour.
     Demo(DemoArgs),
 }
@@ -121,6 +123,30 @@ pub struct ExportOpenaiArgs {
     /// SQL condition selecting trajectories, e.g. "domain = 'airline'".
     #[arg(long = "where")]
     pub filter: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Corpus root to write the trajectories into (round 0).
+    pub corpus: String,
+    /// How many trajectories.
+    #[arg(long)]
+    pub trajectories: u64,
+    /// Seed: the same seed gives the same corpus.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Number of domains (Zipf-distributed).
+    #[arg(long, default_value_t = crate::generate::DOMAINS.len())]
+    pub domains: usize,
+    /// Zipf exponent of the domain distribution.
+    #[arg(long, default_value_t = 1.1)]
+    pub zipf: f64,
+    /// Also write the trajectories as OpenAI JSONL to this file or s3:// URL.
+    #[arg(long)]
+    pub jsonl: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

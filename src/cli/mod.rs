@@ -30,6 +30,35 @@ pub async fn main() -> Result<()> {
             Ok(())
         }
         Command::Report(a) => report(a).await,
+        Command::Gen(a) => {
+            let corpus = Corpus::open(&a.corpus)?;
+            let opts = crate::generate::GenOptions {
+                seed: a.seed,
+                domains: a.domains,
+                zipf: a.zipf,
+            };
+            let progress = !a.json && std::io::stderr().is_terminal();
+            let s = crate::generate::generate(
+                &corpus,
+                a.trajectories,
+                opts,
+                a.jsonl.as_deref(),
+                progress,
+            )
+            .await?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&s).map_err(|e| Error::Other(e.to_string()))?
+                );
+            } else {
+                println!(
+                    "generated {} trajectories into {} in {:.1} s",
+                    s.trajectories, a.corpus, s.seconds
+                );
+            }
+            Ok(())
+        }
         Command::Demo(a) => demo(a).await,
     }
 }

@@ -1,0 +1,466 @@
+//! `tdscale gen`: a deterministic generator of realistic trajectory corpora for tests and
+//! benchmarks.
+//!
+//! Domains follow a Zipf law; each domain has its own tools and its own mix of actions, so the
+//! reasoning modes have a long tail; tool-call counts, argument sizes and dependency chains (a call
+//! that passes on an id returned by an earlier result) are in the ranges of the real files in
+//! `../shared/data/`. Trajectory `i` depends only on the seed and `i`, so corpora are generated in
+//! parallel and a larger corpus extends a smaller one with the same seed.
+
+use serde_json::{Value, json};
+
+use crate::model::{Message, ToolCall, ToolDef, Trajectory};
+
+/// The domains, most frequent first.
+pub const DOMAINS: &[&str] = &[
+    "airline",
+    "retail",
+    "banking",
+    "telecom",
+    "travel",
+    "ecommerce",
+    "healthcare",
+    "insurance",
+    "calendar",
+    "email",
+    "file_system",
+    "trading",
+    "real_estate",
+    "logistics",
+    "restaurant",
+    "hotel",
+    "car_rental",
+    "education",
+    "hr",
+    "crm",
+    "music",
+    "video",
+    "news",
+    "sports",
+    "gaming",
+    "maps",
+    "ride_hailing",
+    "food_delivery",
+    "fitness",
+    "legal",
+    "tax",
+    "payroll",
+    "support_ticket",
+    "devops",
+    "database",
+    "analytics",
+    "iot",
+    "smart_home",
+    "social_media",
+    "weather",
+];
+
+const VERBS: &[&str] = &[
+    "lookup", "search", "create", "update", "cancel", "list", "status", "quote",
+];
+
+/// Generator settings.
+#[derive(Debug, Clone)]
+pub struct GenOptions {
+    pub seed: u64,
+    /// Number of domains used (at most [`DOMAINS`]).
+    pub domains: usize,
+    /// Zipf exponent of the domain distribution.
+    pub zipf: f64,
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            domains: DOMAINS.len(),
+            zipf: 1.1,
+        }
+    }
+}
+
+/// SplitMix64: tiny, fast, and stable across crate versions, which a reproducible corpus needs.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.f64() * n as f64) as usize % n.max(1)
+    }
+}
+
+/// A generator with its precomputed domain distribution.
+pub struct Generator {
+    opts: GenOptions,
+    cdf: Vec<f64>,
+}
+
+/// Kinds of action, in the order of the per-domain weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Act {
+    Ask,
+    Answer,
+    Single,
+    Chain,
+    Parallel,
+    Code,
+    ErrorRetry,
+}
+const ACTS: [Act; 7] = [
+    Act::Ask,
+    Act::Answer,
+    Act::Single,
+    Act::Chain,
+    Act::Parallel,
+    Act::Code,
+    Act::ErrorRetry,
+];
+
+impl Generator {
+    pub fn new(opts: GenOptions) -> Self {
+        let k = opts.domains.clamp(1, DOMAINS.len());
+        let w: Vec<f64> = (1..=k).map(|r| 1.0 / (r as f64).powf(opts.zipf)).collect();
+        let total: f64 = w.iter().sum();
+        let mut acc = 0.0;
+        let cdf = w
+            .iter()
+            .map(|x| {
+                acc += x / total;
+                acc
+            })
+            .collect();
+        Self { opts, cdf }
+    }
+
+    fn domain(&self, rng: &mut Rng) -> usize {
+        let u = rng.f64();
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
+    }
+
+    /// Each domain mixes actions differently (fixed by the domain's index), so modes differ by
+    /// domain and rare combinations form a long tail.
+    fn act_weights(d: usize) -> [f64; 7] {
+        let mut r = Rng::new(0xD0_u64 + d as u64 * 7919);
+        let mut w = [0.0; 7];
+        for (i, x) in w.iter_mut().enumerate() {
+            let base = [0.8, 1.0, 1.6, 1.4, 0.5, 0.25, 0.3][i];
+            *x = base * (0.3 + 1.4 * r.f64());
+        }
+        w
+    }
+
+    fn tools(d: usize) -> Vec<ToolDef> {
+        let dom = DOMAINS[d];
+        VERBS
+            .iter()
+            .map(|v| ToolDef {
+                name: format!("{dom}_{v}"),
+                description: Some(format!("{v} a {dom} record")),
+                parameters: Some(json!({"type": "object", "properties": {"id": {"type": "string"}, "query": {"type": "string"}, "amount": {"type": "number"}, "options": {"type": "object"}}}).to_string()),
+            })
+            .chain(std::iter::once(ToolDef { name: "python".into(), description: Some("run Python code".into()), parameters: Some(json!({"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}).to_string()) }))
+            .collect()
+    }
+
+    /// Trajectory number `i`.
+    pub fn trajectory(&self, i: u64) -> Trajectory {
+        let mut rng = Rng::new(
+            self.opts.seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
+                ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let d = self.domain(&mut rng);
+        let dom = DOMAINS[d];
+        let weights = Self::act_weights(d);
+        let total: f64 = weights.iter().sum();
+        let mut messages = vec![Message {
+            role: "user".into(),
+            content: Some(format!(
+                "I need help with my {dom} request #{}.",
+                rng.below(100_000)
+            )),
+            ..Default::default()
+        }];
+        let mut ids: Vec<String> = vec![];
+        let mut call_no = 0usize;
+        let steps = 1 + (0..11).take_while(|_| rng.f64() < 0.72).count();
+        let fresh_args = |rng: &mut Rng, ids: &[String], chain: bool| -> String {
+            let mut args = serde_json::Map::new();
+            if chain && !ids.is_empty() {
+                args.insert(
+                    "id".into(),
+                    Value::String(ids[rng.below(ids.len())].clone()),
+                );
+            } else {
+                args.insert(
+                    "query".into(),
+                    Value::String(format!("q{}", rng.below(1_000_000))),
+                );
+            }
+            for k in 0..rng.below(5) {
+                match k {
+                    0 => args.insert("amount".into(), json!(rng.below(5000) + 2)),
+                    1 => args.insert("date".into(), json!(format!("2024-{:02}-{:02}", 1 + rng.below(12), 1 + rng.below(28)))),
+                    2 => args.insert("options".into(), json!({"priority": rng.below(3) == 0, "note": format!("n{}", rng.below(999))})),
+                    _ => {
+                        let tags = ["a", "b", "c"][..1 + rng.below(3)].to_vec();
+                        args.insert("tags".into(), json!(tags))
+                    }
+                };
+            }
+            Value::Object(args).to_string()
+        };
+        for _ in 0..steps {
+            let mut u = rng.f64() * total;
+            let act = ACTS
+                .iter()
+                .zip(weights.iter())
+                .find(|(_, w)| {
+                    u -= **w;
+                    u < 0.0
+                })
+                .map(|(a, _)| *a)
+                .unwrap_or(Act::Single);
+            let call = |name: String, args: String, call_no: &mut usize| {
+                *call_no += 1;
+                ToolCall {
+                    id: Some(format!("call_{call_no}")),
+                    name,
+                    arguments: args,
+                }
+            };
+            let result = |rng: &mut Rng, ids: &mut Vec<String>| {
+                let id = format!(
+                    "{}_{}",
+                    &dom[..3.min(dom.len())],
+                    10_000 + rng.below(90_000)
+                );
+                ids.push(id.clone());
+                let status = ["open", "done", "pending"][rng.below(3)];
+                json!({"id": id, "status": status, "total": rng.below(10_000) + 2}).to_string()
+            };
+            match act {
+                Act::Ask => {
+                    messages.push(Message {
+                        role: "assistant".into(),
+                        content: Some(format!("Could you confirm the {dom} details?")),
+                        ..Default::default()
+                    });
+                    messages.push(Message {
+                        role: "user".into(),
+                        content: Some("Yes, that is right.".into()),
+                        ..Default::default()
+                    });
+                }
+                Act::Answer => messages.push(Message {
+                    role: "assistant".into(),
+                    content: Some(format!("Here is the {dom} information you asked for.")),
+                    ..Default::default()
+                }),
+                Act::Single | Act::Chain => {
+                    let name = format!("{dom}_{}", VERBS[rng.below(VERBS.len())]);
+                    let args = fresh_args(&mut rng, &ids, act == Act::Chain);
+                    let c = call(name, args, &mut call_no);
+                    let r = result(&mut rng, &mut ids);
+                    messages.push(Message {
+                        role: "assistant".into(),
+                        tool_calls: vec![c],
+                        ..Default::default()
+                    });
+                    messages.push(Message {
+                        role: "tool".into(),
+                        content: Some(r),
+                        ..Default::default()
+                    });
+                }
+                Act::Parallel => {
+                    let k = 2 + rng.below(3);
+                    let calls: Vec<ToolCall> = (0..k)
+                        .map(|_| {
+                            let name = format!("{dom}_{}", VERBS[rng.below(VERBS.len())]);
+                            let args = fresh_args(&mut rng, &ids, false);
+                            call(name, args, &mut call_no)
+                        })
+                        .collect();
+                    messages.push(Message {
+                        role: "assistant".into(),
+                        tool_calls: calls,
+                        ..Default::default()
+                    });
+                    for _ in 0..k {
+                        let r = result(&mut rng, &mut ids);
+                        messages.push(Message {
+                            role: "tool".into(),
+                            content: Some(r),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Act::Code => {
+                    let n = rng.below(100);
+                    let c = call(
+                        "python".into(),
+                        json!({"code": format!("print(sum(range({n})))")}).to_string(),
+                        &mut call_no,
+                    );
+                    messages.push(Message {
+                        role: "assistant".into(),
+                        tool_calls: vec![c],
+                        ..Default::default()
+                    });
+                    messages.push(Message {
+                        role: "tool".into(),
+                        content: Some(format!("{}", n * n.saturating_sub(1) / 2)),
+                        ..Default::default()
+                    });
+                }
+                Act::ErrorRetry => {
+                    let name = format!("{dom}_{}", VERBS[rng.below(VERBS.len())]);
+                    let args = fresh_args(&mut rng, &ids, false);
+                    let c = call(name.clone(), args.clone(), &mut call_no);
+                    messages.push(Message {
+                        role: "assistant".into(),
+                        tool_calls: vec![c],
+                        ..Default::default()
+                    });
+                    messages.push(Message {
+                        role: "tool".into(),
+                        content: Some("Error: the service is temporarily unavailable".into()),
+                        ..Default::default()
+                    });
+                    let c = call(name, args, &mut call_no);
+                    let r = result(&mut rng, &mut ids);
+                    messages.push(Message {
+                        role: "assistant".into(),
+                        tool_calls: vec![c],
+                        ..Default::default()
+                    });
+                    messages.push(Message {
+                        role: "tool".into(),
+                        content: Some(r),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        messages.push(Message {
+            role: "assistant".into(),
+            content: Some("Done. Anything else?".into()),
+            ..Default::default()
+        });
+        let mut t = Trajectory {
+            traj_id: format!("gen-{}/{i}", self.opts.seed),
+            source: format!("gen-{}", self.opts.seed),
+            format: "openai".into(),
+            domain: Some(dom.to_string()),
+            system: Some(format!(
+                "You are a {dom} assistant. Use the tools; confirm before changing anything."
+            )),
+            tools: Self::tools(d),
+            messages,
+            reward: Some(if rng.f64() < 0.6 { 1.0 } else { 0.0 }),
+            ..Default::default()
+        };
+        crate::ingest::formats::finish(&mut t);
+        t
+    }
+}
+
+/// What a generation run wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GenSummary {
+    pub trajectories: u64,
+    pub parquet_files: usize,
+    pub jsonl: Option<String>,
+    pub seconds: f64,
+}
+
+/// Writes trajectories `0..n` into the corpus (round 0) and, when asked, as OpenAI JSONL too.
+pub async fn generate(
+    corpus: &crate::store::Corpus,
+    n: u64,
+    opts: GenOptions,
+    jsonl: Option<&str>,
+    progress: bool,
+) -> crate::error::Result<GenSummary> {
+    use rayon::prelude::*;
+    use tokio::io::AsyncWriteExt;
+
+    use crate::store::{convert, schema, tables, writer};
+
+    let started = std::time::Instant::now();
+    let g = Generator::new(opts);
+    let dir = format!("{}/{}=0", tables::TRAJECTORIES, schema::ROUND_COLUMN);
+    let mut parts = writer::PartWriter::new(corpus, &dir, schema::trajectory_file_schema());
+    let mut out = jsonl.map(crate::export::sink::writer).transpose()?;
+    let pb = if progress {
+        indicatif::ProgressBar::new(n)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    const CHUNK: u64 = 16 * 1024;
+    let mut start = 0;
+    while start < n {
+        let end = (start + CHUNK).min(n);
+        let (batch, text) = tokio::task::block_in_place(|| {
+            let ts: Vec<Trajectory> = (start..end)
+                .into_par_iter()
+                .map(|i| g.trajectory(i))
+                .collect();
+            let text: Option<Vec<u8>> = jsonl.map(|_| {
+                ts.par_iter()
+                    .map(|t| {
+                        let mut line =
+                            serde_json::to_vec(&crate::export::openai::to_openai_json(t))
+                                .unwrap_or_default();
+                        line.push(b'\n');
+                        line
+                    })
+                    .flatten_iter()
+                    .collect()
+            });
+            (convert::trajectories_to_batch(&ts), text)
+        });
+        parts.write(&batch?).await?;
+        if let (Some(w), Some(text)) = (out.as_mut(), text) {
+            w.write_all(&text)
+                .await
+                .map_err(|e| crate::error::Error::Storage {
+                    url: jsonl.unwrap_or_default().into(),
+                    message: e.to_string(),
+                })?;
+        }
+        pb.set_position(end);
+        start = end;
+    }
+    if let Some(mut w) = out {
+        w.shutdown()
+            .await
+            .map_err(|e| crate::error::Error::Storage {
+                url: jsonl.unwrap_or_default().into(),
+                message: e.to_string(),
+            })?;
+    }
+    let files = parts.finish().await?;
+    pb.finish_and_clear();
+    Ok(GenSummary {
+        trajectories: n,
+        parquet_files: files.len(),
+        jsonl: jsonl.map(str::to_string),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
