@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod model;
 pub mod query;
 pub mod report;
+pub mod select;
 pub mod store;

@@ -30,6 +30,10 @@ pub enum Command {
     Sql(SqlArgs),
     /// The diversity report: DE, RME, CAC percentiles, top modes and the long tail per group.
     Report(ReportArgs),
+    /// Equal-budget subsets by quantity or by diversity, with metrics and training files.
+    Budget(BudgetArgs),
+    /// Join evaluation scores to the subsets of a budget run: the ablation table and plot.
+    Ablation(AblationArgs),
     /// Export trajectories from a corpus.
     #[command(subcommand)]
     Export(ExportCommand),
@@ -103,6 +107,51 @@ pub struct ReportArgs {
     #[arg(long)]
     pub html: Option<PathBuf>,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BudgetArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
+    /// Budgets, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub budgets: Vec<i64>,
+    /// What a budget counts.
+    #[arg(long, value_enum, default_value = "trajectories")]
+    pub unit: crate::select::Unit,
+    /// Strategies, comma-separated (default: all six).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::select::Strategy::ALL.to_vec())]
+    pub strategies: Vec<crate::select::Strategy>,
+    /// Number of seeds (0, 1, … n-1) per budget and strategy.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u32,
+    /// Output folder or s3:// prefix.
+    #[arg(long)]
+    pub out: String,
+    /// MinHash similarity at or above which `deita` rejects a candidate.
+    #[arg(long, default_value_t = 0.6)]
+    pub threshold: f64,
+    /// Write only manifests and metrics, not the training files.
+    #[arg(long)]
+    pub no_training_files: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AblationArgs {
+    /// The --out folder (or s3:// prefix) of a `tdscale budget` run.
+    pub run: String,
+    /// Scores: CSV with a header, a JSON array or JSON lines, with subset, benchmark, score.
+    #[arg(long)]
+    pub scores: String,
+    /// Also write the table and plots as an HTML page.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Print as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -30,6 +30,24 @@ pub async fn main() -> Result<()> {
             Ok(())
         }
         Command::Report(a) => report(a).await,
+        Command::Budget(a) => budget(a).await,
+        Command::Ablation(a) => {
+            let ab = crate::select::ablation::build(&a.run, &a.scores).await?;
+            if let Some(path) = &a.html {
+                std::fs::write(path, crate::select::ablation::to_html(&ab))
+                    .map_err(|e| Error::io(path, e))?;
+                eprintln!("wrote {}", path.display());
+            }
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&ab).map_err(|e| Error::Other(e.to_string()))?
+                );
+            } else {
+                print!("{}", crate::select::ablation::to_text(&ab));
+            }
+            Ok(())
+        }
         Command::Gen(a) => {
             let corpus = Corpus::open(&a.corpus)?;
             let opts = crate::generate::GenOptions {
@@ -61,6 +79,52 @@ pub async fn main() -> Result<()> {
         }
         Command::Demo(a) => demo(a).await,
     }
+}
+
+async fn budget(a: args::BudgetArgs) -> Result<()> {
+    let corpus = Corpus::open(&a.corpus)?;
+    let opts = crate::select::budget::BudgetOptions {
+        budgets: a.budgets,
+        unit: a.unit,
+        strategies: a.strategies,
+        seeds: a.seeds,
+        out: a.out.clone(),
+        threshold: a.threshold,
+        training_files: !a.no_training_files,
+        progress: !a.json && std::io::stderr().is_terminal(),
+    };
+    let rows = crate::select::budget::run(&corpus, &opts).await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| Error::Other(e.to_string()))?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:>8} {:>10} {:>7} {:>7} {:>8} {:>8} {:>6} {:>6}",
+        "subset", "trajs", "tokens", "DE", "RME", "CAC p50", "CAC p90", "tools", "short"
+    );
+    for r in &rows {
+        println!(
+            "{:<28} {:>8} {:>10} {:>7.3} {:>7.3} {:>8.2} {:>8.2} {:>6} {:>6}",
+            r.name,
+            r.trajectories,
+            r.tokens,
+            r.de_bits,
+            r.rme_bits,
+            r.cac_p50,
+            r.cac_p90,
+            r.tools,
+            if r.short { "yes" } else { "" }
+        );
+    }
+    println!(
+        "wrote {} subsets to {} (summary.parquet, summary.csv, dataset_info.json)",
+        rows.len(),
+        a.out
+    );
+    Ok(())
 }
 
 async fn report(a: args::ReportArgs) -> Result<()> {

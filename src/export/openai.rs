@@ -10,8 +10,10 @@ use crate::error::{Error, Result};
 use crate::model::Trajectory;
 use crate::store::{Corpus, convert};
 
-/// The OpenAI JSON of one trajectory.
-pub fn to_openai_json(t: &Trajectory) -> Value {
+/// The OpenAI chat messages of a trajectory, system prompt first. With `extras`, the fields
+/// that only tdscale reads back (`reasoning_content`, `error`, the tool `name`) are included;
+/// without, the messages are exactly what OpenAI-style fine-tuning accepts.
+pub fn messages_json(t: &Trajectory, extras: bool) -> Vec<Value> {
     let mut messages = vec![];
     if let Some(s) = &t.system {
         messages.push(json!({"role": "system", "content": s}));
@@ -23,9 +25,6 @@ pub fn to_openai_json(t: &Trajectory) -> Value {
             "content".into(),
             m.content.clone().map(Value::String).unwrap_or(Value::Null),
         );
-        if let Some(r) = &m.reasoning {
-            o.insert("reasoning_content".into(), Value::String(r.clone()));
-        }
         if !m.tool_calls.is_empty() {
             let calls: Vec<Value> = m
                 .tool_calls
@@ -37,22 +36,37 @@ pub fn to_openai_json(t: &Trajectory) -> Value {
         if let Some(id) = &m.tool_call_id {
             o.insert("tool_call_id".into(), Value::String(id.clone()));
         }
-        if let Some(n) = &m.name {
-            o.insert("name".into(), Value::String(n.clone()));
-        }
-        if let Some(e) = m.error {
-            o.insert("error".into(), Value::Bool(e));
+        if extras {
+            if let Some(r) = &m.reasoning {
+                o.insert("reasoning_content".into(), Value::String(r.clone()));
+            }
+            if let Some(n) = &m.name {
+                o.insert("name".into(), Value::String(n.clone()));
+            }
+            if let Some(e) = m.error {
+                o.insert("error".into(), Value::Bool(e));
+            }
         }
         messages.push(Value::Object(o));
     }
-    let tools: Vec<Value> = t
-        .tools
+    messages
+}
+
+/// The tools of a trajectory as OpenAI function tools.
+pub fn tools_json(t: &Trajectory) -> Vec<Value> {
+    t.tools
         .iter()
         .map(|d| {
             let params = d.parameters.as_deref().and_then(|p| serde_json::from_str::<Value>(p).ok()).unwrap_or(json!({"type": "object"}));
             json!({"type": "function", "function": {"name": d.name, "description": d.description, "parameters": params}})
         })
-        .collect();
+        .collect()
+}
+
+/// The OpenAI JSON of one trajectory, with every label and the metadata.
+pub fn to_openai_json(t: &Trajectory) -> Value {
+    let messages = messages_json(t, true);
+    let tools = tools_json(t);
     let mut o = Map::new();
     o.insert("traj_id".into(), Value::String(t.traj_id.clone()));
     o.insert("source".into(), Value::String(t.source.clone()));

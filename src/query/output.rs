@@ -80,11 +80,8 @@ pub async fn write_file(
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<()> {
-    if let Some(rest) = out.strip_prefix("s3://") {
-        let bucket = rest.split('/').next().unwrap_or_default();
-        let url = url::Url::parse(&format!("s3://{bucket}"))
-            .map_err(|e| Error::Usage(format!("bad URL {out}: {e}")))?;
-        ctx.register_object_store(&url, crate::store::s3_store_from_env(bucket)?);
+    if out.contains("://") {
+        // Object stores come from the session's registry.
     } else if let Some(parent) = std::path::Path::new(out)
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -12,7 +12,9 @@ use datafusion::datasource::listing::{
 use datafusion::prelude::{JsonReadOptions, SessionConfig, SessionContext};
 
 use crate::error::Result;
+use crate::store::registry::S3FromEnvRegistry;
 use crate::store::{Corpus, schema, tables};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
 /// The views of `sql/views/`, compiled in so the binary works from any directory. Order matters:
 /// a view may use the ones before it.
@@ -31,9 +33,15 @@ pub fn session_config() -> SessionConfig {
 
 /// A session with the tdscale functions and no tables.
 pub fn bare_context() -> SessionContext {
-    // Files can be queried by path too: SELECT * FROM 'runs/x.parquet'.
-    let ctx = SessionContext::new_with_config(session_config()).enable_url_table();
+    // s3:// URLs get a store from the AWS_* settings on first use, and files can be queried by
+    // path: SELECT * FROM 'runs/x.parquet'.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(S3FromEnvRegistry::default()))
+        .build_arc()
+        .expect("the default runtime settings are valid");
+    let ctx = SessionContext::new_with_config_rt(session_config(), runtime).enable_url_table();
     crate::metrics::register(&ctx);
+    crate::select::register(&ctx);
     ctx
 }
 

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod bad_input;
+mod budget;
 mod common;
 mod durability;
 mod ingest_formats;

@@ -1,0 +1,392 @@
+//! `tdscale budget`: for every (budget, strategy, seed), the subset's manifest, metrics and
+//! training files, and a summary table of all subsets.
+//!
+//! Output layout under `--out` (a folder or an s3:// prefix):
+//! ```text
+//! summary.parquet, summary.csv      one row per subset
+//! dataset_info.json                 LLaMA-Factory entries for every subset
+//! <strategy>-b<budget>-s<seed>/
+//!     manifest.parquet              traj_id, pick, cost, used
+//!     train_openai.jsonl            OpenAI chat fine-tuning lines
+//!     train_sharegpt.json           LLaMA-Factory ShareGPT records
+//!     dataset_info.json             the entry for this subset alone
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+
+use super::{Strategy, Unit, training};
+use crate::error::{Error, Result};
+use crate::query::{params, run_sql, session};
+use crate::store::{Corpus, convert};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BudgetOptions {
+    pub budgets: Vec<i64>,
+    pub unit: Unit,
+    pub strategies: Vec<Strategy>,
+    /// Seeds 0..seeds.
+    pub seeds: u32,
+    /// Output folder or s3:// prefix.
+    pub out: String,
+    /// Similarity threshold of `deita`.
+    pub threshold: f64,
+    /// Write the training files (the manifest and metrics are always written).
+    pub training_files: bool,
+    pub progress: bool,
+}
+
+/// One subset's row of the summary.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SubsetSummary {
+    pub name: String,
+    pub strategy: String,
+    pub budget: i64,
+    pub unit: String,
+    pub seed: i64,
+    pub trajectories: i64,
+    pub tokens: i64,
+    /// Budget used, in the unit.
+    pub used: i64,
+    pub de_bits: f64,
+    pub rme_bits: f64,
+    pub cac_p50: f64,
+    pub cac_p90: f64,
+    pub domains: i64,
+    pub modes: i64,
+    pub clusters: i64,
+    pub tools: i64,
+    /// The strategy found fewer trajectories than the budget allows (only `deita` can, when
+    /// near-duplicates are excluded).
+    pub short: bool,
+}
+
+/// The subset name of a run.
+pub fn subset_name(strategy: Strategy, budget: i64, seed: i64) -> String {
+    format!("{}-b{budget}-s{seed}", strategy.name())
+}
+
+fn target(out: &str, rel: &str) -> String {
+    format!("{}/{rel}", out.trim_end_matches('/'))
+}
+
+async fn put(out: &str, rel: &str, bytes: &[u8]) -> Result<()> {
+    let path = target(out, rel);
+    let mut w = crate::export::sink::writer(&path)?;
+    let io = |e: std::io::Error| Error::Storage {
+        url: path.clone(),
+        message: e.to_string(),
+    };
+    w.write_all(bytes).await.map_err(io)?;
+    w.shutdown().await.map_err(io)
+}
+
+fn parquet_bytes(batches: &[RecordBatch], schema: SchemaRef) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, schema, None)?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.close()?;
+    Ok(buf)
+}
+
+fn first_f64(b: &[RecordBatch], col: usize) -> Result<f64> {
+    let Some(b) = b.first() else { return Ok(0.0) };
+    let a = datafusion::arrow::compute::cast(b.column(col), &DataType::Float64)?;
+    let a = a.as_primitive::<Float64Type>();
+    Ok(if a.is_empty() || a.is_null(0) {
+        0.0
+    } else {
+        a.value(0)
+    })
+}
+
+fn first_i64(b: &[RecordBatch], col: usize) -> Result<i64> {
+    let Some(b) = b.first() else { return Ok(0) };
+    let a = datafusion::arrow::compute::cast(b.column(col), &DataType::Int64)?;
+    let a = a.as_primitive::<Int64Type>();
+    Ok(if a.is_empty() || a.is_null(0) {
+        0
+    } else {
+        a.value(0)
+    })
+}
+
+/// Materialises `trajectory_metrics` once, so the many plans of a run do not recompute the
+/// metrics of every trajectory.
+async fn cache_metrics(ctx: &SessionContext) -> Result<()> {
+    let df = ctx.sql("SELECT * FROM trajectory_metrics").await?;
+    let schema: SchemaRef = df.schema().inner().clone();
+    let batches = df.collect().await?;
+    ctx.deregister_table("trajectory_metrics")?;
+    ctx.register_table(
+        "trajectory_metrics",
+        Arc::new(MemTable::try_new(schema, vec![batches])?),
+    )?;
+    Ok(())
+}
+
+/// Runs the experiment grid and writes everything under `opts.out`.
+pub async fn run(corpus: &Corpus, opts: &BudgetOptions) -> Result<Vec<SubsetSummary>> {
+    if opts.budgets.is_empty() || opts.strategies.is_empty() || opts.seeds == 0 {
+        return Err(Error::Usage(
+            "give at least one budget, one strategy and one seed".into(),
+        ));
+    }
+    let ctx = session::corpus_context(corpus).await?;
+    cache_metrics(&ctx).await?;
+    let totals = run_sql(
+        &ctx,
+        "SELECT count(*) AS n, sum(num_tokens) AS tokens FROM trajectory_metrics",
+    )
+    .await?;
+    let totals = &totals[0].1;
+    let available = match opts.unit {
+        Unit::Trajectories => first_i64(totals, 0)?,
+        Unit::Tokens => first_i64(totals, 1)?,
+    };
+    if let Some(b) = opts.budgets.iter().find(|&&b| b > available || b <= 0) {
+        return Err(Error::Usage(format!(
+            "budget {b} {} is not possible: the corpus holds {available} {}; choose budgets between 1 and {available}",
+            opts.unit.name(),
+            opts.unit.name()
+        )));
+    }
+    let runs: Vec<(i64, Strategy, i64)> = opts
+        .budgets
+        .iter()
+        .flat_map(|&b| {
+            opts.strategies
+                .iter()
+                .flat_map(move |&s| (0..opts.seeds as i64).map(move |seed| (b, s, seed)))
+        })
+        .collect();
+    let pb = if opts.progress {
+        indicatif::ProgressBar::new(runs.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut summaries = vec![];
+    let mut info = serde_json::Map::new();
+    for (budget, strategy, seed) in runs {
+        let name = subset_name(strategy, budget, seed);
+        pb.set_message(name.clone());
+        let p = HashMap::from([
+            ("budget".to_string(), budget.to_string()),
+            ("seed".to_string(), seed.to_string()),
+            ("unit".to_string(), opts.unit.name().to_string()),
+            ("threshold".to_string(), opts.threshold.to_string()),
+        ]);
+        let sql = params::substitute(strategy.plan(), &p)?;
+        let mut result = run_sql(&ctx, &sql).await?;
+        let (schema, batches) = result
+            .pop()
+            .ok_or_else(|| Error::Other(format!("plan {} returned nothing", strategy.name())))?;
+        let summary = describe(
+            &ctx,
+            &name,
+            strategy,
+            budget,
+            seed,
+            opts.unit,
+            schema.clone(),
+            batches.clone(),
+        )
+        .await?;
+        put(
+            &opts.out,
+            &format!("{name}/manifest.parquet"),
+            &parquet_bytes(&batches, schema)?,
+        )
+        .await?;
+        if opts.training_files {
+            write_training(&ctx, &opts.out, &name).await?;
+            let entry = training::dataset_info_entry("train_sharegpt.json");
+            put(
+                &opts.out,
+                &format!("{name}/dataset_info.json"),
+                serde_json::to_string_pretty(&serde_json::json!({ &name: entry }))
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )
+            .await?;
+            info.insert(
+                name.clone(),
+                training::dataset_info_entry(&format!("{name}/train_sharegpt.json")),
+            );
+        }
+        if summary.short {
+            tracing::warn!(
+                "{name}: {} trajectories fit the budget but the strategy found only {}",
+                budget,
+                summary.trajectories
+            );
+        }
+        summaries.push(summary);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if opts.training_files {
+        put(
+            &opts.out,
+            "dataset_info.json",
+            serde_json::to_string_pretty(&info)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+        .await?;
+    }
+    let batch = summary_batch(&summaries)?;
+    put(
+        &opts.out,
+        "summary.parquet",
+        &parquet_bytes(std::slice::from_ref(&batch), batch.schema())?,
+    )
+    .await?;
+    let mut csv = Vec::new();
+    datafusion::arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(&mut csv)
+        .write(&batch)?;
+    put(&opts.out, "summary.csv", &csv).await?;
+    Ok(summaries)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn describe(
+    ctx: &SessionContext,
+    name: &str,
+    strategy: Strategy,
+    budget: i64,
+    seed: i64,
+    unit: Unit,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<SubsetSummary> {
+    ctx.deregister_table("selection")?;
+    ctx.register_table(
+        "selection",
+        Arc::new(MemTable::try_new(schema, vec![batches])?),
+    )?;
+    let stats = run_sql(ctx, include_str!("../../queries/subset_metrics.sql")).await?;
+    let b = &stats[0].1;
+    let tools = run_sql(ctx, "SELECT count(DISTINCT c.tool_name) FROM tool_calls c JOIN selection s ON c.traj_id = s.traj_id").await?;
+    let trajectories = first_i64(b, 0)?;
+    let used = first_i64(b, 9)?;
+    Ok(SubsetSummary {
+        name: name.to_string(),
+        strategy: strategy.name().to_string(),
+        budget,
+        unit: unit.name().to_string(),
+        seed,
+        trajectories,
+        tokens: first_i64(b, 1)?,
+        used,
+        de_bits: first_f64(b, 2)?,
+        rme_bits: first_f64(b, 3)?,
+        cac_p50: first_f64(b, 4)?,
+        cac_p90: first_f64(b, 5)?,
+        domains: first_i64(b, 6)?,
+        modes: first_i64(b, 7)?,
+        clusters: first_i64(b, 8)?,
+        tools: first_i64(&tools[0].1, 0)?,
+        // A subset is short when the next trajectory would still have fit: only possible when
+        // the strategy ran out of admissible candidates.
+        short: unit == Unit::Trajectories && used < budget && strategy == Strategy::Deita,
+    })
+}
+
+async fn write_training(ctx: &SessionContext, out: &str, name: &str) -> Result<()> {
+    let df = ctx.sql("SELECT t.* FROM trajectories t JOIN selection s ON t.traj_id = s.traj_id ORDER BY s.pick").await?;
+    let batches = df.collect().await?;
+    let mut jsonl = Vec::new();
+    let mut records = vec![];
+    for b in &batches {
+        for t in convert::batch_to_trajectories(b)? {
+            serde_json::to_writer(&mut jsonl, &training::openai_line(&t))
+                .map_err(|e| Error::Other(e.to_string()))?;
+            jsonl.push(b'\n');
+            records.push(training::sharegpt_record(&t));
+        }
+    }
+    put(out, &format!("{name}/train_openai.jsonl"), &jsonl).await?;
+    put(
+        out,
+        &format!("{name}/train_sharegpt.json"),
+        serde_json::to_string(&records)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .await
+}
+
+fn summary_batch(rows: &[SubsetSummary]) -> Result<RecordBatch> {
+    let s = |f: fn(&SubsetSummary) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let i = |f: fn(&SubsetSummary) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let x = |f: fn(&SubsetSummary) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let fields = vec![
+        ("name", DataType::Utf8),
+        ("strategy", DataType::Utf8),
+        ("budget", DataType::Int64),
+        ("unit", DataType::Utf8),
+        ("seed", DataType::Int64),
+        ("trajectories", DataType::Int64),
+        ("tokens", DataType::Int64),
+        ("used", DataType::Int64),
+        ("de_bits", DataType::Float64),
+        ("rme_bits", DataType::Float64),
+        ("cac_p50", DataType::Float64),
+        ("cac_p90", DataType::Float64),
+        ("domains", DataType::Int64),
+        ("modes", DataType::Int64),
+        ("clusters", DataType::Int64),
+        ("tools", DataType::Int64),
+        ("short", DataType::Boolean),
+    ];
+    let schema = Arc::new(Schema::new(
+        fields
+            .into_iter()
+            .map(|(n, t)| Field::new(n, t, false))
+            .collect::<Vec<_>>(),
+    ));
+    let cols: Vec<ArrayRef> = vec![
+        s(|r| &r.name),
+        s(|r| &r.strategy),
+        i(|r| r.budget),
+        s(|r| &r.unit),
+        i(|r| r.seed),
+        i(|r| r.trajectories),
+        i(|r| r.tokens),
+        i(|r| r.used),
+        x(|r| r.de_bits),
+        x(|r| r.rme_bits),
+        x(|r| r.cac_p50),
+        x(|r| r.cac_p90),
+        i(|r| r.domains),
+        i(|r| r.modes),
+        i(|r| r.clusters),
+        i(|r| r.tools),
+        Arc::new(datafusion::arrow::array::BooleanArray::from_iter(
+            rows.iter().map(|r| Some(r.short)),
+        )),
+    ];
+    Ok(RecordBatch::try_new(schema, cols)?)
+}

@@ -1,0 +1,147 @@
+//! A table whose rows are computed in Rust from the result of a SQL query, when it is scanned:
+//! how the greedy selections that SQL cannot express become table functions usable from SQL.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+
+/// Turns the input batches into the output batch.
+pub type Compute = Arc<dyn Fn(Vec<RecordBatch>) -> Result<RecordBatch> + Send + Sync>;
+
+/// The table.
+pub struct ComputedTable {
+    pub name: &'static str,
+    pub schema: SchemaRef,
+    pub sql: String,
+    pub compute: Compute,
+}
+
+impl fmt::Debug for ComputedTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComputedTable")
+            .field("name", &self.name)
+            .field("sql", &self.sql)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl TableProvider for ComputedTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let session = state
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| {
+                DataFusionError::Plan(format!("{} needs a DataFusion session", self.name))
+            })?;
+        let ctx = SessionContext::new_with_state(session.clone());
+        let input = ctx.sql(&self.sql).await?.collect().await?;
+        let out = (self.compute)(input)?;
+        MemTable::try_new(self.schema.clone(), vec![vec![out]])?
+            .scan(state, projection, &[], None)
+            .await
+    }
+}
+
+/// The schema of a selection: `traj_id`, its position `pick`, its `cost` in the budget unit and
+/// the budget `used` up to and including it.
+pub fn selection_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("traj_id", DataType::Utf8, false),
+        Field::new("pick", DataType::Int64, false),
+        Field::new("cost", DataType::Int64, false),
+        Field::new("used", DataType::Int64, false),
+    ]))
+}
+
+/// Builds a selection batch from picked (traj_id, cost) in order.
+pub fn selection_batch(picked: &[(String, i64)]) -> Result<RecordBatch> {
+    let mut used = 0;
+    let used: Vec<i64> = picked
+        .iter()
+        .map(|(_, c)| {
+            used += c;
+            used
+        })
+        .collect();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            picked.iter().map(|p| p.0.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(1..=picked.len() as i64)),
+        Arc::new(Int64Array::from_iter_values(picked.iter().map(|p| p.1))),
+        Arc::new(Int64Array::from(used)),
+    ];
+    Ok(RecordBatch::try_new(selection_schema(), cols)?)
+}
+
+/// A literal argument of a table function.
+pub fn literal<'a>(args: &'a [Expr], i: usize, what: &str) -> Result<Option<&'a ScalarValue>> {
+    match args.get(i) {
+        None => Ok(None),
+        Some(Expr::Literal(v, _)) => Ok(Some(v)),
+        Some(other) => Err(DataFusionError::Plan(format!(
+            "{what} must be a literal, got {other}"
+        ))),
+    }
+}
+
+/// An integer literal argument with a default.
+pub fn int_arg(args: &[Expr], i: usize, what: &str, default: Option<i64>) -> Result<i64> {
+    match literal(args, i, what)? {
+        Some(v) => match v.cast_to(&DataType::Int64)? {
+            ScalarValue::Int64(Some(x)) => Ok(x),
+            _ => Err(DataFusionError::Plan(format!("{what} must be an integer"))),
+        },
+        None => default.ok_or_else(|| DataFusionError::Plan(format!("{what} is required"))),
+    }
+}
+
+/// A float literal argument with a default.
+pub fn f64_arg(args: &[Expr], i: usize, what: &str, default: f64) -> Result<f64> {
+    match literal(args, i, what)? {
+        Some(v) => match v.cast_to(&DataType::Float64)? {
+            ScalarValue::Float64(Some(x)) => Ok(x),
+            _ => Err(DataFusionError::Plan(format!("{what} must be a number"))),
+        },
+        None => Ok(default),
+    }
+}
+
+/// The budget unit argument: 'trajectories' (default) or 'tokens'.
+pub fn unit_arg(args: &[Expr], i: usize) -> Result<super::Unit> {
+    match literal(args, i, "unit")? {
+        None => Ok(super::Unit::Trajectories),
+        Some(ScalarValue::Utf8(Some(s))) | Some(ScalarValue::Utf8View(Some(s))) => {
+            super::Unit::parse(s)
+        }
+        Some(other) => Err(DataFusionError::Plan(format!(
+            "unit must be 'trajectories' or 'tokens', got {other}"
+        ))),
+    }
+}

@@ -1,0 +1,148 @@
+//! `deita_select(budget[, unit[, threshold]])`: a table function that selects the way DEITA
+//! does: candidates in order of score, each admitted only if its MinHash similarity to every
+//! trajectory already selected is below `threshold` (default 0.6).
+//!
+//! The score is the complexity times the quality: `action_complexity(messages) ×
+//! coalesce(reward, 1)`, so failed trajectories come last. Similarity is estimated from
+//! 64-value MinHash signatures of `user_text(messages)` (the user turns and the tool sequence).
+//! Already-selected trajectories are indexed by LSH (32 bands of 2 values), which finds every
+//! earlier trajectory with similarity ≥ 0.6 with probability > 0.999; each candidate pair is then
+//! compared on the full signature. The walk stops before the first admitted trajectory that
+//! would exceed the budget.
+//!
+//! ```sql
+//! SELECT * FROM deita_select(1000, 'tokens', 0.7);
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::error::{DataFusionError, Result};
+
+use super::Unit;
+use super::computed::{
+    ComputedTable, f64_arg, int_arg, selection_batch, selection_schema, unit_arg,
+};
+
+const BANDS: usize = 32;
+const ROWS: usize = 2;
+
+/// The table function.
+#[derive(Debug, Default)]
+pub struct DeitaSelect;
+
+/// One candidate: id, cost, score and signature.
+pub struct Scored {
+    pub traj_id: String,
+    pub cost: i64,
+    pub score: f64,
+    pub signature: Vec<u64>,
+}
+
+fn similarity(a: &[u64], b: &[u64]) -> f64 {
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len().max(1) as f64
+}
+
+/// The DEITA walk over candidates. Returns the picked (traj_id, cost) in order.
+pub fn select(mut cands: Vec<Scored>, budget: i64, threshold: f64) -> Vec<(String, i64)> {
+    cands.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.traj_id.cmp(&b.traj_id)));
+    let mut buckets: Vec<HashMap<(u64, u64), Vec<usize>>> = vec![HashMap::new(); BANDS];
+    let mut selected: Vec<usize> = vec![];
+    let mut seen_at: Vec<usize> = vec![usize::MAX; cands.len()];
+    let mut picked = vec![];
+    let mut used = 0i64;
+    for (ci, c) in cands.iter().enumerate() {
+        let keys: Vec<(u64, u64)> = (0..BANDS)
+            .map(|b| (c.signature[b * ROWS], c.signature[b * ROWS + 1]))
+            .collect();
+        let mut near = false;
+        'bands: for (b, k) in keys.iter().enumerate() {
+            for &s in buckets[b].get(k).into_iter().flatten() {
+                if seen_at[s] == ci {
+                    continue;
+                }
+                seen_at[s] = ci;
+                if similarity(&c.signature, &cands[s].signature) >= threshold {
+                    near = true;
+                    break 'bands;
+                }
+            }
+        }
+        if near {
+            continue;
+        }
+        if used + c.cost > budget {
+            break;
+        }
+        used += c.cost;
+        picked.push((c.traj_id.clone(), c.cost));
+        for (b, k) in keys.into_iter().enumerate() {
+            buckets[b].entry(k).or_default().push(ci);
+        }
+        selected.push(ci);
+    }
+    picked
+}
+
+fn scored(batches: &[RecordBatch]) -> Result<Vec<Scored>> {
+    let mut out = vec![];
+    for b in batches {
+        let id = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let id = id.as_string::<i32>();
+        let cost = datafusion::arrow::compute::cast(b.column(1), &DataType::Int64)?;
+        let cost = cost.as_primitive::<Int64Type>();
+        let score = datafusion::arrow::compute::cast(b.column(2), &DataType::Float64)?;
+        let score = score.as_primitive::<Float64Type>();
+        let sig = b.column(3).as_list::<i32>();
+        for i in 0..b.num_rows() {
+            let s = sig.value(i);
+            let signature: Vec<u64> = s.as_primitive::<UInt64Type>().values().to_vec();
+            if signature.len() != BANDS * ROWS {
+                return Err(DataFusionError::Execution(
+                    "deita_select: unexpected signature length".into(),
+                ));
+            }
+            out.push(Scored {
+                traj_id: id.value(i).to_string(),
+                cost: if cost.is_null(i) { 0 } else { cost.value(i) },
+                score: if score.is_null(i) {
+                    0.0
+                } else {
+                    score.value(i)
+                },
+                signature,
+            });
+        }
+    }
+    Ok(out)
+}
+
+impl TableFunctionImpl for DeitaSelect {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        let budget = int_arg(exprs, 0, "deita_select(budget, ..)", None)?;
+        let unit: Unit = unit_arg(exprs, 1)?;
+        let threshold = f64_arg(exprs, 2, "deita_select(.., threshold)", 0.6)?;
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(DataFusionError::Plan(format!(
+                "deita_select: threshold must be between 0 and 1, got {threshold}"
+            )));
+        }
+        let sql = format!(
+            "SELECT traj_id, {cost} AS cost, action_complexity(messages) * coalesce(reward, 1.0) AS score, minhash(user_text(messages), {k}) AS sig FROM trajectories",
+            cost = unit.cost_expr(),
+            k = BANDS * ROWS
+        );
+        Ok(Arc::new(ComputedTable {
+            name: "deita_select",
+            schema: selection_schema(),
+            sql,
+            compute: Arc::new(move |batches| {
+                selection_batch(&select(scored(&batches)?, budget, threshold))
+            }),
+        }))
+    }
+}

@@ -1,0 +1,71 @@
+//! `user_text(messages)`: the user turns of a trajectory joined by newlines, then its tool
+//! sequence: the text that near-duplicate checks (`minhash`) compare, so that two trajectories
+//! asking the same thing the same way are similar whatever the assistant said.
+//!
+//! ```sql
+//! SELECT minhash(user_text(messages)) FROM trajectories;
+//! ```
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::StringArray;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::metrics::messages::MessagesView;
+
+/// The UDF.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct UserText {
+    signature: Signature,
+}
+
+impl Default for UserText {
+    fn default() -> Self {
+        Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+/// The text of row `row`.
+pub fn user_text_of(v: &MessagesView, row: usize) -> String {
+    let mut parts: Vec<&str> = vec![];
+    let mut tools: Vec<&str> = vec![];
+    for m in v.messages(row) {
+        match v.role(m) {
+            "user" => parts.extend(v.content(m)),
+            "assistant" => tools.extend(v.calls(m).map(|c| v.call_name(c))),
+            _ => {}
+        }
+    }
+    let mut s = parts.join("\n");
+    if !tools.is_empty() {
+        s.push_str("\ntools: ");
+        s.push_str(&tools.join(" "));
+    }
+    s
+}
+
+impl ScalarUDFImpl for UserText {
+    fn name(&self) -> &str {
+        "user_text"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let v = MessagesView::try_new(&arrays[0])?;
+        let out: StringArray = (0..v.len())
+            .map(|r| (!v.is_null(r)).then(|| user_text_of(&v, r)))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
