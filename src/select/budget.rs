@@ -164,79 +164,90 @@ pub async fn run(corpus: &Corpus, opts: &BudgetOptions) -> Result<Vec<SubsetSumm
             opts.unit.name()
         )));
     }
-    let runs: Vec<(i64, Strategy, i64)> = opts
-        .budgets
-        .iter()
-        .flat_map(|&b| {
-            opts.strategies
-                .iter()
-                .flat_map(move |&s| (0..opts.seeds as i64).map(move |seed| (b, s, seed)))
-        })
-        .collect();
+    // Every plan walks an order that does not depend on the budget and stops at it, so each
+    // (strategy, seed) runs once at the largest budget and smaller budgets are its prefixes.
+    let largest = *opts.budgets.iter().max().expect("checked non-empty");
+    let total = opts.budgets.len() * opts.strategies.len() * opts.seeds as usize;
     let pb = if opts.progress {
-        indicatif::ProgressBar::new(runs.len() as u64)
+        indicatif::ProgressBar::new(total as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
     let mut summaries = vec![];
     let mut info = serde_json::Map::new();
-    for (budget, strategy, seed) in runs {
-        let name = subset_name(strategy, budget, seed);
-        pb.set_message(name.clone());
-        let p = HashMap::from([
-            ("budget".to_string(), budget.to_string()),
-            ("seed".to_string(), seed.to_string()),
-            ("unit".to_string(), opts.unit.name().to_string()),
-            ("threshold".to_string(), opts.threshold.to_string()),
-        ]);
-        let sql = params::substitute(strategy.plan(), &p)?;
-        let mut result = run_sql(&ctx, &sql).await?;
-        let (schema, batches) = result
-            .pop()
-            .ok_or_else(|| Error::Other(format!("plan {} returned nothing", strategy.name())))?;
-        let summary = describe(
-            &ctx,
-            &name,
-            strategy,
-            budget,
-            seed,
-            opts.unit,
-            schema.clone(),
-            batches.clone(),
-        )
-        .await?;
-        put(
-            &opts.out,
-            &format!("{name}/manifest.parquet"),
-            &parquet_bytes(&batches, schema)?,
-        )
-        .await?;
-        if opts.training_files {
-            write_training(&ctx, &opts.out, &name).await?;
-            let entry = training::dataset_info_entry("train_sharegpt.json");
-            put(
-                &opts.out,
-                &format!("{name}/dataset_info.json"),
-                serde_json::to_string_pretty(&serde_json::json!({ &name: entry }))
-                    .unwrap_or_default()
-                    .as_bytes(),
-            )
-            .await?;
-            info.insert(
-                name.clone(),
-                training::dataset_info_entry(&format!("{name}/train_sharegpt.json")),
-            );
+    for &strategy in &opts.strategies {
+        for seed in 0..opts.seeds as i64 {
+            let p = HashMap::from([
+                ("budget".to_string(), largest.to_string()),
+                ("seed".to_string(), seed.to_string()),
+                ("unit".to_string(), opts.unit.name().to_string()),
+                ("threshold".to_string(), opts.threshold.to_string()),
+            ]);
+            let sql = params::substitute(strategy.plan(), &p)?;
+            let mut result = run_sql(&ctx, &sql).await?;
+            let (schema, walk) = result.pop().ok_or_else(|| {
+                Error::Other(format!("plan {} returned nothing", strategy.name()))
+            })?;
+            for &budget in &opts.budgets {
+                let name = subset_name(strategy, budget, seed);
+                pb.set_message(name.clone());
+                let batches = prefix(&walk, budget)?;
+                let summary = describe(
+                    &ctx,
+                    &name,
+                    strategy,
+                    budget,
+                    seed,
+                    opts.unit,
+                    schema.clone(),
+                    batches.clone(),
+                )
+                .await?;
+                put(
+                    &opts.out,
+                    &format!("{name}/manifest.parquet"),
+                    &parquet_bytes(&batches, schema.clone())?,
+                )
+                .await?;
+                if opts.training_files {
+                    write_training(&ctx, &opts.out, &name).await?;
+                    let entry = training::dataset_info_entry("train_sharegpt.json");
+                    put(
+                        &opts.out,
+                        &format!("{name}/dataset_info.json"),
+                        serde_json::to_string_pretty(&serde_json::json!({ &name: entry }))
+                            .unwrap_or_default()
+                            .as_bytes(),
+                    )
+                    .await?;
+                    info.insert(
+                        name.clone(),
+                        training::dataset_info_entry(&format!("{name}/train_sharegpt.json")),
+                    );
+                }
+                if summary.short {
+                    tracing::warn!(
+                        "{name}: {budget} trajectories fit the budget but the strategy found only {}",
+                        summary.trajectories
+                    );
+                }
+                summaries.push(summary);
+                pb.inc(1);
+            }
         }
-        if summary.short {
-            tracing::warn!(
-                "{name}: {} trajectories fit the budget but the strategy found only {}",
-                budget,
-                summary.trajectories
-            );
-        }
-        summaries.push(summary);
-        pb.inc(1);
     }
+    summaries.sort_by(|a, b| {
+        (
+            a.budget,
+            Strategy::ALL.iter().position(|s| s.name() == a.strategy),
+            a.seed,
+        )
+            .cmp(&(
+                b.budget,
+                Strategy::ALL.iter().position(|s| s.name() == b.strategy),
+                b.seed,
+            ))
+    });
     pb.finish_and_clear();
     if opts.training_files {
         put(
@@ -330,6 +341,24 @@ async fn write_training(ctx: &SessionContext, out: &str, name: &str) -> Result<(
             .as_bytes(),
     )
     .await
+}
+
+/// The rows of a walk whose running budget `used` stays within `budget`.
+fn prefix(walk: &[RecordBatch], budget: i64) -> Result<Vec<RecordBatch>> {
+    walk.iter()
+        .map(|b| {
+            let used = b
+                .column_by_name("used")
+                .ok_or_else(|| Error::Other("a budget plan must return `used`".into()))?;
+            let used = datafusion::arrow::compute::cast(used, &DataType::Int64)?;
+            let keep: datafusion::arrow::array::BooleanArray = used
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|u| Some(u.is_some_and(|u| u <= budget)))
+                .collect();
+            Ok(datafusion::arrow::compute::filter_record_batch(b, &keep)?)
+        })
+        .collect()
 }
 
 fn summary_batch(rows: &[SubsetSummary]) -> Result<RecordBatch> {
