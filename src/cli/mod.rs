@@ -357,5 +357,19 @@ async fn demo(a: args::DemoArgs) -> Result<()> {
     let html = std::path::Path::new(&a.corpus).join("report.html");
     std::fs::write(&html, crate::report::html::render(&r)).map_err(|e| Error::io(&html, e))?;
     println!("\nthe same report with charts: {}", html.display());
-    Ok(())
+
+    let out = format!("{}/runs/demo", a.corpus.trim_end_matches('/'));
+    println!("\n== tdscale budget {} --budgets 4,8 --seeds 1 --out {out}", a.corpus);
+    budget(args::BudgetArgs {
+        corpus: a.corpus.clone(),
+        budgets: vec![4, 8],
+        unit: crate::select::Unit::Trajectories,
+        strategies: crate::select::Strategy::ALL.to_vec(),
+        seeds: 1,
+        out,
+        threshold: 0.6,
+        no_training_files: false,
+        json: false,
+    })
+    .await
 }
