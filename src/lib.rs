@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod model;
 pub mod query;
 pub mod report;
+pub mod sandbox;
 pub mod select;
 pub mod store;

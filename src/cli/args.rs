@@ -34,6 +34,9 @@ pub enum Command {
     Budget(BudgetArgs),
     /// Join evaluation scores to the subsets of a budget run: the ablation table and plot.
     Ablation(AblationArgs),
+    /// Run untrusted code in the sandbox.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
     /// Export trajectories from a corpus.
     #[command(subcommand)]
     Export(ExportCommand),
@@ -154,6 +157,94 @@ pub struct AblationArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Run a Python snippet or a SQL query and report how it ended.
+    Run(SandboxRunArgs),
+}
+
+/// Languages the sandbox runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Python,
+    Sql,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxRunArgs {
+    /// The language of the file.
+    #[arg(long, value_enum)]
+    pub lang: Lang,
+    /// The snippet or query file (`-` for standard input).
+    pub file: PathBuf,
+    /// Wall-clock limit, e.g. 10s, 500ms, 2m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Memory limit, e.g. 512MiB, 1GiB.
+    #[arg(long, default_value = "512MiB", value_parser = parse_bytes)]
+    pub memory: u64,
+    /// Tables for SQL: Parquet, CSV or JSON lines files, each named after its file (repeatable).
+    #[arg(long = "db")]
+    pub tables: Vec<PathBuf>,
+    /// Run Python even where no network/PID isolation can be set up.
+    #[arg(long)]
+    pub allow_no_isolation: bool,
+    /// Print the full result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1h` or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 10s or 500ms"))?;
+    if v.is_nan() || v <= 0.0 {
+        return Err(format!("`{s}`: the duration must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(v * mult))
+}
+
+/// Parses `512MiB`, `1GiB`, `100MB`, `64k` or a number of bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 512MiB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB, GiB, kB, MB, GB)"
+            ));
+        }
+    };
+    Ok((v * mult) as u64)
 }
 
 #[derive(Debug, Subcommand)]

@@ -77,6 +77,7 @@ pub async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Sandbox(args::SandboxCommand::Run(a)) => sandbox_run(a).await,
         Command::Demo(a) => demo(a).await,
     }
 }
@@ -125,6 +126,82 @@ async fn budget(a: args::BudgetArgs) -> Result<()> {
         a.out
     );
     Ok(())
+}
+
+async fn sandbox_run(a: args::SandboxRunArgs) -> Result<()> {
+    use crate::sandbox::{Limits, python, sql};
+    let code = if a.file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| Error::io("stdin", e))?;
+        s
+    } else {
+        std::fs::read_to_string(&a.file).map_err(|e| Error::io(&a.file, e))?
+    };
+    let limits = Limits {
+        timeout: a.timeout,
+        cpu_seconds: a.timeout.as_secs().max(1),
+        memory_bytes: a.memory,
+        ..Default::default()
+    };
+    let sandbox_err = |e: crate::sandbox::SandboxError| match e {
+        crate::sandbox::SandboxError::NoIsolation(_) => Error::Usage(e.to_string()),
+        other => Error::Other(other.to_string()),
+    };
+    let r = match a.lang {
+        args::Lang::Python => {
+            let opts = python::PythonOptions {
+                limits,
+                allow_no_isolation: a.allow_no_isolation,
+                ..Default::default()
+            };
+            tokio::task::spawn_blocking(move || python::run(&code, &opts))
+                .await
+                .map_err(|e| Error::Other(e.to_string()))?
+                .map_err(sandbox_err)?
+        }
+        args::Lang::Sql => sql::run(&code, &a.tables, &limits)
+            .await
+            .map_err(sandbox_err)?,
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).map_err(|e| Error::Other(e.to_string()))?
+        );
+    } else {
+        print!("{}", r.stdout);
+        eprint!("{}", r.stderr);
+        eprintln!(
+            "[sandbox] {:?} in {} ms wall, {} ms cpu{}{}",
+            r.outcome,
+            r.wall_ms,
+            r.cpu_ms,
+            if r.stdout_truncated || r.stderr_truncated {
+                ", output truncated"
+            } else {
+                ""
+            },
+            if r.isolation.notes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", r.isolation.notes.join("; "))
+            }
+        );
+    }
+    if r.success() {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "the sandboxed {} did not succeed: {:?}",
+            if a.lang == args::Lang::Python {
+                "snippet"
+            } else {
+                "query"
+            },
+            r.outcome
+        )))
+    }
 }
 
 async fn report(a: args::ReportArgs) -> Result<()> {
@@ -359,7 +436,10 @@ async fn demo(a: args::DemoArgs) -> Result<()> {
     println!("\nthe same report with charts: {}", html.display());
 
     let out = format!("{}/runs/demo", a.corpus.trim_end_matches('/'));
-    println!("\n== tdscale budget {} --budgets 4,8 --seeds 1 --out {out}", a.corpus);
+    println!(
+        "\n== tdscale budget {} --budgets 4,8 --seeds 1 --out {out}",
+        a.corpus
+    );
     budget(args::BudgetArgs {
         corpus: a.corpus.clone(),
         budgets: vec![4, 8],

@@ -10,4 +10,5 @@ mod metrics;
 mod report;
 mod round_trip;
 mod s3;
+mod sandbox;
 mod sql_cli;

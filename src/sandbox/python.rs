@@ -1,0 +1,531 @@
+//! Running a Python snippet in the sandbox (see the module documentation of [`super`]).
+//!
+//! Process tree: tdscale → *keeper* (host PID namespace; creates the namespaces) → *init*
+//! (PID 1 of the new namespace; mounts the private `/tmp` and `/proc`) → *python*. The keeper
+//! and init only wait and pass the exit status up; when init exits the kernel kills every process
+//! left in the namespace, so nothing the snippet started outlives the run.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Isolation, KillReason, Limits, Outcome, RunResult, SandboxError};
+
+/// How to run Python.
+#[derive(Debug, Clone)]
+pub struct PythonOptions {
+    pub limits: Limits,
+    /// The interpreter: the system one, readable by an unprivileged user.
+    pub python: PathBuf,
+    /// Run even where namespaces cannot be created (no network isolation, no PID namespace).
+    pub allow_no_isolation: bool,
+}
+
+impl Default for PythonOptions {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            python: PathBuf::from("/usr/bin/python3"),
+            allow_no_isolation: false,
+        }
+    }
+}
+
+const NOBODY: u32 = 65534;
+
+/// Whether this process can create the namespaces (checked once, by trying it in a child).
+pub fn namespaces_available() -> Result<(), String> {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let root = unsafe { libc::geteuid() } == 0;
+            let flags = namespace_flags(root);
+            let mut cmd = Command::new("/bin/true");
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::unshare(flags) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            match cmd.status() {
+                Ok(s) if s.success() => Ok(()),
+                Ok(s) => Err(format!("probe exited with {s}")),
+                Err(e) => Err(format!("unshare failed: {e}")),
+            }
+        })
+        .clone()
+}
+
+/// Whether the kernel offers Landlock (ABI version ≥ 1).
+pub fn landlock_available() -> bool {
+    // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) returns the ABI version.
+    const SYS_LANDLOCK_CREATE_RULESET: libc::c_long = 444;
+    let v = unsafe {
+        libc::syscall(
+            SYS_LANDLOCK_CREATE_RULESET,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
+    v >= 1
+}
+
+fn namespace_flags(root: bool) -> libc::c_int {
+    let base = libc::CLONE_NEWNS
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS;
+    if root {
+        base
+    } else {
+        base | libc::CLONE_NEWUSER
+    }
+}
+
+/// Everything the child needs, prepared before fork (no allocation is allowed after it).
+struct Plan {
+    isolate: bool,
+    root: bool,
+    workdir: CString,
+    tmp_targets: Vec<CString>,
+    tmpfs: CString,
+    tmpfs_opts: CString,
+    proc_target: CString,
+    proc_fs: CString,
+    slash: CString,
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+    uid_map_path: CString,
+    gid_map_path: CString,
+    setgroups_path: CString,
+    /// `/proc/self/fd/<WD_FD>`: the host working directory, reachable after `/tmp` is replaced.
+    wd_link: CString,
+    /// Where the working directory appears inside the sandbox.
+    wd_inside: CString,
+    limits: Limits,
+}
+
+/// The descriptor number the working directory is kept at across the forks.
+const WD_FD: libc::c_int = 200;
+/// The working directory as the snippet sees it.
+pub const WORKDIR_INSIDE: &str = "/tmp/work";
+
+/// Writes a whole buffer to a path (async-signal-safe).
+unsafe fn write_file(path: &CString, data: &[u8]) -> bool {
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+        if fd < 0 {
+            return false;
+        }
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        libc::close(fd);
+        n == data.len() as isize
+    }
+}
+
+/// Closes every descriptor from 3 up, waits for `pid`, and exits the same way it did.
+unsafe fn reap_and_exit(pid: libc::pid_t) -> ! {
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        let mut status = 0;
+        loop {
+            let r = libc::waitpid(pid, &mut status, 0);
+            if r == pid {
+                break;
+            }
+            if r < 0 && *libc::__errno_location() != libc::EINTR {
+                libc::_exit(126);
+            }
+        }
+        if libc::WIFSIGNALED(status) {
+            let sig = libc::WTERMSIG(status);
+            libc::signal(sig, libc::SIG_DFL);
+            libc::kill(libc::getpid(), sig);
+            libc::_exit(128 + sig);
+        }
+        libc::_exit(libc::WEXITSTATUS(status));
+    }
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> bool {
+    let l = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    unsafe { libc::setrlimit(resource, &l) == 0 }
+}
+
+/// The code that runs between fork and exec.
+unsafe fn child_setup(p: &Plan) -> std::io::Result<()> {
+    unsafe {
+        let fail = || Err(std::io::Error::last_os_error());
+        if libc::setsid() < 0 {
+            return fail();
+        }
+        // Die with tdscale.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if p.isolate && libc::unshare(namespace_flags(p.root)) != 0 {
+            return fail();
+        }
+        // Opened after unshare, so that it refers to the new mount namespace's copy (a bind
+        // mount from another namespace is refused).
+        let opened = libc::open(
+            p.workdir.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if opened < 0 || libc::dup3(opened, WD_FD, libc::O_CLOEXEC) < 0 {
+            return fail();
+        }
+        libc::close(opened);
+        let wd = WD_FD;
+        if p.isolate {
+            let mapped = p.root
+                || (write_file(&p.setgroups_path, b"deny")
+                    && write_file(&p.uid_map_path, &p.uid_map)
+                    && write_file(&p.gid_map_path, &p.gid_map));
+            if !mapped {
+                return fail();
+            }
+            // Keeper: stays in the host PID namespace and waits.
+            let init = libc::fork();
+            if init < 0 {
+                return fail();
+            }
+            if init > 0 {
+                reap_and_exit(init);
+            }
+            // Init: PID 1 of the new namespace.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::mount(
+                std::ptr::null(),
+                p.slash.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail();
+            }
+            for t in &p.tmp_targets {
+                // A missing mount point (no /dev/shm) is not an error; a failed mount over an
+                // existing one is.
+                if libc::access(t.as_ptr(), libc::F_OK) == 0
+                    && libc::mount(
+                        p.tmpfs.as_ptr(),
+                        t.as_ptr(),
+                        p.tmpfs.as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV,
+                        p.tmpfs_opts.as_ptr().cast(),
+                    ) != 0
+                {
+                    return fail();
+                }
+            }
+            // The working directory was under the old /tmp: show it at /tmp/work.
+            if libc::mkdir(p.wd_inside.as_ptr(), 0o755) != 0
+                || libc::mount(
+                    p.wd_link.as_ptr(),
+                    p.wd_inside.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return fail();
+            }
+            if libc::mount(
+                p.proc_fs.as_ptr(),
+                p.proc_target.as_ptr(),
+                p.proc_fs.as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            ) != 0
+            {
+                return fail();
+            }
+            let py = libc::fork();
+            if py < 0 {
+                return fail();
+            }
+            if py > 0 {
+                reap_and_exit(py);
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        }
+        let moved = if p.isolate {
+            libc::chdir(p.wd_inside.as_ptr())
+        } else {
+            libc::fchdir(wd)
+        };
+        if moved != 0 {
+            return fail();
+        }
+        libc::close(wd);
+        let l = &p.limits;
+        let ok = set_limit(libc::RLIMIT_CPU, l.cpu_seconds, l.cpu_seconds + 1)
+            && set_limit(libc::RLIMIT_AS, l.memory_bytes, l.memory_bytes)
+            && set_limit(libc::RLIMIT_FSIZE, l.file_size_bytes, l.file_size_bytes)
+            && set_limit(libc::RLIMIT_NOFILE, l.open_files, l.open_files)
+            && set_limit(libc::RLIMIT_NPROC, l.processes, l.processes)
+            && set_limit(libc::RLIMIT_CORE, 0, 0);
+        if !ok {
+            return fail();
+        }
+        if p.root
+            && (libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(NOBODY) != 0
+                || libc::setuid(NOBODY) != 0)
+        {
+            return fail();
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return fail();
+        }
+        Ok(())
+    }
+}
+
+/// Reads a pipe, keeping at most `cap` bytes; sets `over` when more arrived.
+fn drain(
+    mut r: impl Read + Send + 'static,
+    cap: usize,
+    over: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = cap.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    if n > room {
+                        over.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        kept
+    })
+}
+
+fn child_cpu_ms() -> u64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+    ms(u.ru_utime) + ms(u.ru_stime)
+}
+
+/// Serialises runs' CPU accounting: RUSAGE_CHILDREN is per process, so concurrent runs would
+/// see each other's time.
+static CPU_LOCK: Mutex<()> = Mutex::new(());
+
+/// Runs `code` with `python3` in the sandbox and returns how it ended.
+///
+/// ```no_run
+/// use tdscale::sandbox::python::{run, PythonOptions};
+/// let r = run("print(sum(range(10)))", &PythonOptions::default()).unwrap();
+/// assert_eq!(r.stdout, "45\n");
+/// ```
+pub fn run(code: &str, opts: &PythonOptions) -> Result<RunResult, SandboxError> {
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut isolation = Isolation {
+        landlock: landlock_available(),
+        uid: if root {
+            NOBODY
+        } else {
+            unsafe { libc::geteuid() }
+        },
+        ..Default::default()
+    };
+    let isolate = match namespaces_available() {
+        Ok(()) => true,
+        Err(why) if opts.allow_no_isolation => {
+            isolation.notes.push(format!(
+                "no namespaces ({why}): network and process isolation are off"
+            ));
+            false
+        }
+        Err(why) => return Err(SandboxError::NoIsolation(why)),
+    };
+    isolation.network_isolated = isolate;
+    isolation.pid_namespace = isolate;
+    isolation.private_tmp = isolate;
+    if !isolation.landlock {
+        isolation.notes.push("landlock: not available in this kernel; writes are confined by uid and private tmpfs mounts".into());
+    }
+
+    let workdir = tempfile::Builder::new()
+        .prefix("tdscale-sandbox-")
+        .tempdir()?;
+    std::fs::write(workdir.path().join("main.py"), code)?;
+    if root {
+        // The snippet runs as nobody: it owns its working directory and nothing else.
+        let c = CString::new(workdir.path().as_os_str().as_encoded_bytes())
+            .map_err(|e| SandboxError::Start(e.to_string()))?;
+        for p in [
+            c.clone(),
+            CString::new(
+                workdir
+                    .path()
+                    .join("main.py")
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            )
+            .map_err(|e| SandboxError::Start(e.to_string()))?,
+        ] {
+            unsafe { libc::chown(p.as_ptr(), NOBODY, NOBODY) };
+        }
+    }
+    let cstr = |s: &str| CString::new(s).expect("no NUL in constants");
+    let uid = unsafe { libc::getuid() };
+    let gid = unsafe { libc::getgid() };
+    let mut tmp_targets = vec![cstr("/tmp"), cstr("/var/tmp"), cstr("/dev/shm")];
+    if !root && let Some(home) = std::env::var_os("HOME") {
+        // Hide the user's files behind an empty tmpfs.
+        tmp_targets.push(
+            CString::new(home.as_encoded_bytes())
+                .map_err(|e| SandboxError::Start(e.to_string()))?,
+        );
+    }
+    let plan = Plan {
+        isolate,
+        root,
+        workdir: CString::new(workdir.path().as_os_str().as_encoded_bytes())
+            .map_err(|e| SandboxError::Start(e.to_string()))?,
+        tmp_targets,
+        tmpfs: cstr("tmpfs"),
+        tmpfs_opts: CString::new(format!("size={},mode=1777", opts.limits.tmpfs_bytes))
+            .expect("no NUL"),
+        proc_target: cstr("/proc"),
+        proc_fs: cstr("proc"),
+        slash: cstr("/"),
+        uid_map: format!("0 {uid} 1").into_bytes(),
+        gid_map: format!("0 {gid} 1").into_bytes(),
+        uid_map_path: cstr("/proc/self/uid_map"),
+        gid_map_path: cstr("/proc/self/gid_map"),
+        setgroups_path: cstr("/proc/self/setgroups"),
+        wd_link: CString::new(format!("/proc/self/fd/{WD_FD}")).expect("no NUL"),
+        wd_inside: cstr(WORKDIR_INSIDE),
+        limits: opts.limits.clone(),
+    };
+
+    let mut cmd = Command::new(&opts.python);
+    // -I: isolated mode (no user site, no PYTHON* variables); -B: no bytecode files.
+    cmd.args(["-I", "-B", "main.py"])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env(
+            "HOME",
+            if isolate {
+                std::path::Path::new(WORKDIR_INSIDE)
+            } else {
+                workdir.path()
+            },
+        )
+        .env("LANG", "C.UTF-8")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    unsafe {
+        cmd.pre_exec(move || child_setup(&plan));
+    }
+    let _cpu_guard = CPU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let cpu_before = child_cpu_ms();
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| SandboxError::Start(format!("{}: {e}", opts.python.display())))?;
+    let pgid = child.id() as libc::pid_t;
+    let over_out = Arc::new(AtomicBool::new(false));
+    let over_err = Arc::new(AtomicBool::new(false));
+    let out_t = drain(
+        child.stdout.take().expect("piped"),
+        opts.limits.output_bytes,
+        over_out.clone(),
+    );
+    let err_t = drain(
+        child.stderr.take().expect("piped"),
+        opts.limits.output_bytes,
+        over_err.clone(),
+    );
+    let kill = || unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+        libc::kill(pgid, libc::SIGKILL);
+    };
+    let mut reason = None;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if over_out.load(Ordering::Relaxed) || over_err.load(Ordering::Relaxed) {
+            reason = Some(KillReason::OutputLimit);
+            kill();
+        } else if started.elapsed() > opts.limits.timeout {
+            reason = Some(KillReason::WallTimeout);
+            kill();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let wall_ms = started.elapsed().as_millis() as u64;
+    // Anything left in the process group (only possible without a PID namespace).
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    let cpu_ms = child_cpu_ms().saturating_sub(cpu_before);
+    let outcome = match (reason, status.code(), status.signal()) {
+        (Some(r), _, _) => Outcome::Killed { reason: r },
+        (None, _, Some(libc::SIGXCPU)) => Outcome::Killed {
+            reason: KillReason::CpuLimit,
+        },
+        (None, _, Some(libc::SIGKILL)) if cpu_ms / 1000 >= opts.limits.cpu_seconds => {
+            Outcome::Killed {
+                reason: KillReason::CpuLimit,
+            }
+        }
+        (None, _, Some(libc::SIGXFSZ)) => Outcome::Killed {
+            reason: KillReason::FileSizeLimit,
+        },
+        (None, Some(c), _) if c > 128 && c - 128 == libc::SIGXFSZ => Outcome::Killed {
+            reason: KillReason::FileSizeLimit,
+        },
+        (None, Some(c), _) if c > 128 && c - 128 == libc::SIGXCPU => Outcome::Killed {
+            reason: KillReason::CpuLimit,
+        },
+        (None, Some(c), _) => Outcome::Exited { code: c },
+        (None, None, Some(s)) => Outcome::Signaled { signal: s },
+        (None, None, None) => Outcome::Exited { code: -1 },
+    };
+    let killed_reason = match outcome {
+        Outcome::Killed { reason } => Some(reason),
+        _ => None,
+    };
+    Ok(RunResult {
+        stdout_truncated: over_out.load(Ordering::Relaxed),
+        stderr_truncated: over_err.load(Ordering::Relaxed),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        exit_code: match outcome {
+            Outcome::Exited { code } => Some(code),
+            _ => None,
+        },
+        timed_out: killed_reason == Some(KillReason::WallTimeout),
+        killed_reason,
+        outcome,
+        wall_ms,
+        cpu_ms,
+        isolation,
+    })
+}
