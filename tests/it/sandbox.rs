@@ -36,15 +36,14 @@ fn nobody_processes() -> Vec<u32> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if status
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && status
                 .lines()
                 .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("65534"))
                 // Zombies are dead already: they only wait for a reaper outside the sandbox.
                 && !status.lines().any(|l| l.starts_with("State:") && l.contains('Z'))
-            {
-                out.push(pid);
-            }
+        {
+            out.push(pid);
         }
     }
     out
