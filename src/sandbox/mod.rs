@@ -3,7 +3,7 @@
 //! Python runs as the system `python3` in a child process that gets, on Linux:
 //! - new network, mount, PID, IPC and UTS namespaces (as root directly; as another user inside a
 //!   new user namespace): no network at all, a private `/tmp`, `/var/tmp` and `/dev/shm`
-//!   (fresh tmpfs, gone afterwards), its own `/proc` so no host process is visible, and every
+//!   and `/run/lock` (fresh tmpfs, gone afterwards), its own `/proc` so no host process is visible, and every
 //!   process it starts dies with it because the namespace's init exits when the snippet does;
 //! - a fresh, empty working directory, removed afterwards, and a cleared environment;
 //! - limits on CPU time, address space, file size, open files, processes and output, and a
@@ -11,8 +11,9 @@
 //! - the unprivileged uid 65534 (`nobody`) when started as root, and `no_new_privs`.
 //!
 //! Writes are confined to the working directory: as `nobody` the snippet can write only to
-//! world-writable places, and those are the private tmpfs mounts. Landlock is detected and
-//! reported ([`Isolation::landlock`]); the confinement above does not depend on it. Where
+//! world-writable places, and those are the private tmpfs mounts; where the kernel has Landlock,
+//! a ruleset also allows writes only beneath the working directory, the private tmpfs mounts and
+//! `/dev/null`, whatever the uid may do ([`Isolation::landlock`] says whether it applied). Where
 //! namespaces cannot be created, the run is refused unless the caller opts in with
 //! [`PythonOptions::allow_no_isolation`], and the result says what protection was in force.
 //!
@@ -103,7 +104,8 @@ pub struct Isolation {
     pub private_tmp: bool,
     /// The uid the snippet ran as.
     pub uid: u32,
-    /// Landlock is available in this kernel (reported; not needed for the confinement).
+    /// A Landlock ruleset limited writes to the working directory, the private tmpfs mounts and
+    /// `/dev/null` (when the kernel has Landlock).
     pub landlock: bool,
     /// Human-readable notes on what was not available.
     pub notes: Vec<String>,

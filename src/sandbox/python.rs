@@ -64,10 +64,35 @@ pub fn namespaces_available() -> Result<(), String> {
         .clone()
 }
 
-/// Whether the kernel offers Landlock (ABI version ≥ 1).
-pub fn landlock_available() -> bool {
+const SYS_LANDLOCK_CREATE_RULESET: libc::c_long = 444;
+const SYS_LANDLOCK_ADD_RULE: libc::c_long = 445;
+const SYS_LANDLOCK_RESTRICT_SELF: libc::c_long = 446;
+const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+
+// Landlock filesystem rights (ABI 1 unless noted).
+const LL_WRITE_FILE: u64 = 1 << 1;
+const LL_REMOVE_DIR: u64 = 1 << 4;
+const LL_REMOVE_FILE: u64 = 1 << 5;
+const LL_MAKE_CHAR: u64 = 1 << 6;
+const LL_MAKE_DIR: u64 = 1 << 7;
+const LL_MAKE_REG: u64 = 1 << 8;
+const LL_MAKE_SOCK: u64 = 1 << 9;
+const LL_MAKE_FIFO: u64 = 1 << 10;
+const LL_MAKE_BLOCK: u64 = 1 << 11;
+const LL_MAKE_SYM: u64 = 1 << 12;
+const LL_REFER: u64 = 1 << 13; // ABI 2
+const LL_TRUNCATE: u64 = 1 << 14; // ABI 3
+
+/// `struct landlock_path_beneath_attr` (packed).
+#[repr(C, packed)]
+struct PathBeneath {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+/// The Landlock ABI version of the kernel, 0 when Landlock is unavailable.
+pub fn landlock_abi() -> i64 {
     // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) returns the ABI version.
-    const SYS_LANDLOCK_CREATE_RULESET: libc::c_long = 444;
     let v = unsafe {
         libc::syscall(
             SYS_LANDLOCK_CREATE_RULESET,
@@ -76,7 +101,83 @@ pub fn landlock_available() -> bool {
             1u32,
         )
     };
-    v >= 1
+    v.max(0)
+}
+
+/// The write-like rights the sandbox's Landlock ruleset handles for this ABI.
+fn landlock_write_rights(abi: i64) -> u64 {
+    let mut r = LL_WRITE_FILE
+        | LL_REMOVE_DIR
+        | LL_REMOVE_FILE
+        | LL_MAKE_CHAR
+        | LL_MAKE_DIR
+        | LL_MAKE_REG
+        | LL_MAKE_SOCK
+        | LL_MAKE_FIFO
+        | LL_MAKE_BLOCK
+        | LL_MAKE_SYM;
+    if abi >= 2 {
+        r |= LL_REFER;
+    }
+    if abi >= 3 {
+        r |= LL_TRUNCATE;
+    }
+    r
+}
+
+/// Restricts the calling process with Landlock so that it can write only beneath the given
+/// directories (and to `/dev/null`); reading stays governed by file permissions.
+/// Async-signal-safe: only syscalls on prepared data.
+unsafe fn landlock_confine(
+    rights: u64,
+    dirs: &[CString],
+    dir_fds: &[libc::c_int],
+    dev_null: &CString,
+) -> bool {
+    unsafe {
+        let attr: u64 = rights; // struct landlock_ruleset_attr, first member only (ABI 1 size)
+        let ruleset = libc::syscall(
+            SYS_LANDLOCK_CREATE_RULESET,
+            &attr as *const u64,
+            std::mem::size_of::<u64>(),
+            0u32,
+        ) as libc::c_int;
+        if ruleset < 0 {
+            return false;
+        }
+        let add = |fd: libc::c_int, access: u64| {
+            let rule = PathBeneath {
+                allowed_access: access,
+                parent_fd: fd,
+            };
+            libc::syscall(
+                SYS_LANDLOCK_ADD_RULE,
+                ruleset,
+                LANDLOCK_RULE_PATH_BENEATH,
+                &rule as *const PathBeneath,
+                0u32,
+            ) == 0
+        };
+        let mut ok = true;
+        for &fd in dir_fds {
+            ok &= add(fd, rights);
+        }
+        for d in dirs {
+            let fd = libc::open(d.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+            if fd >= 0 {
+                ok &= add(fd, rights);
+                libc::close(fd);
+            }
+        }
+        let fd = libc::open(dev_null.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+        if fd >= 0 {
+            ok &= add(fd, rights & (LL_WRITE_FILE | LL_TRUNCATE));
+            libc::close(fd);
+        }
+        ok = ok && libc::syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0u32) == 0;
+        libc::close(ruleset);
+        ok
+    }
 }
 
 fn namespace_flags(root: bool) -> libc::c_int {
@@ -112,6 +213,9 @@ struct Plan {
     wd_link: CString,
     /// Where the working directory appears inside the sandbox.
     wd_inside: CString,
+    /// Landlock write rights to handle (0: Landlock unavailable).
+    landlock_rights: u64,
+    dev_null: CString,
     limits: Limits,
 }
 
@@ -270,7 +374,6 @@ unsafe fn child_setup(p: &Plan) -> std::io::Result<()> {
         if moved != 0 {
             return fail();
         }
-        libc::close(wd);
         let l = &p.limits;
         let ok = set_limit(libc::RLIMIT_CPU, l.cpu_seconds, l.cpu_seconds + 1)
             && set_limit(libc::RLIMIT_AS, l.memory_bytes, l.memory_bytes)
@@ -291,6 +394,14 @@ unsafe fn child_setup(p: &Plan) -> std::io::Result<()> {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return fail();
         }
+        if p.landlock_rights != 0 {
+            // Writes only beneath the working directory and the private tmpfs mounts.
+            let dirs: &[CString] = if p.isolate { &p.tmp_targets } else { &[] };
+            if !landlock_confine(p.landlock_rights, dirs, &[wd], &p.dev_null) {
+                return fail();
+            }
+        }
+        libc::close(wd);
         Ok(())
     }
 }
@@ -340,8 +451,9 @@ static CPU_LOCK: Mutex<()> = Mutex::new(());
 /// ```
 pub fn run(code: &str, opts: &PythonOptions) -> Result<RunResult, SandboxError> {
     let root = unsafe { libc::geteuid() } == 0;
+    let abi = landlock_abi();
     let mut isolation = Isolation {
-        landlock: landlock_available(),
+        landlock: abi >= 1,
         uid: if root {
             NOBODY
         } else {
@@ -363,7 +475,10 @@ pub fn run(code: &str, opts: &PythonOptions) -> Result<RunResult, SandboxError> 
     isolation.pid_namespace = isolate;
     isolation.private_tmp = isolate;
     if !isolation.landlock {
-        isolation.notes.push("landlock: not available in this kernel; writes are confined by uid and private tmpfs mounts".into());
+        isolation.notes.push(
+            "landlock: not available in this kernel; writes are confined by uid and private tmpfs mounts"
+                .into(),
+        );
     }
 
     let workdir = tempfile::Builder::new()
@@ -391,7 +506,12 @@ pub fn run(code: &str, opts: &PythonOptions) -> Result<RunResult, SandboxError> 
     let cstr = |s: &str| CString::new(s).expect("no NUL in constants");
     let uid = unsafe { libc::getuid() };
     let gid = unsafe { libc::getgid() };
-    let mut tmp_targets = vec![cstr("/tmp"), cstr("/var/tmp"), cstr("/dev/shm")];
+    let mut tmp_targets = vec![
+        cstr("/tmp"),
+        cstr("/var/tmp"),
+        cstr("/dev/shm"),
+        cstr("/run/lock"),
+    ];
     if !root && let Some(home) = std::env::var_os("HOME") {
         // Hide the user's files behind an empty tmpfs.
         tmp_targets.push(
@@ -418,6 +538,12 @@ pub fn run(code: &str, opts: &PythonOptions) -> Result<RunResult, SandboxError> 
         setgroups_path: cstr("/proc/self/setgroups"),
         wd_link: CString::new(format!("/proc/self/fd/{WD_FD}")).expect("no NUL"),
         wd_inside: cstr(WORKDIR_INSIDE),
+        landlock_rights: if abi >= 1 {
+            landlock_write_rights(abi)
+        } else {
+            0
+        },
+        dev_null: cstr("/dev/null"),
         limits: opts.limits.clone(),
     };
 

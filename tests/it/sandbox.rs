@@ -181,6 +181,40 @@ fn writing_outside_the_working_dir_is_refused_or_private() {
 }
 
 #[test]
+fn landlock_confines_writes_where_the_kernel_has_it() {
+    // /run/lock is world-writable on the host: the sandbox gets a private one.
+    let r = py("open('/run/lock/tdscale-ll', 'w').write('x')\nprint('private')");
+    assert_eq!(r.stdout, "private\n", "{r:?}");
+    assert!(
+        !std::path::Path::new("/run/lock/tdscale-ll").exists(),
+        "nothing reaches the host's /run/lock"
+    );
+    // A world-writable host directory that no mount hides: only Landlock stops the write.
+    let dir = crate::common::repo().join("target-landlock-probe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let target = dir.join("x");
+    let r = py(&format!(
+        "try:\n    open('{}', 'w').write('x')\n    print('wrote')\nexcept OSError as e:\n    print('denied', e.errno)",
+        target.display()
+    ));
+    let kernel_has_landlock =
+        unsafe { libc::syscall(444, std::ptr::null::<u8>(), 0usize, 1u32) } >= 1;
+    assert_eq!(r.isolation.landlock, kernel_has_landlock);
+    if kernel_has_landlock {
+        assert!(r.stdout.starts_with("denied"), "{r:?}");
+        assert!(!target.exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // Ordinary writes still work: the working directory, the private /tmp, /dev/null, children.
+    let r = py(
+        "open('a.txt', 'w').write('1')\nopen('/tmp/b.txt', 'w').write('2')\nopen('/dev/null', 'w').write('3')\nimport subprocess\nprint(subprocess.run(['echo', 'child'], capture_output=True).stdout.decode().strip())",
+    );
+    assert!(r.success(), "{r:?}");
+    assert_eq!(r.stdout, "child\n");
+}
+
+#[test]
 fn reading_shadow_and_home_is_refused() {
     let r = py("print(open('/etc/shadow').read())");
     assert!(r.stderr.contains("PermissionError"), "{}", r.stderr);
