@@ -6,6 +6,7 @@
 //! metrics into the diversity report, and [`export`] writes results back out. [`cli`] is the thin command-line layer over all of it.
 
 pub mod cli;
+pub mod clusters;
 pub mod error;
 pub mod export;
 pub mod generate;

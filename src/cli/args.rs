@@ -34,6 +34,9 @@ pub enum Command {
     Budget(BudgetArgs),
     /// Join evaluation scores to the subsets of a budget run: the ablation table and plot.
     Ablation(AblationArgs),
+    /// Business clusters of the tools table: build them, or show one.
+    #[command(subcommand)]
+    Clusters(ClustersCommand),
     /// Run untrusted code in the sandbox.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -155,6 +158,37 @@ pub struct AblationArgs {
     #[arg(long)]
     pub html: Option<PathBuf>,
     /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClustersCommand {
+    /// Find dependency edges, group tools into clusters, select by maximum coverage.
+    Build(ClustersBuildArgs),
+    /// Print a cluster's tools and edges.
+    Show {
+        /// Corpus root.
+        corpus: String,
+        /// The cluster id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ClustersBuildArgs {
+    /// Corpus root.
+    pub corpus: String,
+    /// Largest cluster; larger groups are split along the dependency graph.
+    #[arg(long, default_value_t = 12)]
+    pub max_cluster_size: usize,
+    /// How many clusters the coverage pass selects.
+    #[arg(long, default_value_t = 500)]
+    pub select: usize,
+    /// JSON object mapping services or cluster ids to domain labels.
+    #[arg(long)]
+    pub domains: Option<PathBuf>,
+    /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
 }

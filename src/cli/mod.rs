@@ -78,6 +78,52 @@ pub async fn main() -> Result<()> {
             Ok(())
         }
         Command::Sandbox(args::SandboxCommand::Run(a)) => sandbox_run(a).await,
+        Command::Clusters(args::ClustersCommand::Show { corpus, id }) => {
+            print!(
+                "{}",
+                crate::clusters::show(&Corpus::open(&corpus)?, &id).await?
+            );
+            Ok(())
+        }
+        Command::Clusters(args::ClustersCommand::Build(a)) => {
+            let corpus = Corpus::open(&a.corpus)?;
+            let domain_overrides = match &a.domains {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                    serde_json::from_str(&text).map_err(|e| {
+                        Error::Usage(format!(
+                            "{}: expected a JSON object of service → domain: {e}",
+                            p.display()
+                        ))
+                    })?
+                }
+                None => Default::default(),
+            };
+            let opts = crate::clusters::BuildOptions {
+                max_cluster_size: a.max_cluster_size,
+                select: a.select,
+                domain_overrides,
+            };
+            let (s, _) = crate::clusters::build(&corpus, &opts).await?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s).map_err(|e| Error::Other(e.to_string()))?
+                );
+            } else {
+                for p in s.problems.iter().take(10) {
+                    eprintln!("note: {p}");
+                }
+                if s.problems.len() > 10 {
+                    eprintln!("note: … and {} more (see --json)", s.problems.len() - 10);
+                }
+                println!(
+                    "{} tools in {} services → {} clusters, {} dependency edges; {} clusters selected covering {} tools and capabilities",
+                    s.tools, s.services, s.clusters, s.edges, s.selected, s.covered_items
+                );
+            }
+            Ok(())
+        }
         Command::Demo(a) => demo(a).await,
     }
 }

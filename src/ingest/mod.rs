@@ -361,6 +361,15 @@ impl Worker {
                 }
                 Ok(Parsed::Tools(ts)) => {
                     for c in ts {
+                        let c = match c {
+                            Ok(c) => c,
+                            Err((reason, text)) => {
+                                if !self.reject(file, raw.line, reason, text, summary) {
+                                    return false;
+                                }
+                                continue;
+                            }
+                        };
                         if self.seen_tools.insert(id_key(&c.tool_id)) {
                             summary.ingested += 1;
                             tools.push(c);

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod budget;
+mod clusters;
 mod common;
 mod durability;
 mod ingest_formats;

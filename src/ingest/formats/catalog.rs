@@ -26,13 +26,16 @@ fn tool_list(v: &Value) -> Option<&Vec<Value>> {
 /// True when a record is (or holds) tool definitions and no conversation.
 pub fn looks_like(v: &Value) -> bool {
     is_tool(v)
-        || tool_list(v).is_some_and(|t| t.first().is_none_or(is_tool))
+        || tool_list(v).is_some_and(|t| t.is_empty() || t.iter().any(is_tool))
             && v.get("messages").is_none()
 }
 
 /// Parses one catalog record into tools. The service is the MCP server's name when the record
 /// names one (`server`, `serverInfo.name`), else the context's source (the file name).
-pub fn parse(ctx: &ParseContext, v: &Value) -> RecordResult<Vec<CatalogTool>> {
+///
+/// A catalog is read tool by tool: a tool that cannot be read is returned as an error with its
+/// own text (for the rejects file) and does not take the rest of its catalog down with it.
+pub fn parse(ctx: &ParseContext, v: &Value) -> RecordResult<Vec<ToolResult>> {
     let (items, service, path): (Vec<&Value>, String, &str) = if is_tool(v) {
         (vec![v], ctx.source.clone(), "")
     } else if let Some(list) = tool_list(v) {
@@ -73,9 +76,14 @@ pub fn parse(ctx: &ParseContext, v: &Value) -> RecordResult<Vec<CatalogTool>> {
                 format!("{path}[{i}]")
             };
             catalog_tool(item, &service, &ctx.source, &p)
+                .map_err(|reason| (reason, item.to_string()))
         })
+        .map(Ok)
         .collect()
 }
+
+/// One tool of a catalog, or why it was rejected and its text.
+pub type ToolResult = Result<CatalogTool, (String, String)>;
 
 /// One catalog tool from a definition in any supported shape.
 pub fn catalog_tool(

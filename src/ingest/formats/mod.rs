@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::model::{CatalogTool, Message, Trajectory};
+use crate::model::{Message, Trajectory};
 use fields::RecordResult;
 
 /// Every input format tdscale reads.
@@ -73,7 +73,7 @@ pub struct ParseContext {
 #[derive(Debug)]
 pub enum Parsed {
     Trajectory(Box<Trajectory>),
-    Tools(Vec<CatalogTool>),
+    Tools(Vec<catalog::ToolResult>),
 }
 
 /// Parses one record of a known format.
