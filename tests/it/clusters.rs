@@ -165,7 +165,7 @@ fn greedy_coverage_against_brute_force() {
             .iter()
             .map(|p| p.gain)
             .sum();
-        assert_eq!(greedy, brute_force(&disjoint, k as usize));
+        assert_eq!(greedy, brute_force(&disjoint, k));
     }
     let nested = vec![vec![1, 2], vec![1, 2, 3, 4, 5], vec![3], vec![6, 7]];
     let picks = greedy_max_coverage(&nested, 2);
