@@ -481,6 +481,20 @@ async fn demo(a: args::DemoArgs) -> Result<()> {
     std::fs::write(&html, crate::report::html::render(&r)).map_err(|e| Error::io(&html, e))?;
     println!("\nthe same report with charts: {}", html.display());
 
+    println!("\n== tdscale clusters build {}", a.corpus);
+    let (cs, clusters) = crate::clusters::build(&corpus, &Default::default()).await?;
+    for c in &clusters {
+        println!(
+            "{:<28} {:<10} {} tools, {} edges: {}",
+            c.cluster_id,
+            c.domain,
+            c.tool_ids.len(),
+            c.internal_edges,
+            c.tool_names.join(", ")
+        );
+    }
+    println!("{} clusters, {} dependency edges", cs.clusters, cs.edges);
+
     let out = format!("{}/runs/demo", a.corpus.trim_end_matches('/'));
     println!(
         "\n== tdscale budget {} --budgets 4,8 --seeds 1 --out {out}",

@@ -1,6 +1,7 @@
 //! Dependency edges between the tools of one service: an output field of one tool matches an
 //! input parameter of another by normalised name and compatible type, or both name the same
-//! entity (a tool `create_ticket` returning `id` feeds `close_ticket(ticket_id)`).
+//! entity (a tool `create_ticket` returning `id` feeds `close_ticket(ticket_id)`; an
+//! `account_id` output feeds a `from_account_id` input).
 
 use serde_json::Value;
 
@@ -135,6 +136,11 @@ pub fn find_edges(tools: &[ToolShape]) -> Vec<Edge> {
                 let by_entity = a.outputs.iter().find(|(o, ot)| {
                     normalize(o) == "id" && ni == format!("{ent}_id") && compatible(ot, in_ty)
                 });
+                // `from_account_id` takes an `account_id`: a qualified input of an id output.
+                let by_suffix = a.outputs.iter().find(|(o, ot)| {
+                    let no = normalize(o);
+                    no.ends_with("_id") && ni.ends_with(&format!("_{no}")) && compatible(ot, in_ty)
+                });
                 let described = a.outputs.is_empty()
                     && a.description.to_lowercase().contains("return")
                     && a.description
@@ -152,6 +158,14 @@ pub fn find_edges(tools: &[ToolShape]) -> Vec<Edge> {
                             a.name
                         ),
                         0.8,
+                    ))
+                } else if let Some((o, _)) = by_suffix {
+                    Some((
+                        format!(
+                            "output `{o}` of {} is the kind of id `{input}` takes",
+                            a.name
+                        ),
+                        0.7,
                     ))
                 } else if described {
                     Some((

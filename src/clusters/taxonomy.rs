@@ -1,6 +1,6 @@
 //! The keyword taxonomy that labels a cluster's domain from its service name, tool names and
 //! descriptions. A label is the domain with the most keyword hits (service-name hits count
-//! three times); no hit gives `general`. `tdscale clusters build --domains FILE` overrides it
+//! ten times: the service is the strongest signal); no hit gives `general`. `tdscale clusters build --domains FILE` overrides it
 //! with a JSON object mapping services or cluster ids to domains.
 
 /// Domains and their keywords.
@@ -100,7 +100,7 @@ pub fn domain_of(service: &str, texts: &[&str]) -> String {
         let score: usize = keys
             .iter()
             .map(|k| {
-                3 * usize::from(service.contains(k))
+                10 * usize::from(service.contains(k))
                     + words
                         .iter()
                         .filter(|w| w.as_str() == *k || (w.len() > k.len() && w.starts_with(k)))

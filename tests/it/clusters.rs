@@ -265,3 +265,72 @@ async fn bad_catalogs_are_reported_and_the_rest_is_built() {
         ["shop/get_order>shop/cancel_order"]
     );
 }
+
+#[tokio::test]
+async fn bundled_catalogs_cluster_with_their_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("c");
+    let mut args = vec![
+        "ingest".to_string(),
+        root.to_str().unwrap().to_string(),
+        "--table".into(),
+        "tools".into(),
+    ];
+    for f in std::fs::read_dir(testdata("catalogs")).unwrap() {
+        args.push(f.unwrap().path().to_str().unwrap().to_string());
+    }
+    assert!(bin().args(&args).output().unwrap().status.success());
+    let o = run(&["clusters", "build", root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let corpus = tdscale::store::Corpus::open(root.to_str().unwrap()).unwrap();
+    let edges = strings(
+        &corpus,
+        "SELECT from_tool || ' -> ' || to_tool || ' via ' || field FROM cluster_edges ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        edges,
+        [
+            "bfcl_func_doc_banking/get_account -> bfcl_func_doc_banking/transfer via from_account_id",
+            "bfcl_func_doc_banking/get_account -> bfcl_func_doc_banking/transfer via to_account_id",
+            "github/list_issues -> github/add_issue_comment via issue_number",
+            "github/list_issues -> github/get_issue via issue_number",
+            "openai_tools_calendar/create_event -> openai_tools_calendar/invite via event_id",
+        ]
+    );
+    let domains = strings(
+        &corpus,
+        "SELECT cluster_id || '=' || domain FROM clusters ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        domains,
+        [
+            "bfcl_func_doc_banking=finance",
+            "github=code",
+            "openai_tools_calendar=calendar"
+        ]
+    );
+    // An override file relabels.
+    let over = dir.path().join("domains.json");
+    std::fs::write(&over, r#"{"github": "devtools"}"#).unwrap();
+    assert!(
+        run(&[
+            "clusters",
+            "build",
+            root.to_str().unwrap(),
+            "--domains",
+            over.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    assert_eq!(
+        strings(
+            &corpus,
+            "SELECT domain FROM clusters WHERE cluster_id = 'github'"
+        )
+        .await,
+        ["devtools"]
+    );
+}
