@@ -14,8 +14,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, ListArray, UInt64Array};
-use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::array::{Array, AsArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
@@ -148,13 +147,11 @@ impl ScalarUDFImpl for MinHash {
                 None => lengths.push(0),
             }
         }
-        let nulls = NullBuffer::from_iter((0..n).map(|i| text.get(i).is_some()));
-        let list = ListArray::new(
+        Ok(super::list_result(
             item(),
-            OffsetBuffer::from_lengths(lengths),
+            lengths,
             Arc::new(UInt64Array::from(values)),
-            Some(nulls),
-        );
-        Ok(ColumnarValue::Array(Arc::new(list)))
+            (0..n).map(|i| text.get(i).is_some()),
+        ))
     }
 }

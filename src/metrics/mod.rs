@@ -60,6 +60,24 @@ pub fn register(ctx: &SessionContext) {
     }
 }
 
+/// The result of a list-valued function: one list per row, `lengths[r]` items each taken in order
+/// from `values`, NULL where `valid` says so.
+pub(crate) fn list_result(
+    item: std::sync::Arc<datafusion::arrow::datatypes::Field>,
+    lengths: Vec<usize>,
+    values: ArrayRef,
+    valid: impl Iterator<Item = bool>,
+) -> datafusion::logical_expr::ColumnarValue {
+    use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+    let list = datafusion::arrow::array::ListArray::new(
+        item,
+        OffsetBuffer::from_lengths(lengths),
+        values,
+        Some(NullBuffer::from_iter(valid)),
+    );
+    datafusion::logical_expr::ColumnarValue::Array(std::sync::Arc::new(list))
+}
+
 /// A signature taking `min..=max` arguments of any type.
 pub(crate) fn variadic_signature(min: usize, max: usize) -> Signature {
     Signature::one_of(

@@ -10,15 +10,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Float64Array, ListArray};
-use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::array::Float64Array;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 
 use super::calls::call_facts;
 use super::messages::MessagesView;
-use super::{code_tools_arg, variadic_signature, weights_arg};
+use super::{code_tools_arg, list_result, variadic_signature, weights_arg};
 
 /// The UDF.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -62,13 +61,11 @@ impl ScalarUDFImpl for StepComplexity {
             }
             lengths.push(values.len() - before);
         }
-        let nulls = NullBuffer::from_iter((0..v.len()).map(|r| !v.is_null(r)));
-        let list = ListArray::new(
+        Ok(list_result(
             item(),
-            OffsetBuffer::from_lengths(lengths),
+            lengths,
             Arc::new(Float64Array::from(values)),
-            Some(nulls),
-        );
-        Ok(ColumnarValue::Array(Arc::new(list)))
+            (0..v.len()).map(|r| !v.is_null(r)),
+        ))
     }
 }

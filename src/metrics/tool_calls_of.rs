@@ -14,10 +14,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, ListArray, StringArray, StructArray,
-};
-use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, StringArray, StructArray};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
@@ -108,16 +105,14 @@ impl ScalarUDFImpl for ToolCallsOf {
             ],
             None,
         );
-        let nulls = NullBuffer::from_iter((0..v.len()).map(|r| !v.is_null(r)));
         let DataType::List(f) = return_type() else {
-            unreachable!()
+            unreachable!("return_type is a list")
         };
-        let list = ListArray::new(
+        Ok(super::list_result(
             f,
-            OffsetBuffer::from_lengths(lengths),
+            lengths,
             Arc::new(values),
-            Some(nulls),
-        );
-        Ok(ColumnarValue::Array(Arc::new(list)))
+            (0..v.len()).map(|r| !v.is_null(r)),
+        ))
     }
 }

@@ -8,8 +8,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ListArray, StringArray};
-use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
@@ -62,13 +61,11 @@ impl ScalarUDFImpl for ToolSequence {
             }
             lengths.push(names.len() - before);
         }
-        let nulls = NullBuffer::from_iter((0..v.len()).map(|r| !v.is_null(r)));
-        let values = StringArray::from_iter_values(names);
-        Ok(ColumnarValue::Array(Arc::new(ListArray::new(
+        Ok(super::list_result(
             item(),
-            OffsetBuffer::from_lengths(lengths),
-            Arc::new(values),
-            Some(nulls),
-        ))))
+            lengths,
+            Arc::new(StringArray::from_iter_values(names)),
+            (0..v.len()).map(|r| !v.is_null(r)),
+        ))
     }
 }
