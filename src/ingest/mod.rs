@@ -252,56 +252,67 @@ impl Worker {
                 return ok && self.send(Out::File(summary));
             }
         };
-        let mut records = Records::new(reader);
-        // Detect the format from the first records that parse as JSON.
-        let mut head: Vec<RawRecord> = vec![];
-        let mut format = self.opts.format;
-        let mut alive = true;
-        while format.is_none() && head.len() < 16 {
-            match records.next() {
-                None => break,
-                Some(Err(e)) => {
-                    summary.read += 1;
-                    alive &= self.reject(&display, e.line, e.reason, e.text, &mut summary);
-                }
-                Some(Ok(r)) => {
-                    if let Ok(v) = serde_json::from_str::<Value>(&r.text) {
-                        format = formats::detect(&v);
+        // A reader thread splits the input into chunks while this thread parses the previous
+        // chunk on both cores.
+        let (chunks_tx, chunks_rx) =
+            std::sync::mpsc::sync_channel::<Vec<Result<RawRecord, input::SplitError>>>(2);
+        let reader_thread = std::thread::spawn(move || {
+            let mut chunk = Vec::with_capacity(CHUNK_RECORDS);
+            let mut bytes = 0usize;
+            for item in Records::new(reader) {
+                bytes += match &item {
+                    Ok(r) => r.text.len(),
+                    Err(e) => e.text.len(),
+                };
+                chunk.push(item);
+                if chunk.len() >= CHUNK_RECORDS || bytes >= CHUNK_BYTES {
+                    if chunks_tx.send(std::mem::take(&mut chunk)).is_err() {
+                        return;
                     }
-                    head.push(r);
+                    bytes = 0;
                 }
             }
+            let _ = chunks_tx.send(chunk);
+        });
+        // The format is detected from the first records that parse as JSON (at most 16 tried).
+        let mut format = self.opts.format;
+        let mut tried = 0;
+        let mut ctx: Option<ParseContext> = None;
+        let mut alive = true;
+        for items in chunks_rx.iter() {
+            let mut chunk: Vec<RawRecord> = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Ok(r) => chunk.push(r),
+                    Err(e) => {
+                        summary.read += 1;
+                        alive &= self.reject(&display, e.line, e.reason, e.text, &mut summary);
+                    }
+                }
+            }
+            for r in &chunk {
+                if format.is_some() || tried >= 16 {
+                    break;
+                }
+                tried += 1;
+                if let Ok(v) = serde_json::from_str::<Value>(&r.text) {
+                    format = formats::detect(&v);
+                }
+            }
+            if ctx.is_none() {
+                ctx = format.map(|f| file_context(path, &self.opts, f));
+            }
+            alive &= self.process(&display, format, ctx.as_ref(), chunk, &mut summary);
+            if !alive {
+                break;
+            }
+        }
+        drop(chunks_rx);
+        let _ = reader_thread.join();
+        if !alive {
+            return false;
         }
         summary.format = format.map(|f| f.name().to_string());
-        let ctx = format.map(|f| file_context(path, &self.opts, f));
-        let mut chunk: Vec<RawRecord> = head;
-        let mut chunk_bytes: usize = chunk.iter().map(|r| r.text.len()).sum();
-        for item in records.by_ref() {
-            match item {
-                Ok(r) => {
-                    chunk_bytes += r.text.len();
-                    chunk.push(r);
-                    if chunk.len() >= CHUNK_RECORDS || chunk_bytes >= CHUNK_BYTES {
-                        alive &= self.process(
-                            &display,
-                            format,
-                            ctx.as_ref(),
-                            std::mem::take(&mut chunk),
-                            &mut summary,
-                        );
-                        chunk_bytes = 0;
-                    }
-                }
-                Err(e) => {
-                    summary.read += 1;
-                    alive &= self.reject(&display, e.line, e.reason, e.text, &mut summary);
-                }
-            }
-            if !alive {
-                return false;
-            }
-        }
-        alive &= self.process(&display, format, ctx.as_ref(), chunk, &mut summary);
         summary.bytes = self.bytes.load(Ordering::Relaxed) - before;
         alive && self.send(Out::File(summary))
     }
