@@ -181,11 +181,17 @@ def load(path):
             source = source[: -len(ext)]
     domain = next((d for d in ("airline", "retail", "telecom") if d in source.lower()), None)
     with open(path) as f:
-        text = f.read()
-    if text.lstrip().startswith("["):
-        records = json.loads(text)
-    else:
-        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        first = f.read(4096).lstrip()
+        f.seek(0)
+        if first.startswith("["):
+            records = json.load(f)
+        else:
+            # JSON lines are streamed: only the per-trajectory results are kept.
+            records = (json.loads(line) for line in f if line.strip())
+        yield from _rows(source, domain, records)
+
+
+def _rows(source, domain, records):
     for r in records:
         msgs = r.get("traj") or r.get("messages")
         msgs = [m for m in msgs if m["role"] not in ("system", "developer")]
