@@ -158,12 +158,14 @@ pub fn arguments_text(v: Option<&Value>, path: &str) -> RecordResult<String> {
 
 /// Parses a JSON value that some formats store as a string holding JSON (`tools` in
 /// ShareGPT and xLAM, `answers` in xLAM).
-pub fn json_or_string(v: &Value, path: &str) -> RecordResult<Value> {
+/// A value that is already JSON is borrowed, not copied.
+pub fn json_or_string<'a>(v: &'a Value, path: &str) -> RecordResult<std::borrow::Cow<'a, Value>> {
+    use std::borrow::Cow;
     match v {
-        Value::String(s) if s.trim().is_empty() => Ok(Value::Array(vec![])),
-        Value::String(s) => {
-            serde_json::from_str(s).map_err(|e| format!("{path}: invalid JSON text: {e}"))
-        }
-        other => Ok(other.clone()),
+        Value::String(s) if s.trim().is_empty() => Ok(Cow::Owned(Value::Array(vec![]))),
+        Value::String(s) => serde_json::from_str(s)
+            .map(Cow::Owned)
+            .map_err(|e| format!("{path}: invalid JSON text: {e}")),
+        other => Ok(Cow::Borrowed(other)),
     }
 }

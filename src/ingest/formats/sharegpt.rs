@@ -131,7 +131,7 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         Some(v) => Some(json_or_string(v, "tools")?),
         None => None,
     };
-    tool_schema::fill_tools(&mut t, tools_value.as_ref(), "tools")?;
+    tool_schema::fill_tools(&mut t, tools_value.as_deref(), "tools")?;
     let mut known: Vec<&str> = vec!["conversations", "messages", "system", "tools", "id"];
     known.extend_from_slice(LABEL_KEYS);
     t.metadata.extend(o.rest(&known));

@@ -223,10 +223,10 @@ pub fn tool_defs(v: Option<&Value>, path: &str) -> RecordResult<ToolDefs> {
         return Ok((vec![], vec![]));
     };
     let v = super::fields::json_or_string(v, path)?;
-    let items = match &v {
-        Value::Array(a) => a.clone(),
-        Value::Null => vec![],
-        o @ Value::Object(_) => vec![o.clone()],
+    let items: &[Value] = match v.as_ref() {
+        Value::Array(a) => a,
+        Value::Null => &[],
+        o @ Value::Object(_) => std::slice::from_ref(o),
         other => {
             return Err(format!(
                 "{path}: expected a list of tools, found {}",

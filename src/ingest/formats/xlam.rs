@@ -19,7 +19,7 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
             .ok_or("answers: required field is missing")?,
         "answers",
     )?;
-    let Value::Array(answers) = answers else {
+    let Value::Array(answers) = answers.as_ref() else {
         return Err(format!(
             "answers: expected a list of calls, found {}",
             kind(&answers)
