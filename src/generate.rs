@@ -187,14 +187,10 @@ impl Generator {
         let dom = DOMAINS[d];
         let weights = Self::act_weights(d);
         let total: f64 = weights.iter().sum();
-        let mut messages = vec![Message {
-            role: "user".into(),
-            content: Some(format!(
-                "I need help with my {dom} request #{}.",
-                rng.below(100_000)
-            )),
-            ..Default::default()
-        }];
+        let mut messages = vec![Message::text(
+            "user",
+            format!("I need help with my {dom} request #{}.", rng.below(100_000)),
+        )];
         let mut ids: Vec<String> = vec![];
         let mut call_no = 0usize;
         let steps = 1 + (0..11).take_while(|_| rng.f64() < 0.72).count();
@@ -255,37 +251,23 @@ impl Generator {
             };
             match act {
                 Act::Ask => {
-                    messages.push(Message {
-                        role: "assistant".into(),
-                        content: Some(format!("Could you confirm the {dom} details?")),
-                        ..Default::default()
-                    });
-                    messages.push(Message {
-                        role: "user".into(),
-                        content: Some("Yes, that is right.".into()),
-                        ..Default::default()
-                    });
+                    messages.push(Message::text(
+                        "assistant",
+                        format!("Could you confirm the {dom} details?"),
+                    ));
+                    messages.push(Message::text("user", "Yes, that is right."));
                 }
-                Act::Answer => messages.push(Message {
-                    role: "assistant".into(),
-                    content: Some(format!("Here is the {dom} information you asked for.")),
-                    ..Default::default()
-                }),
+                Act::Answer => messages.push(Message::text(
+                    "assistant",
+                    format!("Here is the {dom} information you asked for."),
+                )),
                 Act::Single | Act::Chain => {
                     let name = format!("{dom}_{}", VERBS[rng.below(VERBS.len())]);
                     let args = fresh_args(&mut rng, &ids, act == Act::Chain);
                     let c = call(name, args, &mut call_no);
                     let r = result(&mut rng, &mut ids);
-                    messages.push(Message {
-                        role: "assistant".into(),
-                        tool_calls: vec![c],
-                        ..Default::default()
-                    });
-                    messages.push(Message {
-                        role: "tool".into(),
-                        content: Some(r),
-                        ..Default::default()
-                    });
+                    messages.push(Message::calls(vec![c]));
+                    messages.push(Message::tool_result(r));
                 }
                 Act::Parallel => {
                     let k = 2 + rng.below(3);
@@ -296,18 +278,10 @@ impl Generator {
                             call(name, args, &mut call_no)
                         })
                         .collect();
-                    messages.push(Message {
-                        role: "assistant".into(),
-                        tool_calls: calls,
-                        ..Default::default()
-                    });
+                    messages.push(Message::calls(calls));
                     for _ in 0..k {
                         let r = result(&mut rng, &mut ids);
-                        messages.push(Message {
-                            role: "tool".into(),
-                            content: Some(r),
-                            ..Default::default()
-                        });
+                        messages.push(Message::tool_result(r));
                     }
                 }
                 Act::Code => {
@@ -317,51 +291,28 @@ impl Generator {
                         json!({"code": format!("print(sum(range({n})))")}).to_string(),
                         &mut call_no,
                     );
-                    messages.push(Message {
-                        role: "assistant".into(),
-                        tool_calls: vec![c],
-                        ..Default::default()
-                    });
-                    messages.push(Message {
-                        role: "tool".into(),
-                        content: Some(format!("{}", n * n.saturating_sub(1) / 2)),
-                        ..Default::default()
-                    });
+                    messages.push(Message::calls(vec![c]));
+                    messages.push(Message::tool_result(format!(
+                        "{}",
+                        n * n.saturating_sub(1) / 2
+                    )));
                 }
                 Act::ErrorRetry => {
                     let name = format!("{dom}_{}", VERBS[rng.below(VERBS.len())]);
                     let args = fresh_args(&mut rng, &ids, false);
                     let c = call(name.clone(), args.clone(), &mut call_no);
-                    messages.push(Message {
-                        role: "assistant".into(),
-                        tool_calls: vec![c],
-                        ..Default::default()
-                    });
-                    messages.push(Message {
-                        role: "tool".into(),
-                        content: Some("Error: the service is temporarily unavailable".into()),
-                        ..Default::default()
-                    });
+                    messages.push(Message::calls(vec![c]));
+                    messages.push(Message::tool_result(
+                        "Error: the service is temporarily unavailable",
+                    ));
                     let c = call(name, args, &mut call_no);
                     let r = result(&mut rng, &mut ids);
-                    messages.push(Message {
-                        role: "assistant".into(),
-                        tool_calls: vec![c],
-                        ..Default::default()
-                    });
-                    messages.push(Message {
-                        role: "tool".into(),
-                        content: Some(r),
-                        ..Default::default()
-                    });
+                    messages.push(Message::calls(vec![c]));
+                    messages.push(Message::tool_result(r));
                 }
             }
         }
-        messages.push(Message {
-            role: "assistant".into(),
-            content: Some("Done. Anything else?".into()),
-            ..Default::default()
-        });
+        messages.push(Message::text("assistant", "Done. Anything else?"));
         let mut t = Trajectory {
             traj_id: format!("gen-{}/{i}", self.opts.seed),
             source: format!("gen-{}", self.opts.seed),

@@ -31,6 +31,31 @@ pub struct Message {
     pub error: Option<bool>,
 }
 
+impl Message {
+    /// A message with text only.
+    pub fn text(role: &str, content: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            content: Some(content.into()),
+            ..Default::default()
+        }
+    }
+
+    /// An assistant message making these calls.
+    pub fn calls(tool_calls: Vec<ToolCall>) -> Self {
+        Self {
+            role: "assistant".into(),
+            tool_calls,
+            ..Default::default()
+        }
+    }
+
+    /// A tool result.
+    pub fn tool_result(content: impl Into<String>) -> Self {
+        Self::text("tool", content)
+    }
+}
+
 /// A tool definition: name, description and a JSON Schema of its parameters.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ToolDef {
