@@ -1,5 +1,6 @@
 //! Running SQL over a corpus: the session, parameters, statements and result output.
 
+pub mod cells;
 pub mod output;
 pub mod params;
 pub mod session;

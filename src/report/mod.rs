@@ -9,13 +9,13 @@ pub mod svg;
 
 use std::collections::{BTreeMap, HashMap};
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::array::RecordBatch;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::query::cells::{f64_at, f64s, i64_at, str_at, strs};
 use crate::query::{params, run_sql, session};
 use crate::store::Corpus;
 
@@ -101,37 +101,6 @@ pub struct Report {
 
 const CAC_SCALE: f64 = 1000.0;
 
-fn f64_at(b: &RecordBatch, col: &str, i: usize) -> Result<Option<f64>> {
-    let a = b
-        .column_by_name(col)
-        .ok_or_else(|| Error::Other(format!("report query lacks `{col}`")))?;
-    let a = datafusion::arrow::compute::cast(a, &DataType::Float64)?;
-    let a = a.as_primitive::<Float64Type>();
-    Ok((!a.is_null(i)).then(|| a.value(i)))
-}
-
-fn i64_at(b: &RecordBatch, col: &str, i: usize) -> Result<i64> {
-    let a = b
-        .column_by_name(col)
-        .ok_or_else(|| Error::Other(format!("report query lacks `{col}`")))?;
-    let a = datafusion::arrow::compute::cast(a, &DataType::Int64)?;
-    let a = a.as_primitive::<Int64Type>();
-    Ok(if a.is_null(i) { 0 } else { a.value(i) })
-}
-
-fn str_at(b: &RecordBatch, col: &str, i: usize) -> Result<String> {
-    let a = b
-        .column_by_name(col)
-        .ok_or_else(|| Error::Other(format!("report query lacks `{col}`")))?;
-    let a = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
-    let a = a.as_string::<i32>();
-    Ok(if a.is_null(i) {
-        String::new()
-    } else {
-        a.value(i).to_string()
-    })
-}
-
 /// The long tail of a mode distribution sorted most frequent first: (tail modes, tail share).
 ///
 /// ```
@@ -190,11 +159,9 @@ pub async fn build(corpus: &Corpus, by: GroupBy) -> Result<Report> {
     let mut stream = df.execute_stream().await?;
     while let Some(b) = stream.next().await {
         let b = b?;
-        for i in 0..b.num_rows() {
-            let v = (f64_at(&b, "cac", i)?.unwrap_or(0.0) * CAC_SCALE)
-                .round()
-                .max(0.0) as u64;
-            let grp = str_at(&b, "grp", i)?;
+        // Columns are read once per batch: this loop sees every trajectory.
+        for (cac, grp) in f64s(&b, "cac")?.into_iter().zip(strs(&b, "grp")?) {
+            let v = (cac.unwrap_or(0.0) * CAC_SCALE).round().max(0.0) as u64;
             if !hists.contains_key(&grp) {
                 hists.insert(
                     grp.clone(),

@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::query::cells::{f64_at, i64_at, str_at};
 use crate::query::{run_sql, session};
 use crate::report::svg;
 
@@ -42,28 +41,6 @@ pub struct Ablation {
     pub correlations: Vec<Correlation>,
     /// Score rows whose subset is not in the run.
     pub unmatched: Vec<String>,
-}
-
-fn col_str(b: &RecordBatch, i: usize, r: usize) -> Result<String> {
-    let a = datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8)?;
-    let a = a.as_string::<i32>();
-    Ok(if a.is_null(r) {
-        String::new()
-    } else {
-        a.value(r).to_string()
-    })
-}
-
-fn col_f64(b: &RecordBatch, i: usize, r: usize) -> Result<Option<f64>> {
-    let a = datafusion::arrow::compute::cast(b.column(i), &DataType::Float64)?;
-    let a = a.as_primitive::<Float64Type>();
-    Ok((!a.is_null(r)).then(|| a.value(r)))
-}
-
-fn col_i64(b: &RecordBatch, i: usize, r: usize) -> Result<i64> {
-    let a = datafusion::arrow::compute::cast(b.column(i), &DataType::Int64)?;
-    let a = a.as_primitive::<Int64Type>();
-    Ok(if a.is_null(r) { 0 } else { a.value(r) })
 }
 
 /// Reads a run folder (or s3:// prefix) and a scores file (CSV with a header, JSON array, or
@@ -123,14 +100,14 @@ pub async fn build(run: &str, scores: &str) -> Result<Ablation> {
     {
         for r in 0..b.num_rows() {
             cells.push(Cell {
-                benchmark: col_str(&b, 0, r)?,
-                strategy: col_str(&b, 1, r)?,
-                budget: col_i64(&b, 2, r)?,
-                score_mean: col_f64(&b, 3, r)?.unwrap_or(f64::NAN),
-                score_sd: col_f64(&b, 4, r)?,
-                runs: col_i64(&b, 5, r)?,
-                de_bits: col_f64(&b, 6, r)?.unwrap_or(0.0),
-                rme_bits: col_f64(&b, 7, r)?.unwrap_or(0.0),
+                benchmark: str_at(&b, "benchmark", r)?,
+                strategy: str_at(&b, "strategy", r)?,
+                budget: i64_at(&b, "budget", r)?,
+                score_mean: f64_at(&b, "score_mean", r)?.unwrap_or(f64::NAN),
+                score_sd: f64_at(&b, "score_sd", r)?,
+                runs: i64_at(&b, "runs", r)?,
+                de_bits: f64_at(&b, "de_bits", r)?.unwrap_or(0.0),
+                rme_bits: f64_at(&b, "rme_bits", r)?.unwrap_or(0.0),
             });
         }
     }
@@ -143,17 +120,17 @@ pub async fn build(run: &str, scores: &str) -> Result<Ablation> {
     {
         for r in 0..b.num_rows() {
             correlations.push(Correlation {
-                benchmark: col_str(&b, 0, r)?,
-                subsets: col_i64(&b, 1, r)?,
-                score_vs_de: col_f64(&b, 2, r)?,
-                score_vs_rme: col_f64(&b, 3, r)?,
+                benchmark: str_at(&b, "benchmark", r)?,
+                subsets: i64_at(&b, "subsets", r)?,
+                score_vs_de: f64_at(&b, "score_vs_de", r)?,
+                score_vs_rme: f64_at(&b, "score_vs_rme", r)?,
             });
         }
     }
     let mut unmatched = vec![];
-    for b in run_sql(&ctx, "SELECT DISTINCT CAST(subset AS VARCHAR) FROM scores WHERE CAST(subset AS VARCHAR) NOT IN (SELECT name FROM summary) ORDER BY 1").await?.pop().map(|r| r.1).unwrap_or_default() {
+    for b in run_sql(&ctx, "SELECT DISTINCT CAST(subset AS VARCHAR) AS subset FROM scores WHERE CAST(subset AS VARCHAR) NOT IN (SELECT name FROM summary) ORDER BY 1").await?.pop().map(|r| r.1).unwrap_or_default() {
         for r in 0..b.num_rows() {
-            unmatched.push(col_str(&b, 0, r)?);
+            unmatched.push(str_at(&b, "subset", r)?);
         }
     }
     if cells.is_empty() {

@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::SessionContext;
@@ -27,6 +27,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Strategy, Unit, training};
 use crate::error::{Error, Result};
+use crate::query::cells::{f64_at, i64_at};
 use crate::query::{params, run_sql, session};
 use crate::store::{Corpus, convert};
 
@@ -102,26 +103,14 @@ fn parquet_bytes(batches: &[RecordBatch], schema: SchemaRef) -> Result<Vec<u8>> 
     Ok(buf)
 }
 
-fn first_f64(b: &[RecordBatch], col: usize) -> Result<f64> {
-    let Some(b) = b.first() else { return Ok(0.0) };
-    let a = datafusion::arrow::compute::cast(b.column(col), &DataType::Float64)?;
-    let a = a.as_primitive::<Float64Type>();
-    Ok(if a.is_empty() || a.is_null(0) {
-        0.0
-    } else {
-        a.value(0)
-    })
+/// The value of an aggregate query's single row (0 when it is NULL).
+fn first_f64(b: &[RecordBatch], name: &str) -> Result<f64> {
+    b.first()
+        .map_or(Ok(0.0), |b| Ok(f64_at(b, name, 0)?.unwrap_or(0.0)))
 }
 
-fn first_i64(b: &[RecordBatch], col: usize) -> Result<i64> {
-    let Some(b) = b.first() else { return Ok(0) };
-    let a = datafusion::arrow::compute::cast(b.column(col), &DataType::Int64)?;
-    let a = a.as_primitive::<Int64Type>();
-    Ok(if a.is_empty() || a.is_null(0) {
-        0
-    } else {
-        a.value(0)
-    })
+fn first_i64(b: &[RecordBatch], name: &str) -> Result<i64> {
+    b.first().map_or(Ok(0), |b| i64_at(b, name, 0))
 }
 
 /// Materialises `trajectory_metrics` once, so the many plans of a run do not recompute the
@@ -154,8 +143,8 @@ pub async fn run(corpus: &Corpus, opts: &BudgetOptions) -> Result<Vec<SubsetSumm
     .await?;
     let totals = &totals[0].1;
     let available = match opts.unit {
-        Unit::Trajectories => first_i64(totals, 0)?,
-        Unit::Tokens => first_i64(totals, 1)?,
+        Unit::Trajectories => first_i64(totals, "n")?,
+        Unit::Tokens => first_i64(totals, "tokens")?,
     };
     if let Some(b) = opts.budgets.iter().find(|&&b| b > available || b <= 0) {
         return Err(Error::Usage(format!(
@@ -293,9 +282,9 @@ async fn describe(
     )?;
     let stats = run_sql(ctx, include_str!("../../queries/subset_metrics.sql")).await?;
     let b = &stats[0].1;
-    let tools = run_sql(ctx, "SELECT count(DISTINCT c.tool_name) FROM tool_calls c JOIN selection s ON c.traj_id = s.traj_id").await?;
-    let trajectories = first_i64(b, 0)?;
-    let used = first_i64(b, 9)?;
+    let tools = run_sql(ctx, "SELECT count(DISTINCT c.tool_name) AS tools FROM tool_calls c JOIN selection s ON c.traj_id = s.traj_id").await?;
+    let trajectories = first_i64(b, "trajectories")?;
+    let used = first_i64(b, "used")?;
     Ok(SubsetSummary {
         name: name.to_string(),
         strategy: strategy.name().to_string(),
@@ -303,16 +292,16 @@ async fn describe(
         unit: unit.name().to_string(),
         seed,
         trajectories,
-        tokens: first_i64(b, 1)?,
+        tokens: first_i64(b, "tokens")?,
         used,
-        de_bits: first_f64(b, 2)?,
-        rme_bits: first_f64(b, 3)?,
-        cac_p50: first_f64(b, 4)?,
-        cac_p90: first_f64(b, 5)?,
-        domains: first_i64(b, 6)?,
-        modes: first_i64(b, 7)?,
-        clusters: first_i64(b, 8)?,
-        tools: first_i64(&tools[0].1, 0)?,
+        de_bits: first_f64(b, "de_bits")?,
+        rme_bits: first_f64(b, "rme_bits")?,
+        cac_p50: first_f64(b, "cac_p50")?,
+        cac_p90: first_f64(b, "cac_p90")?,
+        domains: first_i64(b, "domains")?,
+        modes: first_i64(b, "modes")?,
+        clusters: first_i64(b, "clusters")?,
+        tools: first_i64(&tools[0].1, "tools")?,
         // A subset is short when the next trajectory would still have fit: only possible when
         // the strategy ran out of admissible candidates.
         short: unit == Unit::Trajectories && used < budget && strategy == Strategy::Deita,
