@@ -43,6 +43,10 @@ pub enum Command {
     /// Export trajectories from a corpus.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Evolve the corpus: pick long-tail seeds in SQL, synthesize new trajectories from them, repeat.
+    Evolve(EvolveArgs),
+    /// Diversity and complexity per evolution round (the `rounds` table).
+    Rounds(RoundsArgs),
     /// Generate a synthetic corpus (Zipf domains, long-tailed modes) for tests and benchmarks.
     Gen(GenArgs),
     /// Ingest the bundled test data into a corpus and print a summary: the one-command tour.
@@ -100,6 +104,94 @@ pub struct SqlArgs {
     /// Write the result of the last statement to this file or s3:// URL instead of stdout.
     #[arg(long)]
     pub out: Option<String>,
+    /// How `INSERT INTO synthesis_requests` synthesizes.
+    #[command(flatten)]
+    pub synth: SynthArgs,
+}
+
+/// Which model the synthesis agents talk to, and how.
+#[derive(Debug, Args, Clone)]
+pub struct SynthArgs {
+    /// `offline` plays the agents deterministically with no model; `openai` calls an
+    /// OpenAI-compatible chat-completions server.
+    #[arg(long, value_enum, default_value = "offline")]
+    pub backend: Backend,
+    /// Base URL of the OpenAI-compatible server.
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "http://127.0.0.1:8000/v1"
+    )]
+    pub base_url: String,
+    /// Model name sent in each request.
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// API key (sent as a bearer token, never printed).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Requests in flight at once (and seeds worked on at once).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Start at most this many requests per minute.
+    #[arg(long)]
+    pub requests_per_minute: Option<u32>,
+    /// Per-request timeout, e.g. 120s.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub request_timeout: std::time::Duration,
+    /// Retries of a request after 429, 5xx, timeouts and broken bodies.
+    #[arg(long, default_value_t = 6)]
+    pub max_retries: u32,
+    /// First retry delay (doubles per retry, with jitter), e.g. 500ms.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub retry_base: std::time::Duration,
+    /// Do not read or write the response cache (`cache/llm/` in the corpus).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Seed of every deterministic choice (mutations, offline answers, request seeds).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Wall-clock limit of each code-tool run in the sandbox.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub code_timeout: std::time::Duration,
+}
+
+/// Synthesis backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Offline,
+    Openai,
+}
+
+#[derive(Debug, Args)]
+pub struct EvolveArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
+    /// Rounds to run (an interrupted batch found first counts as one).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Seeds per round.
+    #[arg(long, default_value_t = 200)]
+    pub per_round: usize,
+    /// How seeds are picked: the long tail, or uniformly at random (a control).
+    #[arg(long, value_enum, default_value = "steered")]
+    pub strategy: crate::evolve::SeedStrategy,
+    /// A parameter of queries/seeds_next_round.sql (w_surprisal, w_cac, w_cluster, w_rare_domain).
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    #[command(flatten)]
+    pub synth: SynthArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RoundsArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -125,7 +125,131 @@ pub async fn main() -> Result<()> {
             Ok(())
         }
         Command::Demo(a) => demo(a).await,
+        Command::Evolve(a) => evolve(a).await,
+        Command::Rounds(a) => rounds(a).await,
     }
+}
+
+/// The synthesis settings of a command.
+pub fn synth_config(
+    a: &args::SynthArgs,
+    corpus: &Corpus,
+    progress: bool,
+) -> Result<crate::synth::SynthConfig> {
+    use crate::synth::backend::{ChatModel, cache::ResponseCache, offline, openai};
+    let model: std::sync::Arc<dyn ChatModel> = match a.backend {
+        args::Backend::Offline => std::sync::Arc::new(offline::OfflineModel { seed: a.seed }),
+        args::Backend::Openai => {
+            let opts = openai::OpenAiOptions {
+                base_url: a.base_url.clone(),
+                api_key: a.api_key.clone(),
+                model: a.model.clone(),
+                concurrency: a.concurrency,
+                requests_per_minute: a.requests_per_minute,
+                timeout: a.request_timeout,
+                max_retries: a.max_retries,
+                retry_base: a.retry_base,
+            };
+            let cache = (!a.no_cache).then(|| ResponseCache::new(corpus));
+            std::sync::Arc::new(openai::OpenAiModel::new(opts, cache)?)
+        }
+    };
+    let sandbox = crate::sandbox::python::PythonOptions {
+        limits: crate::sandbox::Limits {
+            timeout: a.code_timeout,
+            cpu_seconds: a.code_timeout.as_secs().max(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Ok(crate::synth::SynthConfig {
+        model,
+        model_name: a.model.clone(),
+        concurrency: a.concurrency,
+        seed: a.seed,
+        sandbox,
+        progress,
+    })
+}
+
+async fn evolve(a: args::EvolveArgs) -> Result<()> {
+    let corpus = Corpus::open(&a.corpus)?;
+    let progress = !a.json && std::io::stderr().is_terminal();
+    let config = std::sync::Arc::new(synth_config(&a.synth, &corpus, progress)?);
+    let opts = crate::evolve::EvolveOptions {
+        rounds: a.rounds,
+        per_round: a.per_round,
+        strategy: a.strategy,
+        params: params::parse_pairs(&a.params)?,
+        seed: a.synth.seed,
+    };
+    let s = crate::evolve::evolve(&corpus, &opts, config).await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).map_err(|e| Error::Other(e.to_string()))?
+        );
+        return Ok(());
+    }
+    if s.resumed_batches > 0 {
+        println!("finished {} interrupted batch(es)", s.resumed_batches);
+    }
+    for b in &s.batches {
+        println!(
+            "round {}: batch {} — {} requested, {} accepted, {} rejected, {} failed ({:.1} s)",
+            b.round, b.batch_id, b.requested, b.accepted, b.rejected, b.failed, b.seconds
+        );
+    }
+    if let Some(st) = &s.backend {
+        println!("{}", st.line());
+    }
+    print_rounds(&crate::evolve::rounds::list(&corpus).await?);
+    println!(
+        "rejections and failures: tdscale sql {} \"SELECT stage, reasons FROM synthesis_rejects\"",
+        a.corpus
+    );
+    Ok(())
+}
+
+fn print_rounds(rows: &[crate::evolve::rounds::RoundRow]) {
+    let f = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    println!(
+        "{:>5} {:<9} {:>8} {:>6} {:>7} {:>7} {:>6} {:>8} {:>8} {:>9}",
+        "round", "strategy", "trajs", "new", "DE", "RME", "modes", "CAC p50", "CAC p90", "accepted"
+    );
+    for r in rows {
+        println!(
+            "{:>5} {:<9} {:>8} {:>6} {:>7} {:>7} {:>6} {:>8} {:>8} {:>9}",
+            r.round,
+            r.strategy,
+            r.trajectories,
+            r.new_trajectories,
+            f(r.de_bits),
+            f(r.rme_bits),
+            r.modes,
+            f(r.cac_p50),
+            f(r.cac_p90),
+            r.acceptance_rate
+                .map(|x| format!("{:.0}%", 100.0 * x))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+}
+
+async fn rounds(a: args::RoundsArgs) -> Result<()> {
+    let corpus = Corpus::open(&a.corpus)?;
+    let rows = crate::evolve::rounds::list(&corpus).await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| Error::Other(e.to_string()))?
+        );
+    } else if rows.is_empty() {
+        println!("no rounds yet: run `tdscale evolve {}`", a.corpus);
+    } else {
+        print_rounds(&rows);
+    }
+    Ok(())
 }
 
 async fn budget(a: args::BudgetArgs) -> Result<()> {
@@ -339,8 +463,13 @@ async fn ingest(a: args::IngestArgs) -> Result<()> {
 
 async fn sql(a: args::SqlArgs) -> Result<()> {
     let corpus = Corpus::open(&a.corpus)?;
-    let ctx = session::corpus_context(&corpus).await?;
     let p = params::parse_pairs(&a.params)?;
+    let config = std::sync::Arc::new(synth_config(
+        &a.synth,
+        &corpus,
+        std::io::stderr().is_terminal(),
+    )?);
+    let (ctx, _) = crate::evolve::evolution_context(&corpus, config, &p).await?;
     let mut text = String::new();
     for f in &a.files {
         text.push_str(&std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?);

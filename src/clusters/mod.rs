@@ -20,12 +20,12 @@ use datafusion::arrow::array::{
     ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::store::{Corpus, writer};
+use crate::store::{Corpus, schema, writer};
 use edges::{ToolShape, find_edges};
 
 /// A row of `cluster_edges`: cluster, from tool, to tool, field, evidence, score.
@@ -333,33 +333,6 @@ fn string_list(rows: &[Vec<String>]) -> ArrayRef {
     ))
 }
 
-fn clusters_schema() -> SchemaRef {
-    let list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
-    Arc::new(Schema::new(vec![
-        Field::new("cluster_id", DataType::Utf8, false),
-        Field::new("service", DataType::Utf8, false),
-        Field::new("domain", DataType::Utf8, false),
-        Field::new("size", DataType::Int64, false),
-        Field::new("tool_ids", list.clone(), false),
-        Field::new("tool_names", list, false),
-        Field::new("internal_edges", DataType::Int64, false),
-        Field::new("selected", DataType::Boolean, false),
-        Field::new("rank", DataType::Int64, true),
-        Field::new("coverage_gain", DataType::Int64, true),
-    ]))
-}
-
-fn edges_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("cluster_id", DataType::Utf8, false),
-        Field::new("from_tool", DataType::Utf8, false),
-        Field::new("to_tool", DataType::Utf8, false),
-        Field::new("field", DataType::Utf8, false),
-        Field::new("evidence", DataType::Utf8, false),
-        Field::new("score", DataType::Float64, false),
-    ]))
-}
-
 /// Writes the new tables, then removes the files of the previous build (readers see either the
 /// old or the new build's files complete, never a partial file).
 async fn write_tables(corpus: &Corpus, clusters: &[Cluster], edges: &[EdgeRow]) -> Result<()> {
@@ -369,7 +342,7 @@ async fn write_tables(corpus: &Corpus, clusters: &[Cluster], edges: &[EdgeRow]) 
     ]
     .concat();
     let c = RecordBatch::try_new(
-        clusters_schema(),
+        schema::clusters_schema(),
         vec![
             strings(clusters.iter().map(|c| c.cluster_id.clone())),
             strings(clusters.iter().map(|c| c.service.clone())),
@@ -404,7 +377,7 @@ async fn write_tables(corpus: &Corpus, clusters: &[Cluster], edges: &[EdgeRow]) 
         ],
     )?;
     let e = RecordBatch::try_new(
-        edges_schema(),
+        schema::cluster_edges_schema(),
         vec![
             strings(edges.iter().map(|e| e.0.clone())),
             strings(edges.iter().map(|e| e.1.clone())),
@@ -414,10 +387,10 @@ async fn write_tables(corpus: &Corpus, clusters: &[Cluster], edges: &[EdgeRow]) 
             Arc::new(Float64Array::from_iter_values(edges.iter().map(|e| e.5))),
         ],
     )?;
-    let mut w = writer::PartWriter::new(corpus, "clusters", clusters_schema());
+    let mut w = writer::PartWriter::new(corpus, "clusters", schema::clusters_schema());
     w.write(&c).await?;
     w.finish().await?;
-    let mut w = writer::PartWriter::new(corpus, "cluster_edges", edges_schema());
+    let mut w = writer::PartWriter::new(corpus, "cluster_edges", schema::cluster_edges_schema());
     w.write(&e).await?;
     w.finish().await?;
     use object_store::ObjectStoreExt;

@@ -112,6 +112,11 @@ pub async fn register_tables(ctx: &SessionContext, corpus: &Corpus) -> Result<()
                 .await?;
         }
     }
+    for (table, schema) in schema::fixed_tables() {
+        if !ctx.table_exist(table)? {
+            ctx.register_table(table, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+        }
+    }
     if has_files(corpus, tables::REJECTS, ".jsonl").await? {
         let options = JsonReadOptions {
             file_extension: ".jsonl",

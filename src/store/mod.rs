@@ -6,6 +6,7 @@
 
 pub mod convert;
 pub mod registry;
+pub mod rows;
 pub mod schema;
 pub mod writer;
 
@@ -36,6 +37,7 @@ pub mod tables {
         "blueprints",
         "batches",
         "rounds",
+        "synthesis_rejects",
         "evals",
         "splits",
     ];

@@ -101,3 +101,145 @@ static TOOLS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub fn tools_schema() -> SchemaRef {
     TOOLS_SCHEMA.clone()
 }
+
+fn int32(name: &str) -> Field {
+    Field::new(name, DataType::Int32, false)
+}
+
+fn int64(name: &str) -> Field {
+    Field::new(name, DataType::Int64, false)
+}
+
+fn float64(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Float64, nullable)
+}
+
+/// The columns of a synthesis request (`seeds_next_round` and the `synthesis_requests` table).
+pub fn synthesis_request_schema() -> SchemaRef {
+    // All nullable: the rows come from arbitrary user SQL; a request without a seed fails alone.
+    Arc::new(Schema::new(vec![
+        utf8("seed_id", true),
+        Field::new("round", DataType::Int32, true),
+        utf8("mutation", true),
+        float64("score", true),
+        utf8("domain", true),
+        utf8("reasoning_mode", true),
+        float64("cac", true),
+        utf8("cluster_id", true),
+        utf8("target_domain", true),
+        utf8("donor_id", true),
+    ]))
+}
+
+/// `batches`: one row per finished synthesis batch.
+pub fn batches_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("batch_id", false),
+        int32("round"),
+        int64("requested"),
+        int64("accepted"),
+        int64("rejected"),
+        int64("failed"),
+        int64("already_present"),
+        utf8("backend", false),
+        float64("seconds", false),
+        utf8("finished_at", false),
+    ]))
+}
+
+/// `blueprints`: one row per planned synthesis (steps and tools as JSON text).
+pub fn blueprints_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("blueprint_id", false),
+        utf8("batch_id", false),
+        utf8("seed_id", false),
+        int32("round"),
+        utf8("mutation", false),
+        utf8("domain", true),
+        utf8("cluster_id", true),
+        utf8("goal", false),
+        utf8("persona", false),
+        utf8("expected_outcome", false),
+        utf8("target_mode", false),
+        float64("target_complexity", false),
+        utf8("steps", false),
+        utf8("tools", false),
+    ]))
+}
+
+/// `synthesis_rejects`: trajectories the verifier refused and requests that failed, with why.
+pub fn synthesis_rejects_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("batch_id", false),
+        utf8("seed_id", false),
+        int32("round"),
+        utf8("stage", false),
+        utf8("reasons", false),
+        utf8("trajectory", true),
+    ]))
+}
+
+/// `rounds`: the corpus after each evolution round (cumulative over rounds ≤ `round`).
+pub fn rounds_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        int32("round"),
+        utf8("strategy", false),
+        utf8("batch_id", true),
+        int64("trajectories"),
+        int64("new_trajectories"),
+        float64("de_bits", true),
+        float64("rme_bits", true),
+        int64("modes"),
+        float64("cac_p50", true),
+        float64("cac_p90", true),
+        float64("cac_p99", true),
+        int64("requested"),
+        int64("accepted"),
+        int64("rejected"),
+        int64("failed"),
+        float64("acceptance_rate", true),
+        utf8("finished_at", false),
+    ]))
+}
+
+/// Tables with a fixed schema that exist (empty) before anything has written them, so plans
+/// can read them in a new corpus.
+pub fn fixed_tables() -> Vec<(&'static str, SchemaRef)> {
+    vec![
+        ("clusters", clusters_schema()),
+        ("cluster_edges", cluster_edges_schema()),
+        ("batches", batches_schema()),
+        ("blueprints", blueprints_schema()),
+        ("synthesis_rejects", synthesis_rejects_schema()),
+        ("rounds", rounds_schema()),
+    ]
+}
+
+/// `clusters`: business clusters of the tools table.
+pub fn clusters_schema() -> SchemaRef {
+    let list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Arc::new(Schema::new(vec![
+        Field::new("cluster_id", DataType::Utf8, false),
+        Field::new("service", DataType::Utf8, false),
+        Field::new("domain", DataType::Utf8, false),
+        Field::new("size", DataType::Int64, false),
+        Field::new("tool_ids", list.clone(), false),
+        Field::new("tool_names", list, false),
+        Field::new("internal_edges", DataType::Int64, false),
+        Field::new("selected", DataType::Boolean, false),
+        Field::new("rank", DataType::Int64, true),
+        Field::new("coverage_gain", DataType::Int64, true),
+    ]))
+}
+
+/// `cluster_edges`: the dependency edges inside each cluster.
+pub fn cluster_edges_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("cluster_id", DataType::Utf8, false),
+        Field::new("from_tool", DataType::Utf8, false),
+        Field::new("to_tool", DataType::Utf8, false),
+        Field::new("field", DataType::Utf8, false),
+        Field::new("evidence", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, false),
+    ]))
+}

@@ -1,0 +1,50 @@
+//! Small tables of plain rows (requests, blueprints, batches, rounds) to and from Arrow, through
+//! serde, so each table is one `#[derive(Serialize, Deserialize)]` struct and one schema.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::json::{ArrayWriter, ReaderBuilder};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::store::{Corpus, writer::PartWriter};
+
+/// Rows → one record batch of `schema` (field names are the struct's field names).
+pub fn to_batch<T: Serialize>(schema: SchemaRef, rows: &[T]) -> Result<RecordBatch> {
+    let mut decoder = ReaderBuilder::new(schema.clone()).build_decoder()?;
+    decoder.serialize(rows)?;
+    Ok(decoder
+        .flush()?
+        .unwrap_or_else(|| RecordBatch::new_empty(schema)))
+}
+
+/// Record batches → rows.
+pub fn from_batches<T: DeserializeOwned>(batches: &[RecordBatch]) -> Result<Vec<T>> {
+    let mut w = ArrayWriter::new(Vec::new());
+    let refs: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
+    if refs.is_empty() {
+        return Ok(vec![]);
+    }
+    w.write_batches(&refs)?;
+    w.finish()?;
+    let bytes = w.into_inner();
+    serde_json::from_slice(&bytes).map_err(|e| Error::Other(format!("reading rows back: {e}")))
+}
+
+/// Appends rows to a table of the corpus as one new Parquet part (visible when complete).
+pub async fn append<T: Serialize>(
+    corpus: &Corpus,
+    table: &str,
+    schema: SchemaRef,
+    rows: &[T],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let batch = to_batch(schema.clone(), rows)?;
+    let mut w = PartWriter::new(corpus, table, schema);
+    w.write(&batch).await?;
+    w.finish().await?;
+    Ok(())
+}

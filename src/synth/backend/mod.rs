@@ -1,0 +1,96 @@
+//! How the agents reach a language model. Every agent turn is an [`AgentCall`]: the
+//! chat-completions request a model would get, and the structured task behind it. The `openai`
+//! backend sends the request to any OpenAI-compatible server; the `offline` backend plays the
+//! agent from the task, deterministically, with no model.
+
+pub mod cache;
+pub mod offline;
+pub mod openai;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::ToolCall;
+
+/// Which agent is speaking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Planner,
+    User,
+    Assistant,
+    ToolSimulator,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Planner => "planner",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::ToolSimulator => "tool_simulator",
+        }
+    }
+}
+
+/// A chat-completions request body (the fields tdscale sets).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Value>,
+    pub temperature: f64,
+    pub seed: u64,
+    pub max_tokens: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<Value>,
+}
+
+/// One agent turn.
+#[derive(Debug, Clone)]
+pub struct AgentCall {
+    pub role: Role,
+    /// The task as data: what the offline backend plays from.
+    pub task: Value,
+    pub request: ChatRequest,
+}
+
+/// What the model said.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ChatReply {
+    pub content: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+/// Why a call did not get an answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    /// Transient faults (429, 5xx, timeouts, broken bodies) outlasted the retries.
+    #[error("gave up after {attempts} attempts: {last}")]
+    Exhausted { attempts: u32, last: String },
+    /// The server refused the request itself (4xx other than 429): retrying cannot help.
+    #[error("request refused: {0}")]
+    Refused(String),
+    /// The offline backend was given a task it cannot play.
+    #[error("{0}")]
+    Task(String),
+}
+
+/// A language model as the agents see it.
+#[async_trait]
+pub trait ChatModel: Send + Sync {
+    async fn chat(&self, call: &AgentCall) -> Result<ChatReply, BackendError>;
+    /// Requests, retries, cache hits, latency and tokens so far, for the end-of-batch summary.
+    fn stats(&self) -> Option<openai::StatsSummary> {
+        None
+    }
+    /// A short name for logs and the `batches` table.
+    fn describe(&self) -> String;
+}
