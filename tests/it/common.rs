@@ -212,3 +212,62 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The OpenAI-compatible test server (`tests/servers/openai_stub.py`), killed when dropped.
+pub struct OpenAiStub {
+    child: std::process::Child,
+    pub base_url: String,
+    pub log: PathBuf,
+}
+
+impl OpenAiStub {
+    /// Starts the server with these extra arguments; it logs requests to `log`.
+    pub fn start(log: &Path, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo().join("tests/servers/openai_stub.py"))
+            .args(["--port", "0", "--log", log.to_str().unwrap()])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the OpenAI test server with python3: {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the port");
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the OpenAI test server did not print its port: {line:?}"));
+        Self {
+            child,
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// The request log: one JSON object per request.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a log line is JSON"))
+            .collect()
+    }
+}
+
+impl Drop for OpenAiStub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -5,6 +5,7 @@ mod budget;
 mod clusters;
 mod common;
 mod durability;
+mod evolve;
 mod ingest_formats;
 mod ingest_real;
 mod metrics;

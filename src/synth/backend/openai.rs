@@ -62,8 +62,9 @@ struct Stats {
     failed: u64,
     faults: BTreeMap<String, u64>,
     latency_ms: Histogram<u64>,
-    prompt_tokens: Histogram<u64>,
     completion_tokens: Histogram<u64>,
+    tokens_in: u64,
+    tokens_out: u64,
 }
 
 /// The end-of-batch numbers.
@@ -215,8 +216,9 @@ impl OpenAiModel {
                 failed: 0,
                 faults: BTreeMap::new(),
                 latency_ms: histogram(),
-                prompt_tokens: histogram(),
                 completion_tokens: histogram(),
+                tokens_in: 0,
+                tokens_out: 0,
             }),
             opts,
         })
@@ -292,8 +294,8 @@ impl OpenAiModel {
                 s.answered += 1;
                 let ms = started.elapsed().as_millis().max(1) as u64;
                 s.latency_ms.saturating_record(ms);
-                s.prompt_tokens
-                    .saturating_record(reply.prompt_tokens.max(1));
+                s.tokens_in += reply.prompt_tokens;
+                s.tokens_out += reply.completion_tokens;
                 s.completion_tokens
                     .saturating_record(reply.completion_tokens.max(1));
                 Attempt::Answer(reply)
@@ -372,11 +374,6 @@ impl ChatModel for OpenAiModel {
                 h.value_at_quantile(p)
             }
         };
-        let sum = |h: &Histogram<u64>| {
-            h.iter_recorded()
-                .map(|v| v.value_iterated_to() * v.count_at_value())
-                .sum()
-        };
         Some(StatsSummary {
             http_requests: s.http_requests,
             answered: s.answered,
@@ -388,8 +385,8 @@ impl ChatModel for OpenAiModel {
             latency_ms_p90: q(&s.latency_ms, 0.9),
             latency_ms_p99: q(&s.latency_ms, 0.99),
             latency_ms_max: s.latency_ms.max(),
-            prompt_tokens: sum(&s.prompt_tokens),
-            completion_tokens: sum(&s.completion_tokens),
+            prompt_tokens: s.tokens_in,
+            completion_tokens: s.tokens_out,
             completion_tokens_p90: q(&s.completion_tokens, 0.9),
         })
     }
