@@ -145,9 +145,12 @@ fn verifier_accepts_the_blueprint_and_rejects_each_fault_with_its_reason() {
         )),
         "{reasons:?}"
     );
-    // Without the dependency the pattern is no longer S1>C1>A.
+    // Without the dependency both calls are plain single calls (a tool result ends each run):
+    // the pattern is S1>A, not S1>C1>A.
     assert!(
-        reasons.iter().any(|r| r.contains("reasoning mode `S2>A`")),
+        reasons
+            .iter()
+            .any(|r| r.contains("reasoning mode `S1>A`, planned `S1>C1>A`")),
         "{reasons:?}"
     );
 
