@@ -155,6 +155,18 @@ pub struct SynthArgs {
     pub code_timeout: std::time::Duration,
 }
 
+impl SynthArgs {
+    /// The defaults, as if no option were given (the demo's settings).
+    pub fn parse_from_defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            synth: SynthArgs,
+        }
+        Only::parse_from(["tdscale"]).synth
+    }
+}
+
 /// Synthesis backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {

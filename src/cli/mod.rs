@@ -640,5 +640,33 @@ async fn demo(a: args::DemoArgs) -> Result<()> {
         no_training_files: false,
         json: false,
     })
-    .await
+    .await?;
+
+    // Evolution needs a corpus with a long tail: a generated one, next to the demo corpus.
+    let evolved = format!("{}/evolved", a.corpus.trim_end_matches('/'));
+    println!(
+        "\n== tdscale gen {evolved} --trajectories 2000, then tdscale evolve {evolved} --rounds 2 --per-round 50 --backend offline"
+    );
+    let ev = Corpus::open(&evolved)?;
+    if crate::evolve::rounds::list(&ev).await?.is_empty() {
+        crate::generate::generate(&ev, 2000, Default::default(), None, false).await?;
+    }
+    let synth = args::SynthArgs::parse_from_defaults();
+    let config = std::sync::Arc::new(synth_config(&synth, &ev, std::io::stderr().is_terminal())?);
+    let opts = crate::evolve::EvolveOptions {
+        rounds: 2,
+        per_round: 50,
+        strategy: crate::evolve::SeedStrategy::Steered,
+        params: Default::default(),
+        seed: 0,
+    };
+    let s = crate::evolve::evolve(&ev, &opts, config).await?;
+    for b in &s.batches {
+        println!(
+            "round {}: {} requested, {} accepted, {} rejected, {} failed",
+            b.round, b.requested, b.accepted, b.rejected, b.failed
+        );
+    }
+    print_rounds(&crate::evolve::rounds::list(&ev).await?);
+    Ok(())
 }

@@ -549,9 +549,8 @@ fn deepen(steps: &mut Vec<Step>, tools: &[ToolDef], rng: &mut Rng) {
     let source = planned_calls(steps)
         .into_iter()
         .enumerate()
-        .filter(|(_, c)| !is_code_tool(&c.tool))
-        .map(|(k, _)| k)
-        .last();
+        .rfind(|(_, c)| !is_code_tool(&c.tool))
+        .map(|(k, _)| k);
     match pick {
         Some(tool) => {
             let call = new_call(tool, rng);

@@ -397,6 +397,25 @@ fn steered_evolution_raises_diversity_more_than_random_seeds() {
             accepted >= 0.9 * 240.0,
             "offline acceptance too low: {accepted} of 240"
         );
+        // Code steps ran for real in the sandbox: each result is the mean the code computes.
+        let runs = sql_json(
+            &c,
+            "SELECT arguments, result, is_error FROM tool_calls WHERE tool_name = 'python' AND \"round\" > 0 AND arguments LIKE '%values = [%'",
+        );
+        assert!(!runs.is_empty(), "no code step was synthesized");
+        for r in &runs {
+            let code: Value = serde_json::from_str(r["arguments"].as_str().unwrap()).unwrap();
+            let code = code["code"].as_str().unwrap();
+            let list = &code[code.find('[').unwrap() + 1..code.find(']').unwrap()];
+            let xs: Vec<f64> = list.split(',').map(|x| x.trim().parse().unwrap()).collect();
+            let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+            let got: f64 = r["result"].as_str().unwrap().parse().unwrap();
+            assert!(
+                (got - mean).abs() < 1e-9,
+                "{code} printed {got}, expected {mean}"
+            );
+            assert_eq!(r["is_error"], json!(false));
+        }
     }
     let steered = &curves["steered"];
     let random = &curves["random"];
