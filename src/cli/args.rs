@@ -43,6 +43,10 @@ pub enum Command {
     /// Export trajectories from a corpus.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Assign every trajectory to train or test: deterministic, stratified, near-duplicates together.
+    Split(SplitArgs),
+    /// Flag training trajectories that are near-duplicates of evaluation items.
+    Decontaminate(DecontaminateArgs),
     /// Evolve the corpus: pick long-tail seeds in SQL, synthesize new trajectories from them, repeat.
     Evolve(EvolveArgs),
     /// Diversity and complexity per evolution round (the `rounds` table).
@@ -389,6 +393,83 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 pub enum ExportCommand {
     /// Trajectories as OpenAI chat JSONL (one per line, with labels and metadata).
     Openai(ExportOpenaiArgs),
+    /// A split as BFCL question files with `possible_answer/` ground truth.
+    Bfcl(ExportEvalArgs),
+    /// A split as a tau²-bench domain: tasks.json, split_tasks.json, tools.json, policy.md.
+    Tau2(ExportTau2Args),
+}
+
+/// What every evaluation export takes.
+#[derive(Debug, Args)]
+pub struct ExportEvalArgs {
+    /// Corpus root.
+    pub corpus: String,
+    /// Which side of `tdscale split` to export.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Destination folder or s3://bucket/prefix.
+    #[arg(long)]
+    pub to: String,
+    /// The plan choosing the trajectories (default: queries/export_split.sql).
+    #[arg(long)]
+    pub query: Option<PathBuf>,
+    /// A parameter of the plan.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Retries of each object-store request on transient faults.
+    #[arg(long, default_value_t = 10)]
+    pub retries: usize,
+    /// Give up on a request after retrying this long, e.g. 2m.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub retry_timeout: std::time::Duration,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportTau2Args {
+    #[command(flatten)]
+    pub common: ExportEvalArgs,
+    /// The domain folder name (tasks' `user_scenario.instructions.domain`).
+    #[arg(long)]
+    pub domain_name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// Corpus root.
+    pub corpus: String,
+    /// Columns to stratify by, comma-separated (domain, cluster, source, format, round, reasoning_mode).
+    #[arg(long, value_delimiter = ',', default_value = "domain")]
+    pub by: Vec<String>,
+    /// Share of the test split.
+    #[arg(long, default_value_t = 0.1)]
+    pub test: f64,
+    /// Seed of the assignment.
+    #[arg(long, default_value_t = 0)]
+    pub seed: i64,
+    /// Estimated Jaccard similarity from which two trajectories are near-duplicates (kept on one side).
+    #[arg(long, default_value_t = 0.8)]
+    pub near_dup: f64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DecontaminateArgs {
+    /// Corpus root.
+    pub corpus: String,
+    /// Evaluation files or folders (BFCL, tau² tasks, chat files, any JSON lines).
+    #[arg(long, required = true)]
+    pub against: Vec<PathBuf>,
+    /// Similarity from which a training trajectory is flagged.
+    #[arg(long, default_value_t = 0.8)]
+    pub threshold: f64,
+    /// Print the summary and the flagged pairs as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -126,6 +126,10 @@ pub async fn main() -> Result<()> {
         }
         Command::Demo(a) => demo(a).await,
         Command::Evolve(a) => evolve(a).await,
+        Command::Split(a) => split(a).await,
+        Command::Decontaminate(a) => decontaminate(a).await,
+        Command::Export(ExportCommand::Bfcl(a)) => export_bfcl(a).await,
+        Command::Export(ExportCommand::Tau2(a)) => export_tau2(a).await,
         Command::Rounds(a) => rounds(a).await,
     }
 }
@@ -170,6 +174,141 @@ pub fn synth_config(
         sandbox,
         progress,
     })
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(|e| Error::Other(e.to_string()))?
+    );
+    Ok(())
+}
+
+async fn split(a: args::SplitArgs) -> Result<()> {
+    let corpus = Corpus::open(&a.corpus)?;
+    let opts = crate::export::split::SplitOptions {
+        by: a.by,
+        test: a.test,
+        seed: a.seed,
+        near_dup: a.near_dup,
+    };
+    let (s, _) = crate::export::split::split(&corpus, &opts).await?;
+    if a.json {
+        return print_json(&s);
+    }
+    println!(
+        "{} trajectories: {} train, {} test over {} strata; {} near-duplicate groups ({} trajectories) kept on one side",
+        s.trajectories, s.train, s.test, s.strata, s.near_duplicate_groups, s.grouped_trajectories
+    );
+    for (stratum, (test, total)) in s.test_by_stratum.iter().take(20) {
+        println!("  {stratum:<40} {test:>6} of {total:>7} in test");
+    }
+    if s.test_by_stratum.len() > 20 {
+        println!("  … {} more strata (see --json)", s.test_by_stratum.len() - 20);
+    }
+    Ok(())
+}
+
+/// The trajectories an evaluation export writes, and where it writes them.
+async fn eval_selection(
+    a: &args::ExportEvalArgs,
+) -> Result<(Vec<crate::model::Trajectory>, crate::export::target::ExportTarget)> {
+    let corpus = Corpus::open(&a.corpus)?;
+    let ctx = session::corpus_context(&corpus).await?;
+    let mut p = params::parse_pairs(&a.params)?;
+    p.insert("split".into(), a.split.clone());
+    let sql = match &a.query {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?,
+        None => include_str!("../../queries/export_split.sql").to_string(),
+    };
+    let batches = ctx
+        .sql(&params::substitute(&sql, &p)?)
+        .await?
+        .collect()
+        .await?;
+    let mut trajectories = vec![];
+    for b in &batches {
+        trajectories.extend(crate::store::convert::batch_to_trajectories(b)?);
+    }
+    if trajectories.is_empty() {
+        return Err(Error::Usage(format!(
+            "nothing to export: no trajectory in split `{}` (run `tdscale split {}` first, or check --query)",
+            a.split, a.corpus
+        )));
+    }
+    let retry = crate::export::target::RetryPolicy {
+        max_retries: a.retries,
+        timeout: a.retry_timeout,
+    };
+    Ok((trajectories, crate::export::target::ExportTarget::open(&a.to, retry)?))
+}
+
+fn print_files(files: &[crate::export::target::WrittenFile], to: &str) {
+    for f in files {
+        println!("  {:<48} {:>7} rows {:>10} bytes", f.path, f.rows, f.bytes);
+    }
+    println!("wrote {} files to {} (manifest.json last)", files.len(), to);
+}
+
+async fn export_bfcl(a: args::ExportEvalArgs) -> Result<()> {
+    let (trajectories, target) = eval_selection(&a).await?;
+    let s = crate::export::bfcl::export(&trajectories, target).await?;
+    if a.json {
+        return print_json(&s);
+    }
+    for (cat, n) in &s.entries {
+        println!("{cat:<18} {n:>7} entries");
+    }
+    for (id, why) in s.skipped.iter().take(10) {
+        eprintln!("skipped {id}: {why}");
+    }
+    if s.skipped.len() > 10 {
+        eprintln!("… and {} more skipped (see --json)", s.skipped.len() - 10);
+    }
+    print_files(&s.files, &a.to);
+    Ok(())
+}
+
+async fn export_tau2(a: args::ExportTau2Args) -> Result<()> {
+    let (trajectories, target) = eval_selection(&a.common).await?;
+    let s = crate::export::tau2::export(&trajectories, &a.domain_name, target).await?;
+    if a.common.json {
+        return print_json(&s);
+    }
+    println!(
+        "{} tasks with {} reference actions over {} tools",
+        s.tasks, s.actions, s.tools
+    );
+    print_files(&s.files, &a.common.to);
+    Ok(())
+}
+
+async fn decontaminate(a: args::DecontaminateArgs) -> Result<()> {
+    let corpus = Corpus::open(&a.corpus)?;
+    let (s, flags) =
+        crate::export::decontaminate::decontaminate(&corpus, &a.against, a.threshold).await?;
+    if a.json {
+        return print_json(&serde_json::json!({"summary": s, "flagged": flags}));
+    }
+    for f in &flags {
+        println!(
+            "{:.3}  {}  ~  {} #{}",
+            f.similarity, f.traj_id, f.eval_file, f.eval_id
+        );
+    }
+    for u in s.unreadable.iter().take(5) {
+        eprintln!("unreadable evaluation record {u}");
+    }
+    println!(
+        "{} of {} training trajectories flagged ({} pairs) against {} items of {} files at similarity ≥ {}; see the `contamination` table",
+        s.flagged_trajectories,
+        s.train_trajectories,
+        s.flagged_pairs,
+        s.eval_items,
+        s.eval_files,
+        a.threshold
+    );
+    Ok(())
 }
 
 async fn evolve(a: args::EvolveArgs) -> Result<()> {

@@ -181,6 +181,19 @@ fn file_context(path: &Path, opts: &IngestOptions, format: Format) -> ParseConte
             ctx.bfcl_docs = Some(Arc::new(d));
         }
     }
+    if format == Format::Tau2 {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if let Ok(p) = std::fs::read_to_string(dir.join("policy.md")) {
+            ctx.tau2_policy = Some(Arc::new(p));
+        }
+        let tools = std::fs::read_to_string(dir.join("tools.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .and_then(|v| formats::tool_schema::tool_defs(Some(&v), "tools.json").ok());
+        if let Some((defs, _)) = tools {
+            ctx.tau2_tools = Some(Arc::new(defs));
+        }
+    }
     ctx
 }
 

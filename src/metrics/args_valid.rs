@@ -50,6 +50,35 @@ pub fn validate(arguments: &str, schema: &str) -> Option<bool> {
     Some(check(&validator, arguments))
 }
 
+/// Why a call's arguments do not validate: `None` when it does, or when the schema cannot be used
+/// (a tool without a usable schema accepts any JSON object).
+///
+/// ```
+/// # use tdscale::metrics::args_valid::argument_error;
+/// let schema = r#"{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}"#;
+/// assert!(argument_error(r#"{"n": 2}"#, Some(schema)).is_none());
+/// assert!(argument_error(r#"{"n": "two"}"#, Some(schema)).unwrap().contains("integer"));
+/// ```
+pub fn argument_error(arguments: &str, schema: Option<&str>) -> Option<String> {
+    let args: serde_json::Value = match serde_json::from_str(arguments) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("arguments are not JSON ({e})")),
+    };
+    if !args.is_object() {
+        return Some("arguments are not a JSON object".into());
+    }
+    let schema: serde_json::Value = serde_json::from_str(schema?).ok()?;
+    let validator = jsonschema::validator_for(&schema).ok()?;
+    validator.validate(&args).err().map(|e| {
+        let at = e.instance_path().to_string();
+        if at.is_empty() {
+            e.to_string()
+        } else {
+            format!("{at}: {e}")
+        }
+    })
+}
+
 fn compile(schema: &str) -> Option<jsonschema::Validator> {
     let s: serde_json::Value = serde_json::from_str(schema).ok()?;
     jsonschema::validator_for(&s).ok()

@@ -11,6 +11,7 @@ pub mod domain_entropy;
 pub mod entropy;
 pub mod jaccard;
 pub mod json_leaves;
+pub mod lsh;
 pub mod messages;
 pub mod minhash;
 pub mod normalized_entropy;

@@ -23,6 +23,7 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::error::{DataFusionError, Result};
 
 use super::Unit;
+use crate::metrics::lsh::similarity;
 use super::computed::{
     ComputedTable, f64_arg, int_arg, selection_batch, selection_schema, unit_arg,
 };
@@ -40,10 +41,6 @@ pub struct Scored {
     pub cost: i64,
     pub score: f64,
     pub signature: Vec<u64>,
-}
-
-fn similarity(a: &[u64], b: &[u64]) -> f64 {
-    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len().max(1) as f64
 }
 
 /// The DEITA walk over candidates. Returns the picked (traj_id, cost) in order.

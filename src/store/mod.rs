@@ -40,6 +40,7 @@ pub mod tables {
         "synthesis_rejects",
         "evals",
         "splits",
+        "contamination",
     ];
 }
 
@@ -59,7 +60,19 @@ pub struct Corpus {
 /// Builds an S3 store for `bucket` from the usual `AWS_*` variables. An `http://` endpoint
 /// turns on plain HTTP, so a local S3-compatible server works with no extra setting.
 pub fn s3_store_from_env(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+    s3_store_with_retry(bucket, None)
+}
+
+/// [`s3_store_from_env`] with a retry policy for transient faults (the object store's default
+/// when `None`: 10 retries within 3 minutes).
+pub fn s3_store_with_retry(
+    bucket: &str,
+    retry: Option<object_store::RetryConfig>,
+) -> Result<Arc<dyn ObjectStore>> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(r) = retry {
+        builder = builder.with_retry(r);
+    }
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .or_else(|_| std::env::var("AWS_ENDPOINT"))
         .unwrap_or_default();

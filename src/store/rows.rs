@@ -48,3 +48,24 @@ pub async fn append<T: Serialize>(
     w.finish().await?;
     Ok(())
 }
+
+/// Replaces a table's rows: the new part is written first, then the old files are removed, so
+/// readers see the old or the new rows complete, never neither.
+pub async fn replace<T: Serialize>(
+    corpus: &Corpus,
+    table: &str,
+    schema: SchemaRef,
+    rows: &[T],
+) -> Result<()> {
+    use object_store::ObjectStoreExt;
+    let old = corpus.list_table(table).await?;
+    append(corpus, table, schema, rows).await?;
+    for m in old {
+        corpus
+            .store()
+            .delete(&m.location)
+            .await
+            .map_err(|e| corpus.storage_error(e))?;
+    }
+    Ok(())
+}

@@ -212,7 +212,21 @@ pub fn fixed_tables() -> Vec<(&'static str, SchemaRef)> {
         ("blueprints", blueprints_schema()),
         ("synthesis_rejects", synthesis_rejects_schema()),
         ("rounds", rounds_schema()),
+        ("splits", splits_schema()),
     ]
+}
+
+/// `splits`: the train/test assignment of each trajectory (`tdscale split`).
+pub fn splits_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("traj_id", false),
+        utf8("split", false),
+        utf8("stratum", false),
+        // The near-duplicate group (its representative's id): a group is never split.
+        utf8("group_id", false),
+        Field::new("seed", DataType::Int64, false),
+        float64("test_fraction", false),
+    ]))
 }
 
 /// `clusters`: business clusters of the tools table.

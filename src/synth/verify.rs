@@ -11,29 +11,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::blueprint::{Blueprint, measure};
+use crate::metrics::args_valid::argument_error;
 use crate::model::Trajectory;
-
-/// Why a value does not validate: `None` when it does, or when the schema cannot be used
-/// (a tool without a usable schema accepts any JSON object).
-pub fn argument_error(arguments: &str, schema: Option<&str>) -> Option<String> {
-    let args: Value = match serde_json::from_str(arguments) {
-        Ok(v) => v,
-        Err(e) => return Some(format!("arguments are not JSON ({e})")),
-    };
-    if !args.is_object() {
-        return Some("arguments are not a JSON object".into());
-    }
-    let schema: Value = serde_json::from_str(schema?).ok()?;
-    let validator = jsonschema::validator_for(&schema).ok()?;
-    validator.validate(&args).err().map(|e| {
-        let at = e.instance_path().to_string();
-        if at.is_empty() {
-            e.to_string()
-        } else {
-            format!("{at}: {e}")
-        }
-    })
-}
 
 /// The text of a JSON value as it would appear inside a result (strings without quotes).
 fn value_text(v: &Value) -> String {
@@ -75,12 +54,6 @@ fn calls_with_results(t: &Trajectory) -> Vec<(String, String, Option<String>)> {
 
 /// The reasons to reject `t`; empty when it passes.
 ///
-/// ```
-/// # use tdscale::synth::verify::argument_error;
-/// let schema = r#"{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}"#;
-/// assert!(argument_error(r#"{"n": 2}"#, Some(schema)).is_none());
-/// assert!(argument_error(r#"{"n": "two"}"#, Some(schema)).unwrap().contains("integer"));
-/// ```
 pub fn verify(t: &Trajectory, bp: &Blueprint) -> Vec<String> {
     let mut reasons = vec![];
     let schemas: HashMap<&str, Option<&str>> = t

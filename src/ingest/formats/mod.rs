@@ -7,6 +7,7 @@ pub mod hermes;
 pub mod openai;
 pub mod pylit;
 pub mod sharegpt;
+pub mod tau2;
 pub mod tau_bench;
 pub mod tool_schema;
 pub mod xlam;
@@ -35,6 +36,8 @@ pub enum Format {
     TauBench,
     /// BFCL question files, with reference calls from the sibling `possible_answer/` file.
     Bfcl,
+    /// tau² tasks (`tasks.json`), with the sibling `policy.md` and `tools.json` when present.
+    Tau2,
     /// A tool catalog: MCP `tools/list`, an OpenAI `tools` array, or BFCL function docs.
     Catalog,
 }
@@ -49,6 +52,7 @@ impl Format {
             Format::Xlam => "xlam",
             Format::TauBench => "tau-bench",
             Format::Bfcl => "bfcl",
+            Format::Tau2 => "tau2",
             Format::Catalog => "catalog",
         }
     }
@@ -67,6 +71,10 @@ pub struct ParseContext {
     pub bfcl_answers: Option<Arc<HashMap<String, Value>>>,
     /// BFCL multi-turn function docs by class name, for positional arguments.
     pub bfcl_docs: Option<Arc<bfcl::FunctionDocs>>,
+    /// tau²: the domain's `policy.md`, next to `tasks.json`.
+    pub tau2_policy: Option<Arc<String>>,
+    /// tau²: the domain's `tools.json`, next to `tasks.json`.
+    pub tau2_tools: Option<Arc<Vec<crate::model::ToolDef>>>,
 }
 
 /// What one record yields.
@@ -85,6 +93,7 @@ pub fn parse(format: Format, ctx: &ParseContext, v: Value) -> RecordResult<Parse
         Format::Xlam => xlam::parse(ctx, v)?,
         Format::TauBench => tau_bench::parse(ctx, v)?,
         Format::Bfcl => bfcl::parse(ctx, v)?,
+        Format::Tau2 => tau2::parse(ctx, v)?,
         Format::Catalog => return catalog::parse(ctx, &v).map(Parsed::Tools),
     };
     t.format = format.name().to_string();
@@ -99,6 +108,8 @@ pub fn detect(v: &Value) -> Option<Format> {
             let has = |k: &str| m.contains_key(k);
             if has("traj") && (has("task_id") || has("reward") || has("info")) {
                 Some(Format::TauBench)
+            } else if tau2::looks_like(m) {
+                Some(Format::Tau2)
             } else if has("question") && has("id") && m["question"].is_array() {
                 Some(Format::Bfcl)
             } else if has("query") && has("answers") {
