@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The S3 tests start a local moto_server themselves; this script makes
-# sure moto (and curl, used to create test buckets) are installed first.
+# sure moto (and curl, used to create test buckets) and BFCL's checker are installed first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v moto_server >/dev/null 2>&1; then
     echo "installing the S3 test server: pip install 'moto[server]'" >&2
     python3 -m pip install --quiet 'moto[server]' || { echo "error: could not install moto[server]; the S3 tests need it" >&2; exit 1; }
+fi
+# BFCL's AST checker judges the BFCL export. Only the checker is used, so the package goes in
+# without its dependencies (model SDKs, torch); tests/tools/bfcl_check.py stands in for the one
+# module that needs them.
+if ! python3 -c "import importlib.metadata as m; assert m.version('bfcl-eval') == '2026.3.23'" 2>/dev/null; then
+    echo "installing BFCL's checker: pip install --no-deps bfcl-eval==2026.3.23" >&2
+    python3 -m pip install --quiet --no-deps 'bfcl-eval==2026.3.23' || { echo "error: could not install bfcl-eval; the BFCL export test needs it" >&2; exit 1; }
 fi
 command -v curl >/dev/null 2>&1 || { echo "error: curl is needed by the S3 tests (apt-get install curl)" >&2; exit 1; }
 

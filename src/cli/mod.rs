@@ -204,7 +204,10 @@ async fn split(a: args::SplitArgs) -> Result<()> {
         println!("  {stratum:<40} {test:>6} of {total:>7} in test");
     }
     if s.test_by_stratum.len() > 20 {
-        println!("  … {} more strata (see --json)", s.test_by_stratum.len() - 20);
+        println!(
+            "  … {} more strata (see --json)",
+            s.test_by_stratum.len() - 20
+        );
     }
     Ok(())
 }
@@ -212,7 +215,10 @@ async fn split(a: args::SplitArgs) -> Result<()> {
 /// The trajectories an evaluation export writes, and where it writes them.
 async fn eval_selection(
     a: &args::ExportEvalArgs,
-) -> Result<(Vec<crate::model::Trajectory>, crate::export::target::ExportTarget)> {
+) -> Result<(
+    Vec<crate::model::Trajectory>,
+    crate::export::target::ExportTarget,
+)> {
     let corpus = Corpus::open(&a.corpus)?;
     let ctx = session::corpus_context(&corpus).await?;
     let mut p = params::parse_pairs(&a.params)?;
@@ -240,7 +246,10 @@ async fn eval_selection(
         max_retries: a.retries,
         timeout: a.retry_timeout,
     };
-    Ok((trajectories, crate::export::target::ExportTarget::open(&a.to, retry)?))
+    Ok((
+        trajectories,
+        crate::export::target::ExportTarget::open(&a.to, retry)?,
+    ))
 }
 
 fn print_files(files: &[crate::export::target::WrittenFile], to: &str) {

@@ -78,7 +78,10 @@ fn bfcl_type_of_schema(s: &Value) -> &'static str {
 
 /// The type of an array's items: from the values when there are any (all integers, or floats
 /// mixed with integers that BFCL would reject), else from the schema.
-fn items_type(values: Option<&Vec<Value>>, schema: &Value) -> std::result::Result<&'static str, String> {
+fn items_type(
+    values: Option<&Vec<Value>>,
+    schema: &Value,
+) -> std::result::Result<&'static str, String> {
     if let Some(vs) = values.filter(|v| !v.is_empty()) {
         let types: std::collections::BTreeSet<&str> = vs.iter().map(bfcl_type_of_value).collect();
         return match types.len() {
@@ -116,7 +119,10 @@ fn param_doc(schema: &Value, value: Option<&Value>) -> std::result::Result<Value
 }
 
 /// BFCL's function doc of a tool, given every argument object the reference passes to it.
-pub fn function_doc(tool: &ToolDef, examples: &[&Map<String, Value>]) -> std::result::Result<Value, String> {
+pub fn function_doc(
+    tool: &ToolDef,
+    examples: &[&Map<String, Value>],
+) -> std::result::Result<Value, String> {
     let schema: Value = tool
         .parameters
         .as_deref()
@@ -134,7 +140,10 @@ pub fn function_doc(tool: &ToolDef, examples: &[&Map<String, Value>]) -> std::re
     }
     for e in examples {
         if let Some(k) = e.keys().find(|k| !props.contains_key(*k)) {
-            return Err(format!("`{}` is called with `{k}`, which its schema does not declare", tool.name));
+            return Err(format!(
+                "`{}` is called with `{k}`, which its schema does not declare",
+                tool.name
+            ));
         }
     }
     Ok(json!({
@@ -156,7 +165,10 @@ pub fn possible_values(v: &Value) -> Value {
     match v {
         Value::Object(m) => json!([dict(m)]),
         Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_object) => {
-            json!([a.iter().map(|x| dict(x.as_object().expect("checked"))).collect::<Vec<_>>()])
+            json!([a
+                .iter()
+                .map(|x| dict(x.as_object().expect("checked")))
+                .collect::<Vec<_>>()])
         }
         other => json!([other]),
     }
@@ -165,7 +177,10 @@ pub fn possible_values(v: &Value) -> Value {
 /// One call's ground truth: every argument it passes, and `[""]` for parameters it leaves out.
 pub fn ground_truth(call: &Map<String, Value>, name: &str, doc: &Value) -> Value {
     let mut params = Map::new();
-    if let Some(props) = doc.pointer("/parameters/properties").and_then(Value::as_object) {
+    if let Some(props) = doc
+        .pointer("/parameters/properties")
+        .and_then(Value::as_object)
+    {
         for k in props.keys() {
             params.insert(
                 k.clone(),
@@ -193,7 +208,10 @@ pub fn py_literal(v: &Value) -> String {
                 .replace('\'', "\\'")
                 .replace('\n', "\\n")
         ),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_literal).collect::<Vec<_>>().join(", ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(py_literal).collect::<Vec<_>>().join(", ")
+        ),
         Value::Object(m) => format!(
             "{{{}}}",
             m.iter()
@@ -216,7 +234,10 @@ pub fn python_call(name: &str, args: &Map<String, Value>) -> String {
 fn args_of(c: &ToolCall) -> std::result::Result<Map<String, Value>, String> {
     match serde_json::from_str(&c.arguments) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(format!("the arguments of `{}` are not a JSON object", c.name)),
+        _ => Err(format!(
+            "the arguments of `{}` are not a JSON object",
+            c.name
+        )),
     }
 }
 
@@ -249,10 +270,18 @@ fn entry(t: &Trajectory) -> std::result::Result<Entry, String> {
         let Some(def) = t.tools.iter().find(|d| d.name == c.name) else {
             return Err(format!("calls `{}`, which is not among its tools", c.name));
         };
-        if let Some(e) = crate::metrics::args_valid::argument_error(&c.arguments, def.parameters.as_deref()) {
-            return Err(format!("the arguments of `{}` fail its schema: {e}", c.name));
+        if let Some(e) =
+            crate::metrics::args_valid::argument_error(&c.arguments, def.parameters.as_deref())
+        {
+            return Err(format!(
+                "the arguments of `{}` fail its schema: {e}",
+                c.name
+            ));
         }
-        examples.entry(c.name.as_str()).or_default().push(args_of(c)?);
+        examples
+            .entry(c.name.as_str())
+            .or_default()
+            .push(args_of(c)?);
     }
     let docs: Vec<Value> = t
         .tools
@@ -265,7 +294,12 @@ fn entry(t: &Trajectory) -> std::result::Result<Entry, String> {
             function_doc(d, &ex)
         })
         .collect::<std::result::Result<_, _>>()?;
-    let doc_of = |name: &str| docs.iter().find(|d| d["name"] == name).cloned().unwrap_or(json!({}));
+    let doc_of = |name: &str| {
+        docs.iter()
+            .find(|d| d["name"] == name)
+            .cloned()
+            .unwrap_or(json!({}))
+    };
     let text = |i: usize| t.messages[i].content.clone().unwrap_or_default();
     let single_turn = users.len() == 1 && call_msgs.len() <= 1;
     if single_turn {

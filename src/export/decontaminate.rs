@@ -91,7 +91,8 @@ pub fn eval_text(v: &Value) -> String {
     } else if let Some(s) = v.get("user_scenario") {
         match s.get("instructions") {
             Some(Value::Object(i)) => {
-                for k in ["reason_for_call", "known_info", "task_instructions"] {
+                // What the user would say; task_instructions steer behaviour, not content.
+                for k in ["reason_for_call", "known_info"] {
                     if let Some(Value::String(t)) = i.get(k) {
                         out.push(t.clone());
                     }
@@ -114,13 +115,14 @@ fn eval_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         if p.is_dir() {
             let mut stack = vec![p.clone()];
             while let Some(d) = stack.pop() {
-                for e in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?.flatten() {
+                for e in std::fs::read_dir(&d)
+                    .map_err(|e| Error::io(&d, e))?
+                    .flatten()
+                {
                     let q = e.path();
                     if q.is_dir() {
                         stack.push(q);
-                    } else if q
-                        .extension()
-                        .is_some_and(|x| x == "json" || x == "jsonl")
+                    } else if q.extension().is_some_and(|x| x == "json" || x == "jsonl")
                         && q.file_name().is_some_and(|n| n != "manifest.json")
                     {
                         out.push(q);
@@ -130,7 +132,10 @@ fn eval_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         } else if p.exists() {
             out.push(p.clone());
         } else {
-            return Err(Error::Usage(format!("{}: no such file or folder", p.display())));
+            return Err(Error::Usage(format!(
+                "{}: no such file or folder",
+                p.display()
+            )));
         }
     }
     out.sort();
@@ -156,7 +161,11 @@ fn records(path: &Path, unreadable: &mut Vec<String>) -> Result<Vec<(String, Val
         });
     }
     let mut out = vec![];
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         match serde_json::from_str::<Value>(line) {
             Ok(v) => out.push((id_of(&v, n), v)),
             Err(e) => unreadable.push(format!("{}:{}: {e}", path.display(), n + 1)),
@@ -172,7 +181,9 @@ pub async fn decontaminate(
     threshold: f64,
 ) -> Result<(DecontaminationSummary, Vec<Flag>)> {
     if !(threshold > 0.0 && threshold <= 1.0) {
-        return Err(Error::Usage(format!("--threshold {threshold} must be in (0, 1]")));
+        return Err(Error::Usage(format!(
+            "--threshold {threshold} must be in (0, 1]"
+        )));
     }
     let mut summary = DecontaminationSummary::default();
     let mut index = LshIndex::default();
@@ -215,7 +226,9 @@ pub async fn decontaminate(
         for (id, text) in ids.into_iter().zip(texts) {
             summary.train_trajectories += 1;
             // user_text ends with the tool sequence, which evaluation questions do not have.
-            let user = text.rsplit_once("\ntools: ").map_or(text.as_str(), |(u, _)| u);
+            let user = text
+                .rsplit_once("\ntools: ")
+                .map_or(text.as_str(), |(u, _)| u);
             for (k, sim) in index.query(&signature(user, 64), threshold) {
                 flagged.insert(id.clone());
                 flags.push(Flag {

@@ -92,7 +92,11 @@ pub async fn split(corpus: &Corpus, opts: &SplitOptions) -> Result<(SplitSummary
     }
     let mut cols = vec![];
     for c in &opts.by {
-        let c = if c == "cluster" { "cluster_id" } else { c.as_str() };
+        let c = if c == "cluster" {
+            "cluster_id"
+        } else {
+            c.as_str()
+        };
         if !SPLIT_COLUMNS.contains(&c) {
             return Err(Error::Usage(format!(
                 "cannot stratify by `{c}`: use {}",

@@ -1,26 +1,26 @@
 //! Where an export goes: a local folder or an `s3://bucket/prefix` (any S3-compatible endpoint
 //! from `AWS_*`), written so that a failed export leaves nothing behind.
 //!
-//! Each file is one atomic object: a single PUT, or above [`MULTIPART_BYTES`] a multipart upload
-//! that is completed last (aborted on failure). Transient faults (5xx, dropped connections,
-//! timeouts) are retried by the object store with backoff. If a file still fails, the files this
-//! export already wrote are deleted again and the error says what had been written. The manifest
-//! (paths, rows, bytes, SHA-256) is written last, so its presence means the export is complete.
+//! Every file is staged as a multipart upload (parts of [`PART_BYTES`]); an upload that is not
+//! completed is never visible. Only when every file is staged are the uploads completed, one
+//! request each, and then the manifest (paths, rows, bytes, SHA-256) is written — last, so its
+//! presence means the export is complete. Transient faults (5xx, dropped connections, timeouts)
+//! are retried by the object store with backoff. If a request still fails while staging, the
+//! staged uploads are aborted and nothing is visible; if one fails while completing, the files
+//! already completed are deleted again. Either way the error says what had been written.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{BackoffConfig, MultipartUpload, ObjectStore, ObjectStoreExt, RetryConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 
-/// Files larger than this go up as multipart uploads.
-pub const MULTIPART_BYTES: usize = 8 << 20;
+/// Size of the parts of a staged upload.
+pub const PART_BYTES: usize = 8 << 20;
 
 /// How hard to retry transient faults.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +53,8 @@ pub struct ExportTarget {
     display: String,
     store: Arc<dyn ObjectStore>,
     root: Path,
-    written: Vec<WrittenFile>,
+    /// Files staged and not yet completed, with their uploads.
+    staged: Vec<(WrittenFile, Box<dyn MultipartUpload>)>,
 }
 
 impl ExportTarget {
@@ -78,7 +79,7 @@ impl ExportTarget {
                 display,
                 store: crate::store::s3_store_with_retry(bucket, Some(config))?,
                 root: Path::from(prefix.trim_end_matches('/')),
-                written: vec![],
+                staged: vec![],
             });
         }
         let local = url.strip_prefix("file://").unwrap_or(url);
@@ -89,7 +90,7 @@ impl ExportTarget {
             store: Arc::new(object_store::local::LocalFileSystem::new()),
             root: Path::from_absolute_path(&abs)
                 .map_err(|e| Error::Usage(format!("bad export path {url}: {e}")))?,
-            written: vec![],
+            staged: vec![],
         })
     }
 
@@ -104,76 +105,125 @@ impl ExportTarget {
         format!("{}/{rel}", self.display)
     }
 
-    async fn put(&self, rel: &str, bytes: &[u8]) -> std::result::Result<(), String> {
-        let path = self.path(rel);
-        if bytes.len() <= MULTIPART_BYTES {
-            return self
-                .store
-                .put(&path, bytes.to_vec().into())
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
+    fn failure(&self, rel: &str, e: impl std::fmt::Display, what: String) -> Error {
+        Error::Storage {
+            url: self.url_of(rel),
+            message: format!(
+                "{e}. The export is incomplete and no manifest was written: {what}. Run the same command again when the store is reachable"
+            ),
         }
-        let mut w = BufWriter::with_capacity(self.store.clone(), path, MULTIPART_BYTES);
-        let r = async {
-            w.write_all(bytes).await?;
-            w.shutdown().await
+    }
+
+    async fn abort_staged(&mut self) -> usize {
+        let staged = std::mem::take(&mut self.staged);
+        let n = staged.len();
+        for (_, mut upload) in staged {
+            upload.abort().await.ok();
+        }
+        n
+    }
+
+    /// Stages one file; nothing is visible until [`ExportTarget::finish`]. On failure every
+    /// staged upload is aborted.
+    pub async fn write(&mut self, rel: &str, bytes: Vec<u8>, rows: usize) -> Result<()> {
+        let staged = async {
+            let mut upload = self.store.put_multipart(&self.path(rel)).await?;
+            for part in bytes.chunks(PART_BYTES.max(1)) {
+                if let Err(e) = upload.put_part(part.to_vec().into()).await {
+                    upload.abort().await.ok();
+                    return Err(e);
+                }
+            }
+            Ok(upload)
         }
         .await;
-        if let Err(e) = r {
-            w.abort().await.ok();
-            return Err(e.to_string());
-        }
-        Ok(())
-    }
-
-    /// Writes one file; on failure removes everything this export wrote and says what.
-    pub async fn write(&mut self, rel: &str, bytes: Vec<u8>, rows: usize) -> Result<()> {
-        if let Err(e) = self.put(rel, &bytes).await {
-            let removed = self.roll_back().await;
-            return Err(Error::Storage {
-                url: self.url_of(rel),
-                message: format!(
-                    "{e}. The export is incomplete: {} file(s) had been written and were removed again ({}); no manifest was written. Run the same command again when the store is reachable",
-                    removed.len(),
-                    if removed.is_empty() { "none".to_string() } else { removed.join(", ") }
-                ),
-            });
-        }
-        self.written.push(WrittenFile {
-            path: rel.to_string(),
-            rows,
-            bytes: bytes.len(),
-            sha256: hex::encode(Sha256::digest(&bytes)),
-        });
-        Ok(())
-    }
-
-    async fn roll_back(&mut self) -> Vec<String> {
-        let mut removed = vec![];
-        for f in std::mem::take(&mut self.written) {
-            let p = self.path(&f.path);
-            if self.store.delete(&p).await.is_ok() {
-                removed.push(f.path);
-            } else {
-                tracing::warn!("could not remove {} after a failed export", f.path);
+        match staged {
+            Ok(upload) => {
+                let file = WrittenFile {
+                    path: rel.to_string(),
+                    rows,
+                    bytes: bytes.len(),
+                    sha256: hex::encode(Sha256::digest(&bytes)),
+                };
+                self.staged.push((file, upload));
+                Ok(())
+            }
+            Err(e) => {
+                let n = self.abort_staged().await;
+                Err(self.failure(
+                    rel,
+                    e,
+                    format!("nothing was written ({n} staged file(s) discarded)"),
+                ))
             }
         }
-        removed
     }
 
-    /// Writes `manifest.json` (last) and returns the files written.
-    pub async fn finish(mut self, kind: &str, extra: serde_json::Value) -> Result<Vec<WrittenFile>> {
-        let files = self.written.clone();
+    /// Completes every staged file, then writes `manifest.json`; returns the files written.
+    pub async fn finish(
+        mut self,
+        kind: &str,
+        extra: serde_json::Value,
+    ) -> Result<Vec<WrittenFile>> {
+        let files: Vec<WrittenFile> = self.staged.iter().map(|(f, _)| f.clone()).collect();
         let manifest = serde_json::json!({
             "kind": kind,
             "created_at": chrono::Utc::now().to_rfc3339(),
             "files": files,
             "details": extra,
         });
-        let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
-        self.write("manifest.json", bytes, files.len()).await?;
-        Ok(files)
+        let manifest = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+        let (manifest_bytes, manifest_sha) =
+            (manifest.len(), hex::encode(Sha256::digest(&manifest)));
+        let mut done: Vec<String> = vec![];
+        let mut failed: Option<(String, String)> = None;
+        for (f, mut upload) in std::mem::take(&mut self.staged) {
+            if failed.is_some() {
+                upload.abort().await.ok();
+                continue;
+            }
+            match upload.complete().await {
+                Ok(_) => done.push(f.path.clone()),
+                Err(e) => {
+                    upload.abort().await.ok();
+                    failed = Some((f.path.clone(), e.to_string()));
+                }
+            }
+        }
+        if failed.is_none()
+            && let Err(e) = self
+                .store
+                .put(&self.path("manifest.json"), manifest.into())
+                .await
+        {
+            failed = Some(("manifest.json".into(), e.to_string()));
+        }
+        if let Some((rel, e)) = failed {
+            let mut kept = vec![];
+            for p in &done {
+                if self.store.delete(&self.path(p)).await.is_err() {
+                    kept.push(p.clone());
+                }
+            }
+            let what = if kept.is_empty() {
+                format!("{} completed file(s) were removed again", done.len())
+            } else {
+                format!(
+                    "these files could not be removed and are left at {}: {}",
+                    self.display,
+                    kept.join(", ")
+                )
+            };
+            return Err(self.failure(&rel, e, what));
+        }
+        let mut all = files;
+        all.push(WrittenFile {
+            path: "manifest.json".into(),
+            rows: all.len(),
+            bytes: manifest_bytes,
+            sha256: manifest_sha,
+        });
+        Ok(all)
     }
 }
 

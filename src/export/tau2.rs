@@ -41,11 +41,17 @@ fn task(n: usize, t: &Trajectory, domain: &str) -> Value {
             Ok(Value::Object(m)) => Value::Object(m),
             _ => json!({"arguments": c.arguments}),
         };
+        // tau² compares these arguments of the agent's call with the reference: all of them.
+        let compare_args: Vec<String> = arguments
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         actions.push(json!({
             "action_id": format!("{n}_{}", actions.len()),
             "name": c.name,
             "arguments": arguments,
             "info": null,
+            "compare_args": compare_args,
         }));
     }
     let answer = t
@@ -65,7 +71,7 @@ fn task(n: usize, t: &Trajectory, domain: &str) -> Value {
     } else {
         (Value::Null, json!(["DB", "COMMUNICATE"]))
     };
-    let known = users.get(1..).filter(|u| !u.is_empty()).map(|u| u.join("\n"));
+    let known = users.get(1..).map(|u| u.join("\n")).unwrap_or_default();
     json!({
         "id": n.to_string(),
         "description": {
@@ -138,7 +144,9 @@ pub async fn export(
         .iter()
         .max_by_key(|(p, n)| (**n, std::cmp::Reverse(*p)))
         .map(|(p, _)| p.to_string())
-        .unwrap_or_else(|| format!("You are a helpful {domain} agent. Use the tools to help the user."));
+        .unwrap_or_else(|| {
+            format!("You are a helpful {domain} agent. Use the tools to help the user.")
+        });
     let policy = if policy.trim_start().starts_with('#') {
         policy
     } else {
@@ -146,7 +154,11 @@ pub async fn export(
     };
     let actions = tasks
         .iter()
-        .map(|t| t["evaluation_criteria"]["actions"].as_array().map_or(0, Vec::len))
+        .map(|t| {
+            t["evaluation_criteria"]["actions"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
         .sum();
     let tool_list: Vec<Value> = tools.values().map(|d| openai_tool(d)).collect();
     let pretty = |v: &Value| serde_json::to_vec_pretty(v).expect("JSON serializes");
@@ -154,13 +166,25 @@ pub async fn export(
     split.insert("test".into(), Value::Array(ids.clone()));
     split.insert("base".into(), Value::Array(ids));
     target
-        .write(&format!("{domain}/tasks.json"), pretty(&Value::Array(tasks.clone())), tasks.len())
+        .write(
+            &format!("{domain}/tasks.json"),
+            pretty(&Value::Array(tasks.clone())),
+            tasks.len(),
+        )
         .await?;
     target
-        .write(&format!("{domain}/split_tasks.json"), pretty(&Value::Object(split)), tasks.len())
+        .write(
+            &format!("{domain}/split_tasks.json"),
+            pretty(&Value::Object(split)),
+            tasks.len(),
+        )
         .await?;
     target
-        .write(&format!("{domain}/tools.json"), pretty(&Value::Array(tool_list.clone())), tool_list.len())
+        .write(
+            &format!("{domain}/tools.json"),
+            pretty(&Value::Array(tool_list.clone())),
+            tool_list.len(),
+        )
         .await?;
     target
         .write(&format!("{domain}/policy.md"), policy.into_bytes(), 1)

@@ -183,6 +183,14 @@ fn file_context(path: &Path, opts: &IngestOptions, format: Format) -> ParseConte
     }
     if format == Format::Tau2 {
         let dir = path.parent().unwrap_or(Path::new("."));
+        // Every tau² domain names its file tasks.json: the folder names the dataset.
+        if opts.source.is_none()
+            && let Some(folder) = std::fs::canonicalize(dir)
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        {
+            ctx.source = folder;
+        }
         if let Ok(p) = std::fs::read_to_string(dir.join("policy.md")) {
             ctx.tau2_policy = Some(Arc::new(p));
         }

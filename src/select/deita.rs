@@ -23,10 +23,10 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::error::{DataFusionError, Result};
 
 use super::Unit;
-use crate::metrics::lsh::similarity;
 use super::computed::{
     ComputedTable, f64_arg, int_arg, selection_batch, selection_schema, unit_arg,
 };
+use crate::metrics::lsh::similarity;
 
 const BANDS: usize = 32;
 const ROWS: usize = 2;

@@ -213,22 +213,20 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
-/// The OpenAI-compatible test server (`tests/servers/openai_stub.py`), killed when dropped.
-pub struct OpenAiStub {
+/// A test server script of `tests/servers/` run with python3, killed when dropped. The script
+/// prints its port on its first line.
+pub struct PyServer {
     child: std::process::Child,
-    pub base_url: String,
-    pub log: PathBuf,
+    pub url: String,
 }
 
-impl OpenAiStub {
-    /// Starts the server with these extra arguments; it logs requests to `log`.
-    pub fn start(log: &Path, extra: &[&str]) -> Self {
+impl PyServer {
+    pub fn start(script: &str, args: &[&str]) -> Self {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new("python3");
-        cmd.arg(repo().join("tests/servers/openai_stub.py"))
-            .args(["--port", "0", "--log", log.to_str().unwrap()])
-            .args(extra)
+        cmd.arg(repo().join("tests/servers").join(script))
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
         unsafe {
@@ -239,7 +237,7 @@ impl OpenAiStub {
         }
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the OpenAI test server with python3: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start tests/servers/{script} with python3: {e}"));
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -247,10 +245,37 @@ impl OpenAiStub {
         let port: u16 = line
             .trim()
             .parse()
-            .unwrap_or_else(|_| panic!("the OpenAI test server did not print its port: {line:?}"));
+            .unwrap_or_else(|_| panic!("tests/servers/{script} did not print its port: {line:?}"));
         Self {
             child,
-            base_url: format!("http://127.0.0.1:{port}/v1"),
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The OpenAI-compatible test server (`tests/servers/openai_stub.py`).
+pub struct OpenAiStub {
+    _server: PyServer,
+    pub base_url: String,
+    pub log: PathBuf,
+}
+
+impl OpenAiStub {
+    /// Starts the server with these extra arguments; it logs requests to `log`.
+    pub fn start(log: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--port", "0", "--log", log.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let server = PyServer::start("openai_stub.py", &args);
+        Self {
+            base_url: format!("{}/v1", server.url),
+            _server: server,
             log: log.to_path_buf(),
         }
     }
@@ -262,12 +287,5 @@ impl OpenAiStub {
             .lines()
             .map(|l| serde_json::from_str(l).expect("a log line is JSON"))
             .collect()
-    }
-}
-
-impl Drop for OpenAiStub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

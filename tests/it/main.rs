@@ -6,6 +6,7 @@ mod clusters;
 mod common;
 mod durability;
 mod evolve;
+mod export;
 mod ingest_formats;
 mod ingest_real;
 mod metrics;

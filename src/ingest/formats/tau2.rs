@@ -33,8 +33,14 @@ fn text(v: Option<&Value>) -> Option<String> {
 pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     let o = Obj::of(&v, "")?;
     let mut t = base(ctx);
-    let id = o.get("id").and_then(id_text).ok_or("id: required id is missing")?;
-    let scenario = Obj::of(o.get("user_scenario").unwrap_or(&Value::Null), "user_scenario")?;
+    let id = o
+        .get("id")
+        .and_then(id_text)
+        .ok_or("id: required id is missing")?;
+    let scenario = Obj::of(
+        o.get("user_scenario").unwrap_or(&Value::Null),
+        "user_scenario",
+    )?;
     let instructions = match scenario.get("instructions") {
         Some(i @ Value::Object(_)) => Some(Obj::of(i, "user_scenario.instructions")?),
         Some(Value::String(_)) | None => None,
@@ -57,9 +63,14 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         None => user_texts.extend(text(scenario.get("instructions"))),
     }
     if user_texts.is_empty() {
-        return Err("user_scenario.instructions: no reason_for_call or known_info to start from".into());
+        return Err(
+            "user_scenario.instructions: no reason_for_call or known_info to start from".into(),
+        );
     }
-    t.messages = user_texts.into_iter().map(|s| Message::text("user", s)).collect();
+    t.messages = user_texts
+        .into_iter()
+        .map(|s| Message::text("user", s))
+        .collect();
     let criteria = Obj::of(
         o.get("evaluation_criteria").unwrap_or(&Value::Null),
         "evaluation_criteria",
@@ -98,7 +109,8 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         t.tools = tools.as_ref().clone();
     }
     t.metadata.extend(o.rest(&["user_scenario"]));
-    t.metadata.insert("task_id".into(), Value::String(id.clone()));
+    t.metadata
+        .insert("task_id".into(), Value::String(id.clone()));
     match note {
         Some(traj_id) => t.traj_id = traj_id.to_string(),
         None => t.assign_id(Some(id)),
