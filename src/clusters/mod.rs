@@ -393,15 +393,7 @@ async fn write_tables(corpus: &Corpus, clusters: &[Cluster], edges: &[EdgeRow]) 
     let mut w = writer::PartWriter::new(corpus, "cluster_edges", schema::cluster_edges_schema());
     w.write(&e).await?;
     w.finish().await?;
-    use object_store::ObjectStoreExt;
-    for m in old {
-        corpus
-            .store()
-            .delete(&m.location)
-            .await
-            .map_err(|e| corpus.storage_error(e))?;
-    }
-    Ok(())
+    corpus.remove_files(old).await
 }
 
 /// A cluster's tools and internal edges, for `tdscale clusters show`.

@@ -57,15 +57,7 @@ fn bfcl_type_of_value(v: &Value) -> &'static str {
 }
 
 fn bfcl_type_of_schema(s: &Value) -> &'static str {
-    let t = match s.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or("string"),
-        _ => "string",
-    };
+    let t = crate::ingest::formats::tool_schema::primary_type(s);
     match t {
         "object" => "dict",
         "number" => "float",

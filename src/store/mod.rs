@@ -213,6 +213,18 @@ impl Corpus {
         Ok(listed)
     }
 
+    /// Deletes files (e.g. a table's previous files after its new ones are written).
+    pub async fn remove_files(&self, files: Vec<ObjectMeta>) -> Result<()> {
+        use object_store::ObjectStoreExt;
+        for m in files {
+            self.store
+                .delete(&m.location)
+                .await
+                .map_err(|e| self.storage_error(e))?;
+        }
+        Ok(())
+    }
+
     /// Removes staging files left by a process that was killed mid-write (local roots only;
     /// on S3 an unfinished multipart upload is never visible and expires by bucket policy).
     pub fn remove_stale_staging(&self, table: &str) -> usize {

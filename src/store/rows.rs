@@ -57,15 +57,7 @@ pub async fn replace<T: Serialize>(
     schema: SchemaRef,
     rows: &[T],
 ) -> Result<()> {
-    use object_store::ObjectStoreExt;
     let old = corpus.list_table(table).await?;
     append(corpus, table, schema, rows).await?;
-    for m in old {
-        corpus
-            .store()
-            .delete(&m.location)
-            .await
-            .map_err(|e| corpus.storage_error(e))?;
-    }
-    Ok(())
+    corpus.remove_files(old).await
 }

@@ -172,13 +172,13 @@ impl Blueprint {
                         name: c.tool.clone(),
                         arguments: Value::Object(c.arguments.clone()).to_string(),
                     };
+                    let tc: Vec<ToolCall> = calls
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| make(n + i, c))
+                        .collect();
                     if calls.iter().any(|c| c.fails_first) {
-                        let tc: Vec<ToolCall> = calls
-                            .iter()
-                            .enumerate()
-                            .map(|(i, c)| make(n + i, c))
-                            .collect();
-                        msgs.push(Message::calls(tc));
+                        msgs.push(Message::calls(tc.clone()));
                         for c in calls {
                             let mut m = Message::tool_result(
                                 json!({"error": "temporarily unavailable"}).to_string(),
@@ -188,11 +188,6 @@ impl Blueprint {
                             msgs.push(m);
                         }
                     }
-                    let tc: Vec<ToolCall> = calls
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| make(n + i, c))
-                        .collect();
                     msgs.push(Message::calls(tc));
                     for c in calls {
                         let mut result = c.produces.clone();
@@ -380,15 +375,7 @@ pub fn value_for(schema: &Value, name: &str, rng: &mut Rng) -> Value {
     {
         return e[rng.below(e.len())].clone();
     }
-    let ty = match schema.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or("string"),
-        _ => "string",
-    };
+    let ty = crate::ingest::formats::tool_schema::primary_type(schema);
     match ty {
         "integer" => json!(2 + rng.below(98)),
         "number" => json!((200 + rng.below(99_800)) as f64 / 100.0),

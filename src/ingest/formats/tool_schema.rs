@@ -27,6 +27,25 @@ fn json_type(t: &str) -> Option<&'static str> {
 }
 
 /// Normalises a (possibly dialect) schema to JSON Schema, recursively.
+/// The type a JSON Schema names: its `type`, the first non-null one of a type list, or `string`.
+///
+/// ```
+/// use tdscale::ingest::formats::tool_schema::primary_type;
+/// assert_eq!(primary_type(&serde_json::json!({"type": ["null", "integer"]})), "integer");
+/// assert_eq!(primary_type(&serde_json::json!({})), "string");
+/// ```
+pub fn primary_type(schema: &Value) -> &str {
+    match schema.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("string"),
+        _ => "string",
+    }
+}
+
 pub fn normalize_schema(v: &Value) -> Value {
     let Value::Object(m) = v else {
         return v.clone();
