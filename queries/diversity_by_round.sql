@@ -6,8 +6,8 @@ SELECT
     reasoning_mode_entropy(mode)                AS rme_bits,
     normalized_entropy(mode)                    AS rme_normalized,
     count(DISTINCT mode)                        AS modes,
-    approx_percentile_cont(cac, 0.5)            AS cac_p50,
-    approx_percentile_cont(cac, 0.9)            AS cac_p90
+    percentile_cont(cac, 0.5)            AS cac_p50,
+    percentile_cont(cac, 0.9)            AS cac_p90
 FROM trajectory_metrics
 GROUP BY "round"
 ORDER BY "round";

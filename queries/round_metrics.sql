@@ -7,8 +7,8 @@ SELECT
     domain_entropy(domain)                            AS de_bits,
     reasoning_mode_entropy(mode)                      AS rme_bits,
     count(DISTINCT mode)                              AS modes,
-    approx_percentile_cont(cac, 0.5)                  AS cac_p50,
-    approx_percentile_cont(cac, 0.9)                  AS cac_p90,
-    approx_percentile_cont(cac, 0.99)                 AS cac_p99
+    percentile_cont(cac, 0.5)                  AS cac_p50,
+    percentile_cont(cac, 0.9)                  AS cac_p90,
+    percentile_cont(cac, 0.99)                 AS cac_p99
 FROM trajectory_metrics
 WHERE "round" <= ${round}

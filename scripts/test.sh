@@ -19,4 +19,5 @@ command -v curl >/dev/null 2>&1 || { echo "error: curl is needed by the S3 tests
 
 # Tests talk only to servers they start on 127.0.0.1; never let the S3 client probe the cloud.
 export AWS_EC2_METADATA_DISABLED=true
-exec cargo test --locked "$@"
+# The cluster tests need the `cluster` feature (the Ballista scheduler and executor).
+exec cargo test --locked --features cluster "$@"

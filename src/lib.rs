@@ -8,6 +8,8 @@
 
 pub mod cli;
 pub mod clusters;
+#[cfg(feature = "cluster")]
+pub mod distributed;
 pub mod error;
 pub mod evolve;
 pub mod export;

@@ -51,6 +51,9 @@ pub enum Command {
     Evolve(EvolveArgs),
     /// Diversity and complexity per evolution round (the `rounds` table).
     Rounds(RoundsArgs),
+    /// Run a node of a Ballista cluster that knows every tdscale function.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Generate a synthetic corpus (Zipf domains, long-tailed modes) for tests and benchmarks.
     Gen(GenArgs),
     /// Ingest the bundled test data into a corpus and print a summary: the one-command tour.
@@ -108,6 +111,9 @@ pub struct SqlArgs {
     /// Write the result of the last statement to this file or s3:// URL instead of stdout.
     #[arg(long)]
     pub out: Option<String>,
+    /// Run on a Ballista cluster of tdscale nodes, e.g. df://host:50050 (needs the `cluster` build).
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
     /// How `INSERT INTO synthesis_requests` synthesizes.
     #[command(flatten)]
     pub synth: SynthArgs,
@@ -220,6 +226,9 @@ pub struct ReportArgs {
     /// Also write the report as an HTML page with charts.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Run on a Ballista cluster of tdscale nodes, e.g. df://host:50050 (needs the `cluster` build).
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -434,6 +443,47 @@ pub struct ExportTau2Args {
     /// The domain folder name (tasks' `user_scenario.instructions.domain`).
     #[arg(long)]
     pub domain_name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// The scheduler: plans jobs and hands tasks to executors.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:50050")]
+        bind: String,
+        /// The name other hosts reach this scheduler by (default: the bind address).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Seconds without a heartbeat before an executor is declared dead and its tasks are
+        /// rescheduled (or the job fails when no executor is left).
+        #[arg(long, default_value_t = 30)]
+        executor_timeout: u64,
+    },
+    /// An executor: runs tasks; reads the corpus with its own AWS_* settings.
+    Executor {
+        /// The scheduler, host:port.
+        #[arg(long)]
+        scheduler: String,
+        /// Address of this executor's data (Flight) service.
+        #[arg(long, default_value = "0.0.0.0:50051")]
+        bind: String,
+        /// Port of this executor's gRPC service (default: the bind port + 1).
+        #[arg(long)]
+        grpc_port: Option<u16>,
+        /// The name other hosts reach this executor by (default: the bind address).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Tasks run at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Folder for shuffle files (default: a temporary folder).
+        #[arg(long)]
+        work_dir: Option<String>,
+        /// Seconds between heartbeats (keep it below the scheduler's --executor-timeout).
+        #[arg(long, default_value_t = 5)]
+        heartbeat: u64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -126,6 +126,7 @@ pub async fn main() -> Result<()> {
         }
         Command::Demo(a) => demo(a).await,
         Command::Evolve(a) => evolve(a).await,
+        Command::Cluster(c) => cluster_node(c).await,
         Command::Split(a) => split(a).await,
         Command::Decontaminate(a) => decontaminate(a).await,
         Command::Export(ExportCommand::Bfcl(a)) => export_bfcl(a).await,
@@ -174,6 +175,71 @@ pub fn synth_config(
         sandbox,
         progress,
     })
+}
+
+#[cfg(not(feature = "cluster"))]
+const NO_CLUSTER: &str = "this tdscale was built without the cluster feature: build it with `cargo build --release --features cluster`";
+
+/// A session on a Ballista cluster with the corpus's tables.
+async fn cluster_session(
+    url: &str,
+    corpus: &Corpus,
+) -> Result<datafusion::prelude::SessionContext> {
+    #[cfg(feature = "cluster")]
+    {
+        crate::distributed::cluster_context(url, corpus).await
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        let _ = (url, corpus);
+        Err(Error::Usage(NO_CLUSTER.into()))
+    }
+}
+
+async fn cluster_node(c: args::ClusterCommand) -> Result<()> {
+    #[cfg(feature = "cluster")]
+    {
+        use crate::distributed::{ExecutorOptions, SchedulerOptions, run_executor, run_scheduler};
+        match c {
+            args::ClusterCommand::Scheduler {
+                bind,
+                external_host,
+                executor_timeout,
+            } => {
+                run_scheduler(&SchedulerOptions {
+                    bind,
+                    external_host,
+                    executor_timeout_seconds: executor_timeout,
+                })
+                .await
+            }
+            args::ClusterCommand::Executor {
+                scheduler,
+                bind,
+                grpc_port,
+                external_host,
+                concurrency,
+                work_dir,
+                heartbeat,
+            } => {
+                run_executor(&ExecutorOptions {
+                    scheduler,
+                    bind,
+                    grpc_port,
+                    external_host,
+                    concurrency,
+                    work_dir,
+                    heartbeat_seconds: heartbeat,
+                })
+                .await
+            }
+        }
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        let _ = c;
+        Err(Error::Usage(NO_CLUSTER.into()))
+    }
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
@@ -524,7 +590,12 @@ async fn sandbox_run(a: args::SandboxRunArgs) -> Result<()> {
 
 async fn report(a: args::ReportArgs) -> Result<()> {
     let corpus = Corpus::open(&a.corpus)?;
-    let r = crate::report::build(&corpus, a.by).await?;
+    let r = match &a.cluster {
+        Some(url) => {
+            crate::report::build_on(&cluster_session(url, &corpus).await?, a.by, &a.corpus).await?
+        }
+        None => crate::report::build(&corpus, a.by).await?,
+    };
     if let Some(path) = &a.html {
         std::fs::write(path, crate::report::html::render(&r)).map_err(|e| Error::io(path, e))?;
         eprintln!("wrote {}", path.display());
@@ -612,12 +683,19 @@ async fn ingest(a: args::IngestArgs) -> Result<()> {
 async fn sql(a: args::SqlArgs) -> Result<()> {
     let corpus = Corpus::open(&a.corpus)?;
     let p = params::parse_pairs(&a.params)?;
-    let config = std::sync::Arc::new(synth_config(
-        &a.synth,
-        &corpus,
-        std::io::stderr().is_terminal(),
-    )?);
-    let (ctx, _) = crate::evolve::evolution_context(&corpus, config, &p).await?;
+    let ctx = match &a.cluster {
+        Some(url) => cluster_session(url, &corpus).await?,
+        None => {
+            let config = std::sync::Arc::new(synth_config(
+                &a.synth,
+                &corpus,
+                std::io::stderr().is_terminal(),
+            )?);
+            crate::evolve::evolution_context(&corpus, config, &p)
+                .await?
+                .0
+        }
+    };
     let mut text = String::new();
     for f in &a.files {
         text.push_str(&std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?);

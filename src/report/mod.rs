@@ -132,6 +132,16 @@ pub fn long_tail(modes: &[ModeCount]) -> (u64, f64) {
 /// Computes the report of `corpus` grouped by `by`.
 pub async fn build(corpus: &Corpus, by: GroupBy) -> Result<Report> {
     let ctx = session::corpus_context(corpus).await?;
+    build_on(&ctx, by, corpus.display()).await
+}
+
+/// Computes the report in a session that already has the corpus's tables (embedded or on a
+/// cluster).
+pub async fn build_on(
+    ctx: &datafusion::prelude::SessionContext,
+    by: GroupBy,
+    corpus_name: &str,
+) -> Result<Report> {
     let p = HashMap::from([("by".to_string(), by.column().to_string())]);
     let sql = |text: &str| params::substitute(text, &p);
     let one = |mut r: Vec<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>)>| {
@@ -139,7 +149,7 @@ pub async fn build(corpus: &Corpus, by: GroupBy) -> Result<Report> {
     };
 
     let mut modes: BTreeMap<String, Vec<ModeCount>> = BTreeMap::new();
-    for b in one(run_sql(&ctx, &sql(include_str!("../../queries/report_modes.sql"))?).await?) {
+    for b in one(run_sql(ctx, &sql(include_str!("../../queries/report_modes.sql"))?).await?) {
         for i in 0..b.num_rows() {
             modes
                 .entry(str_at(&b, "grp", i)?)
@@ -181,7 +191,7 @@ pub async fn build(corpus: &Corpus, by: GroupBy) -> Result<Report> {
 
     let mut groups = vec![];
     let mut total = 0;
-    for b in one(run_sql(&ctx, &sql(include_str!("../../queries/report_groups.sql"))?).await?) {
+    for b in one(run_sql(ctx, &sql(include_str!("../../queries/report_groups.sql"))?).await?) {
         for i in 0..b.num_rows() {
             let group = str_at(&b, "grp", i)?;
             let ms = modes.remove(&group).unwrap_or_default();
@@ -218,7 +228,7 @@ pub async fn build(corpus: &Corpus, by: GroupBy) -> Result<Report> {
 
     let mut overall: HashMap<String, u64> = HashMap::new();
     for b in one(run_sql(
-        &ctx,
+        ctx,
         "SELECT mode, count(*) AS n FROM trajectory_metrics GROUP BY mode",
     )
     .await?)
@@ -238,7 +248,7 @@ pub async fn build(corpus: &Corpus, by: GroupBy) -> Result<Report> {
     });
 
     let mut by_round = vec![];
-    for b in one(run_sql(&ctx, include_str!("../../queries/diversity_by_round.sql")).await?) {
+    for b in one(run_sql(ctx, include_str!("../../queries/diversity_by_round.sql")).await?) {
         for i in 0..b.num_rows() {
             by_round.push(RoundRow {
                 round: i64_at(&b, "round", i)?,
@@ -251,7 +261,7 @@ pub async fn build(corpus: &Corpus, by: GroupBy) -> Result<Report> {
     }
 
     Ok(Report {
-        corpus: corpus.display().to_string(),
+        corpus: corpus_name.to_string(),
         by,
         trajectories: total,
         groups,

@@ -78,7 +78,12 @@ pub fn select(cands: &[Candidate], budget: i64, seed: i64) -> Vec<(String, i64)>
     let mut domain_ids: HashMap<&str, usize> = HashMap::new();
     let mut cells: Vec<Vec<usize>> = vec![];
     let mut domain_cells: Vec<Vec<usize>> = vec![];
-    for (i, c) in cands.iter().enumerate() {
+    // Cells and domains are numbered in id order, so ties between them (broken by number) do
+    // not depend on the order the rows arrived in (partitions, a cluster's shuffle).
+    let mut order: Vec<usize> = (0..cands.len()).collect();
+    order.sort_by(|&a, &b| cands[a].traj_id.cmp(&cands[b].traj_id));
+    for i in order {
+        let c = &cands[i];
         let nd = domain_ids.len();
         let d = *domain_ids.entry(c.domain.as_str()).or_insert(nd);
         if d == domain_cells.len() {

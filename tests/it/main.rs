@@ -2,6 +2,8 @@
 
 mod bad_input;
 mod budget;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod clusters;
 mod common;
 mod durability;
