@@ -160,34 +160,71 @@ async fn in_process_cluster_gives_the_embedded_results() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Distinct free loopback ports (all held until every one is chosen).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
-struct Node(Child);
+/// A tdscale node process, killed when dropped; its output goes to `log`.
+struct Node {
+    child: Child,
+    log: std::path::PathBuf,
+}
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+impl Node {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
-fn node(args: &[&str]) -> Node {
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn node(log: std::path::PathBuf, args: &[&str]) -> Node {
     use std::os::unix::process::CommandExt;
+    let out = std::fs::File::create(&log).unwrap();
     let mut cmd = bin();
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(args)
+        .env("RUST_LOG", "info")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
         });
     }
-    Node(cmd.spawn().unwrap())
+    Node {
+        child: cmd.spawn().unwrap(),
+        log,
+    }
+}
+
+/// Runs tdscale, killed after `limit` (a client waiting on a cluster that cannot run its job).
+fn run_within(args: &[&str], limit: Duration) -> Option<std::process::Output> {
+    let mut child = bin()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(child.wait_with_output().unwrap())
 }
 
 fn sql_json(args: &[&str]) -> std::process::Output {
@@ -198,54 +235,70 @@ fn sql_json(args: &[&str]) -> std::process::Output {
 fn separate_processes_run_tdscale_sql_and_fail_clearly_when_an_executor_dies() {
     let dir = tempfile::tempdir().unwrap();
     let c = multi_file_corpus(dir.path());
-    let (sp, ep, gp) = (free_port(), free_port(), free_port());
-    let _scheduler = node(&[
-        "cluster",
-        "scheduler",
-        "--bind",
-        &format!("127.0.0.1:{sp}"),
-        "--executor-timeout",
-        "5",
-    ]);
-    let mut executor = node(&[
-        "cluster",
-        "executor",
-        "--scheduler",
-        &format!("127.0.0.1:{sp}"),
-        "--bind",
-        &format!("127.0.0.1:{ep}"),
-        "--grpc-port",
-        &gp.to_string(),
-        "--concurrency",
-        "2",
-        "--heartbeat",
-        "1",
-    ]);
+    let [sp, ep, gp] = free_ports::<3>();
+    let scheduler = node(
+        dir.path().join("scheduler.log"),
+        &[
+            "cluster",
+            "scheduler",
+            "--bind",
+            &format!("127.0.0.1:{sp}"),
+            "--executor-timeout",
+            "5",
+        ],
+    );
+    let mut executor = node(
+        dir.path().join("executor.log"),
+        &[
+            "cluster",
+            "executor",
+            "--scheduler",
+            &format!("127.0.0.1:{sp}"),
+            "--bind",
+            &format!("127.0.0.1:{ep}"),
+            "--grpc-port",
+            &gp.to_string(),
+            "--concurrency",
+            "2",
+            "--heartbeat",
+            "1",
+        ],
+    );
     let url = format!("df://127.0.0.1:{sp}");
     let q = repo().join("queries/diversity_by_round.sql");
     let embedded = sql_json(&["sql", &c, "-f", q.to_str().unwrap(), "--format", "json"]);
     assert!(embedded.status.success(), "{}", stderr(&embedded));
-    // The executor registers within a few seconds.
+    // The executor registers within a few seconds; each attempt gets 20 s.
     let started = Instant::now();
     let distributed = loop {
-        let o = sql_json(&[
-            "sql",
-            &c,
-            "--cluster",
-            &url,
-            "-f",
-            q.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        if o.status.success() {
-            break o;
-        }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the cluster never answered: {}",
-            stderr(&o)
+            executor.child.try_wait().unwrap().is_none(),
+            "the executor died: {}",
+            executor.log()
         );
+        let attempt = run_within(
+            &[
+                "sql",
+                &c,
+                "--cluster",
+                &url,
+                "-f",
+                q.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+            Duration::from_secs(20),
+        );
+        match attempt {
+            Some(o) if o.status.success() => break o,
+            other => assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the cluster never answered ({:?}).\nscheduler: {}\nexecutor: {}",
+                other.map(|o| stderr(&o)),
+                scheduler.log(),
+                executor.log()
+            ),
+        }
         std::thread::sleep(Duration::from_millis(500));
     };
     let parse = |o: &std::process::Output| -> Vec<Value> {
@@ -288,8 +341,8 @@ fn separate_processes_run_tdscale_sql_and_fail_clearly_when_an_executor_dies() {
         client.try_wait().unwrap().is_none(),
         "the query ended before the executor was killed: make it heavier"
     );
-    let _ = executor.0.kill();
-    let _ = executor.0.wait();
+    let _ = executor.child.kill();
+    let _ = executor.child.wait();
     let started = Instant::now();
     while client.try_wait().unwrap().is_none() {
         if started.elapsed() > Duration::from_secs(120) {
