@@ -6,11 +6,23 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    // Die quietly when the reader of our output goes away (`tdscale sql … | head`), like other
-    // Unix tools, instead of panicking on a broken pipe.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // Stop quietly when the reader of our output goes away (`tdscale sql … | head`), like other
+    // Unix tools. SIGPIPE itself stays ignored (Rust's default): restoring its default action
+    // would also kill the process when a network peer (an S3 endpoint, a model server, a cluster
+    // node) closes a connection during a vectored write.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
@@ -28,6 +40,10 @@ fn main() {
         }
     };
     if let Err(e) = runtime.block_on(tdscale::cli::main()) {
+        // The output's reader went away (possibly reported through a CSV / JSON writer).
+        if e.to_string().contains("Broken pipe (os error 32)") {
+            std::process::exit(141);
+        }
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
     }

@@ -177,3 +177,56 @@ fn empty_corpus_has_empty_tables() {
     ]);
     assert_eq!(stdout(&o), "n\n0\n");
 }
+
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("c");
+    let o = run(&[
+        "gen",
+        c.to_str().unwrap(),
+        "--trajectories",
+        "20000",
+        "--seed",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = bin()
+        .args([
+            c.to_str().unwrap(),
+            "--format",
+            "csv",
+            "SELECT traj_id FROM trajectories",
+        ])
+        .arg("--")
+        .args(Vec::<&str>::new())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = &mut child;
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut child = bin()
+        .args([
+            "sql",
+            c.to_str().unwrap(),
+            "--format",
+            "csv",
+            "SELECT traj_id FROM trajectories",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "traj_id");
+    // The reader is gone: tdscale stops like `yes | head` does, without an error message.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
