@@ -39,10 +39,7 @@ pub async fn main() -> Result<()> {
                 eprintln!("wrote {}", path.display());
             }
             if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&ab).map_err(|e| Error::Other(e.to_string()))?
-                );
+                print_json(&ab)?;
             } else {
                 print!("{}", crate::select::ablation::to_text(&ab));
             }
@@ -106,10 +103,7 @@ pub async fn main() -> Result<()> {
             };
             let (s, _) = crate::clusters::build(&corpus, &opts).await?;
             if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&s).map_err(|e| Error::Other(e.to_string()))?
-                );
+                print_json(&s)?;
             } else {
                 for p in s.problems.iter().take(10) {
                     eprintln!("note: {p}");
@@ -399,10 +393,7 @@ async fn evolve(a: args::EvolveArgs) -> Result<()> {
     };
     let s = crate::evolve::evolve(&corpus, &opts, config).await?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&s).map_err(|e| Error::Other(e.to_string()))?
-        );
+        print_json(&s)?;
         return Ok(());
     }
     if s.resumed_batches > 0 {
@@ -454,10 +445,7 @@ async fn rounds(a: args::RoundsArgs) -> Result<()> {
     let corpus = Corpus::open(&a.corpus)?;
     let rows = crate::evolve::rounds::list(&corpus).await?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(|e| Error::Other(e.to_string()))?
-        );
+        print_json(&rows)?;
     } else if rows.is_empty() {
         println!("no rounds yet: run `tdscale evolve {}`", a.corpus);
     } else {
@@ -480,10 +468,7 @@ async fn budget(a: args::BudgetArgs) -> Result<()> {
     };
     let rows = crate::select::budget::run(&corpus, &opts).await?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(|e| Error::Other(e.to_string()))?
-        );
+        print_json(&rows)?;
         return Ok(());
     }
     println!(
@@ -549,10 +534,7 @@ async fn sandbox_run(a: args::SandboxRunArgs) -> Result<()> {
             .map_err(sandbox_err)?,
     };
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&r).map_err(|e| Error::Other(e.to_string()))?
-        );
+        print_json(&r)?;
     } else {
         print!("{}", r.stdout);
         eprint!("{}", r.stderr);
@@ -601,10 +583,7 @@ async fn report(a: args::ReportArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&r).map_err(|e| Error::Other(e.to_string()))?
-        );
+        print_json(&r)?;
     } else {
         print!("{}", crate::report::to_text(&r));
     }
