@@ -8,12 +8,16 @@ and measures the peak memory (GNU time) of:
      (queries/bench_metrics.sql), DuckDB SQL and polars with the reasoning mode and CAC as Python
      functions (the reference in benches/reference_metrics.py: neither has them built in), and
      the plain-Python reference alone;
-  3. a stratified budget selection at the largest size: tdscale budget, and the same window-
-     function plan in DuckDB over the metrics it computed.
+  3. at the largest size, a stratified budget selection (tdscale budget vs the same window-function
+     plan in DuckDB over the metrics it computed) and the seed selection of the next evolution
+     round (queries/seeds_next_round.sql vs the same surprisal + CAC-median plan in DuckDB).
+Each step runs --repeats times; the table reports the median time and the largest peak memory,
+and a second table gives tdscale's seconds per 10^5 trajectories at each size (linear scaling
+means equal numbers).
 Every step runs in its own process, so the peak memory is that step's. Results are appended to
 benches/RESULTS.md as a table of times, ratios (peer time / tdscale time) and peak memory.
 
-usage: python3 benches/compare.py [--sizes 100000,1000000] [--work DIR]
+usage: python3 benches/compare.py [--sizes 100000,1000000] [--repeats 3] [--work DIR]
 DuckDB, polars and numpy (for DuckDB's Python functions) are installed with pip when missing.
 """
 import argparse
@@ -37,8 +41,12 @@ def ensure(pkg):
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", pkg], check=True)
 
 
-def measure(cmd, label):
-    """Runs cmd under GNU time; returns (seconds, peak MiB)."""
+REPEATS = 1
+
+
+def measure_once(cmd, label, before=None):
+    if before:
+        before()
     out = subprocess.run(["/usr/bin/time", "-f", "%e %M"] + cmd, capture_output=True, text=True)
     if out.returncode != 0:
         # A peer that runs out of memory or fails is reported, not fatal.
@@ -46,6 +54,16 @@ def measure(cmd, label):
         return None
     secs, kib = out.stderr.strip().splitlines()[-1].split()
     return float(secs), int(kib) / 1024
+
+
+def measure(cmd, label, before=None):
+    """Runs cmd REPEATS times under GNU time; returns (median seconds, largest peak MiB).
+    `before` runs ahead of each repeat (e.g. to remove the previous output)."""
+    runs = [measure_once(cmd, label, before) for _ in range(REPEATS)]
+    if any(r is None for r in runs):
+        return None
+    times = sorted(r[0] for r in runs)
+    return times[len(times) // 2], max(r[1] for r in runs)
 
 
 PY_DUCKDB_INGEST = """
@@ -82,7 +100,16 @@ UNION ALL
 SELECT NULL, b.round, b.n, e.de, x.rme, b.cac_mean, b.cac_p90 FROM by_round b JOIN de_r e USING (round) JOIN rme_r x USING (round)
 '''
 rows = con.sql(q).fetchall()
-if len(sys.argv) > 3:
+if len(sys.argv) > 3 and sys.argv[3].startswith('seeds:'):
+    # The seed plan: surprisal of the (domain, mode) cell plus a bonus above the CAC median.
+    n = int(sys.argv[3].split(':')[1])
+    con.sql(f'''
+    WITH cells AS (SELECT domain, mode, count(*) c FROM m GROUP BY domain, mode),
+         t AS (SELECT count(*) total, median(cac) med FROM m)
+    SELECT m.traj_id, -log2(cells.c / t.total) + CASE WHEN m.cac > t.med THEN 1 ELSE 0 END AS score
+    FROM m JOIN cells USING (domain, mode) CROSS JOIN t
+    ORDER BY score DESC, hash(m.traj_id) LIMIT {n}''').fetchall()
+elif len(sys.argv) > 3:
     # The stratified budget plan, over the metrics computed above.
     budget = int(sys.argv[3])
     con.sql(f'''
@@ -117,8 +144,11 @@ print(by_domain.height + by_round.height)
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tdscale-compare"))
     args = ap.parse_args()
+    global REPEATS
+    REPEATS = max(1, args.repeats)
     for p in ("duckdb", "polars", "numpy"):
         ensure(p)
     import duckdb
@@ -139,7 +169,8 @@ def main():
         mb = os.path.getsize(jsonl) / 1e6
         corpus = os.path.join(w, "corpus")
         res = {}
-        res["ingest tdscale"] = measure([tds, "ingest", corpus, jsonl, "--json"], "tdscale ingest")
+        # Every repeat ingests into an empty corpus (a second ingest would only find duplicates).
+        res["ingest tdscale"] = measure([tds, "ingest", corpus, jsonl, "--json"], "tdscale ingest", before=lambda: shutil.rmtree(corpus, ignore_errors=True))
         res["ingest duckdb"] = measure([sys.executable, "-c", PY_DUCKDB_INGEST, jsonl, os.path.join(w, "duck.parquet")], "duckdb ingest")
         res["ingest polars"] = measure([sys.executable, "-c", PY_POLARS_INGEST, jsonl, os.path.join(w, "polars.parquet")], "polars ingest")
         res["metrics tdscale"] = measure([tds, "sql", corpus, "-f", os.path.join(ROOT, "queries", "bench_metrics.sql"), "--format", "csv"], "tdscale metrics")
@@ -151,6 +182,8 @@ def main():
         if largest:
             res["stratified tdscale"] = measure([tds, "budget", corpus, "--budgets", "5000", "--strategies", "stratified", "--seeds", "1", "--no-training-files", "--out", os.path.join(w, "run"), "--json"], "tdscale budget")
             res["metrics+stratified duckdb"] = measure(duck_args + ["5000"], "duckdb stratified")
+            res["seeds tdscale"] = measure([tds, "sql", corpus, "-f", os.path.join(ROOT, "queries", "seeds_next_round.sql"), "-p", "n=200", "--format", "csv"], "tdscale seeds")
+            res["metrics+seeds duckdb"] = measure(duck_args + ["seeds:200"], "duckdb seeds")
         rows.append((n, mb, res))
         print(n, json.dumps(res), flush=True)
 
@@ -159,7 +192,7 @@ def main():
         f"## tdscale vs DuckDB {duckdb.__version__}, polars {polars.__version__}, plain Python ({datetime.date.today()})",
         "",
         f"`python3 benches/compare.py --sizes {args.sizes}` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
-        "Single runs (seconds, peak MiB); ratio = peer time / tdscale time (above 1: tdscale is faster).",
+        f"Median of {REPEATS} run(s) (seconds) and largest peak memory (MiB); ratio = peer time / tdscale time (above 1: tdscale is faster).",
         "DuckDB and polars compute the reasoning mode and CAC with the Python reference functions (they",
         "have no such functions); the plain-Python reference does everything in Python.",
         "",
@@ -179,6 +212,11 @@ def main():
                 row(n, mb, step, res[f"{step} tdscale"], p, res[f"{step} {p}"])
         if "stratified tdscale" in res:
             row(n, mb, "stratified budget 5000 (tdscale: metrics, plan, manifest; DuckDB: metrics + plan)", res["stratified tdscale"], "duckdb", res["metrics+stratified duckdb"])
+            row(n, mb, "seed selection, 200 seeds (tdscale: queries/seeds_next_round.sql; DuckDB: metrics + plan)", res["seeds tdscale"], "duckdb", res["metrics+seeds duckdb"])
+    lines += ["", "tdscale seconds per 10^5 trajectories (equal across sizes = linear scaling):", "", "| step | " + " | ".join(f"N = {n:,}" for n, _, _ in rows) + " |", "|---|" + "---|" * len(rows)]
+    for step in ("ingest", "metrics"):
+        per = [res[f"{step} tdscale"] for _, _, res in rows]
+        lines.append(f"| {step} | " + " | ".join("-" if m is None else f"{m[0] / (n / 1e5):.2f}" for m, (n, _, _) in zip(per, rows)) + " |")
     with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
