@@ -1,56 +1,26 @@
 //! Table functions on a cluster. `greedy_entropy` and `deita_select` compute a selection in
 //! Rust from a sub-query, which a Ballista plan cannot carry as code. On a cluster client they
 //! are evaluated when the statement is planned — the sub-query itself runs on the cluster — and
-//! the plan carries their (small) result as a table, which [`TdscaleCodec`] serializes as Arrow
-//! IPC for the scheduler and the executors.
+//! the plan carries their (small) result as an in-memory table, which [`TdscaleCodec`] serializes
+//! as Arrow IPC for the scheduler and the executors.
 
 use std::any::Any;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::TableReference;
-use datafusion::datasource::{MemTable, TableType};
+use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{Expr, Extension, LogicalPlan};
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::physical_plan::collect;
 use datafusion::prelude::SessionContext;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
-
-/// A table function's result, computed on the client.
-#[derive(Debug)]
-pub struct Materialized {
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-}
-
-#[async_trait]
-impl TableProvider for Materialized {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        MemTable::try_new(self.schema.clone(), vec![self.batches.clone()])?
-            .scan(state, projection, filters, limit)
-            .await
-    }
-}
 
 /// Wraps a table function so that it is evaluated at planning time.
 #[derive(Debug)]
@@ -79,13 +49,14 @@ impl TableFunctionImpl for Eager {
                 collect(plan, ctx.task_ctx()).await
             })
         })?;
-        Ok(Arc::new(Materialized { schema, batches }))
+        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
     }
 }
 
-const TAG: &[u8] = b"tdscale-materialized:";
+const TAG: &[u8] = b"tdscale-memtable:";
 
-/// Ballista's logical codec plus [`Materialized`] tables.
+/// Ballista's logical codec plus in-memory tables (table-function results, and the empty tables
+/// a corpus registers before anything has written them), carried as Arrow IPC.
 #[derive(Debug)]
 pub struct TdscaleCodec {
     pub inner: Arc<dyn LogicalExtensionCodec>,
@@ -119,7 +90,7 @@ impl LogicalExtensionCodec for TdscaleCodec {
         };
         let reader = StreamReader::try_new(Cursor::new(ipc), None)?;
         let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(Arc::new(Materialized { schema, batches }))
+        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
     }
 
     fn try_encode_table_provider(
@@ -129,13 +100,18 @@ impl LogicalExtensionCodec for TdscaleCodec {
         buf: &mut Vec<u8>,
     ) -> Result<()> {
         let any: &dyn Any = node.as_ref();
-        let Some(m) = any.downcast_ref::<Materialized>() else {
+        let Some(m) = any.downcast_ref::<MemTable>() else {
             return self.inner.try_encode_table_provider(table_ref, node, buf);
         };
         buf.extend_from_slice(TAG);
-        let mut w = StreamWriter::try_new(&mut *buf, &m.schema)?;
-        for b in &m.batches {
-            w.write(b)?;
+        let mut w = StreamWriter::try_new(&mut *buf, &node.schema())?;
+        for partition in &m.batches {
+            let batches = partition.try_read().map_err(|_| {
+                DataFusionError::Internal("an in-memory table is being written to".into())
+            })?;
+            for b in batches.iter() {
+                w.write(b)?;
+            }
         }
         w.finish()?;
         Ok(())
