@@ -354,9 +354,7 @@ impl Worker {
             .into_par_iter()
             .map(|r| {
                 let res = match (format, ctx) {
-                    (Some(f), Some(c)) => serde_json::from_str::<Value>(&r.text)
-                        .map_err(|e| format!("malformed JSON: {e}"))
-                        .and_then(|v| formats::parse(f, c, v)),
+                    (Some(f), Some(c)) => formats::parse_text(f, c, &r.text),
                     _ => Err(match serde_json::from_str::<Value>(&r.text) {
                         Ok(v) => format!("unknown format: {}; pass --format", keys_of(&v)),
                         Err(e) => format!("unknown format: the file's records are not JSON ({e})"),

@@ -14,17 +14,27 @@ fn parse_file(path: &std::path::Path, format: Format) -> Vec<Trajectory> {
         tdscale::ingest::input::Records::new(tdscale::ingest::input::open(path, count).unwrap());
     records
         .map(|r| {
-            let v: serde_json::Value = serde_json::from_str(&r.unwrap().text).unwrap();
+            let text = r.unwrap().text;
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
             assert_eq!(
                 formats::detect(&v),
                 Some(format),
                 "detected format of {}",
                 path.display()
             );
-            match formats::parse(format, &ctx, v).unwrap() {
+            let t = match formats::parse(format, &ctx, v).unwrap() {
                 Parsed::Trajectory(t) => *t,
                 Parsed::Tools(_) => panic!("expected a trajectory"),
+            };
+            // Ingest reads the text directly (tool lists kept as text and parsed once); twice,
+            // so the second read comes from the cache of parsed lists.
+            for _ in 0..2 {
+                match formats::parse_text(format, &ctx, &text).unwrap() {
+                    Parsed::Trajectory(from_text) => assert_eq!(*from_text, t),
+                    Parsed::Tools(_) => panic!("expected a trajectory"),
+                }
             }
+            t
         })
         .collect()
 }
@@ -386,4 +396,58 @@ fn python_call_strings_parse() {
     assert_eq!(c.keywords[1].1, serde_json::json!({"k": [true, false]}));
     assert!(pylit::call("f(x=").is_err());
     assert!(pylit::literal("'unterminated").is_err());
+}
+
+#[test]
+fn repeated_tool_lists_parse_once_and_their_errors_come_back_each_time() {
+    let ctx = ParseContext {
+        source: "s".into(),
+        ..Default::default()
+    };
+    let good = r#"[{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "str"}}}}}]"#;
+    let bad = r#"[{"type": "function", "function": {"description": "no name"}}]"#;
+    let record = |id: &str, tools: &str| {
+        format!(
+            r#"{{"id": "{id}", "messages": [{{"role": "user", "content": "hi"}}], "tools": {tools}}}"#
+        )
+    };
+    for id in ["a", "b"] {
+        let Ok(Parsed::Trajectory(t)) =
+            formats::parse_text(Format::Openai, &ctx, &record(id, good))
+        else {
+            panic!("record {id} should parse");
+        };
+        assert_eq!(t.traj_id, format!("s/{id}"));
+        assert_eq!(t.tools.len(), 1);
+        assert_eq!(t.tools[0].name, "lookup");
+        // The dialect type is normalised and its source kept, on a cache hit as on a miss.
+        let p: serde_json::Value =
+            serde_json::from_str(t.tools[0].parameters.as_deref().unwrap()).unwrap();
+        assert_eq!(p["properties"]["q"]["type"], "string");
+        assert_eq!(p["properties"]["q"]["x-source-type"], "str");
+    }
+    for id in ["c", "d"] {
+        let err = formats::parse_text(Format::Openai, &ctx, &record(id, bad)).unwrap_err();
+        assert_eq!(
+            err, "tools[0].function.name: required string is missing",
+            "record {id}"
+        );
+    }
+    // The same list as a string holding JSON (xLAM style) and as a value give the same tools.
+    let as_string = record("e", &serde_json::to_string(good).unwrap());
+    let Ok(Parsed::Trajectory(e)) = formats::parse_text(Format::Openai, &ctx, &as_string) else {
+        panic!("a tools list given as JSON text should parse");
+    };
+    assert_eq!(e.tools[0].name, "lookup");
+    // Malformed records keep the usual messages.
+    let err =
+        formats::parse_text(Format::Openai, &ctx, r#"{"id": "f", "tools": [1, "#).unwrap_err();
+    assert!(
+        err.starts_with("malformed JSON: EOF while parsing"),
+        "{err}"
+    );
+    let err = formats::parse_text(Format::Openai, &ctx, "[1, 2]").unwrap_err();
+    assert_eq!(err, "record: expected an object, found array");
+    let err = formats::parse_text(Format::Openai, &ctx, &record("g", "7")).unwrap_err();
+    assert_eq!(err, "tools: expected a list of tools, found number");
 }

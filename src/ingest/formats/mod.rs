@@ -101,6 +101,31 @@ pub fn parse(format: Format, ctx: &ParseContext, v: Value) -> RecordResult<Parse
     Ok(Parsed::Trajectory(Box::new(t)))
 }
 
+/// Parses one record's text. For the formats whose records carry a `tools` list, the list
+/// stays JSON text until [`tool_schema::tool_defs`] parses it, once per distinct list.
+///
+/// ```
+/// use tdscale::ingest::formats::{self, Format, ParseContext, Parsed};
+/// let ctx = ParseContext { source: "demo".into(), ..Default::default() };
+/// let line = r#"{"id": "a", "messages": [{"role": "user", "content": "hi"}],
+///                "tools": [{"type": "function", "function": {"name": "f"}}]}"#;
+/// let Ok(Parsed::Trajectory(t)) = formats::parse_text(Format::Openai, &ctx, line) else { panic!() };
+/// assert_eq!(t.tools[0].name, "f");
+/// assert!(formats::parse_text(Format::Openai, &ctx, "[1]").unwrap_err().contains("expected an object"));
+/// ```
+pub fn parse_text(format: Format, ctx: &ParseContext, text: &str) -> RecordResult<Parsed> {
+    let with_tools = matches!(
+        format,
+        Format::Openai | Format::Sharegpt | Format::Hermes | Format::Xlam
+    );
+    let v = match with_tools.then(|| tool_schema::record_with_tools_as_text(text)) {
+        Some(Ok(m)) => Value::Object(m),
+        // Anything unusual takes the plain path, which words the errors.
+        _ => serde_json::from_str::<Value>(text).map_err(|e| format!("malformed JSON: {e}"))?,
+    };
+    parse(format, ctx, v)
+}
+
 /// Detects the format of a record from its keys.
 pub fn detect(v: &Value) -> Option<Format> {
     match v {

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::fields::{Obj, RecordResult, arguments_text, json_or_string, kind};
+use super::fields::{Obj, RecordResult, arguments_text, kind};
 use super::{LABEL_KEYS, ParseContext, base, take_labels, take_system, tool_schema};
 use crate::model::{Message, ToolCall, Trajectory, id_text};
 
@@ -127,11 +127,7 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         (None, b) => b,
     };
     t.messages = messages;
-    let tools_value = match o.get("tools") {
-        Some(v) => Some(json_or_string(v, "tools")?),
-        None => None,
-    };
-    tool_schema::fill_tools(&mut t, tools_value.as_deref(), "tools")?;
+    tool_schema::fill_tools(&mut t, o.get("tools"), "tools")?;
     let mut known: Vec<&str> = vec!["conversations", "messages", "system", "tools", "id"];
     known.extend_from_slice(LABEL_KEYS);
     t.metadata.extend(o.rest(&known));

@@ -237,10 +237,21 @@ pub fn fill_tools(
 pub type ToolDefs = (Vec<ToolDef>, Vec<Map<String, Value>>);
 
 /// Parses a list of tool definitions (an array, or JSON text holding one).
+///
+/// A list given as JSON text is parsed once per thread and reused while the same text comes
+/// again: agent datasets repeat one catalog on every record of a domain, and it is often most
+/// of a record's bytes (see [`record_with_tools_as_text`]).
 pub fn tool_defs(v: Option<&Value>, path: &str) -> RecordResult<ToolDefs> {
     let Some(v) = v else {
         return Ok((vec![], vec![]));
     };
+    if let Value::String(text) = v {
+        return PARSED_TOOL_LISTS.with_borrow_mut(|cache| cache.get_or_parse(text, path));
+    }
+    parse_tool_defs(v, path)
+}
+
+fn parse_tool_defs(v: &Value, path: &str) -> RecordResult<ToolDefs> {
     let v = super::fields::json_or_string(v, path)?;
     let items: &[Value] = match v.as_ref() {
         Value::Array(a) => a,
@@ -265,4 +276,82 @@ pub fn tool_defs(v: Option<&Value>, path: &str) -> RecordResult<ToolDefs> {
         defs.push(d);
     }
     Ok((defs, extras))
+}
+
+thread_local! {
+    static PARSED_TOOL_LISTS: std::cell::RefCell<ToolListCache> = Default::default();
+}
+
+/// Tool lists parsed from JSON text, by text. Cleared when it holds too much, so records that
+/// each carry a different list (xLAM) cost one lookup, not memory.
+#[derive(Default)]
+struct ToolListCache {
+    by_text: datafusion::common::HashMap<String, (String, RecordResult<ToolDefs>)>,
+    bytes: usize,
+}
+
+impl ToolListCache {
+    const MAX_ENTRIES: usize = 256;
+    const MAX_BYTES: usize = 16 << 20;
+
+    fn get_or_parse(&mut self, text: &str, path: &str) -> RecordResult<ToolDefs> {
+        if let Some((p, parsed)) = self.by_text.get(text)
+            && p == path
+        {
+            return parsed.clone();
+        }
+        let parsed = parse_tool_defs(&Value::String(text.to_string()), path);
+        if self.by_text.len() >= Self::MAX_ENTRIES || self.bytes + text.len() > Self::MAX_BYTES {
+            self.by_text.clear();
+            self.bytes = 0;
+        }
+        self.bytes += text.len();
+        self.by_text
+            .insert(text.to_string(), (path.to_string(), parsed.clone()));
+        parsed
+    }
+}
+
+/// Reads a record whose top level is an object, keeping the value of `tools` as its JSON text
+/// (a string) when it is a list or an object, for [`tool_defs`] to parse once per distinct
+/// list. Fails on anything that is not a JSON object; callers fall back to a plain parse for
+/// the usual error message.
+///
+/// ```
+/// use tdscale::ingest::formats::tool_schema::record_with_tools_as_text;
+/// let m = record_with_tools_as_text(r#"{"id": 1, "tools": [{"name": "f"}]}"#).unwrap();
+/// assert_eq!(m["tools"], serde_json::json!(r#"[{"name": "f"}]"#));
+/// assert_eq!(m["id"], serde_json::json!(1));
+/// ```
+pub fn record_with_tools_as_text(text: &str) -> serde_json::Result<Map<String, Value>> {
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    struct TopLevel;
+    impl<'de> Visitor<'de> for TopLevel {
+        type Value = Map<String, Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+            let mut m = Map::new();
+            while let Some(key) = a.next_key::<String>()? {
+                let value = if key == "tools" {
+                    let raw: &serde_json::value::RawValue = a.next_value()?;
+                    let text = raw.get();
+                    if text.starts_with(['[', '{']) {
+                        Value::String(text.to_string())
+                    } else {
+                        serde_json::from_str(text).map_err(serde::de::Error::custom)?
+                    }
+                } else {
+                    a.next_value()?
+                };
+                m.insert(key, value);
+            }
+            Ok(m)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let m = (&mut de).deserialize_map(TopLevel)?;
+    de.end()?;
+    Ok(m)
 }
