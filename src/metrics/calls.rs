@@ -49,9 +49,14 @@ pub fn consumes_earlier(arguments: &str, earlier: &[&str]) -> bool {
     if earlier.is_empty() {
         return false;
     }
-    let Some(ls) = leaves(arguments) else {
+    leaves(arguments).is_some_and(|ls| leaves_found_in(&ls, earlier))
+}
+
+/// True when a leaf of the arguments occurs in an earlier result (see [`consumes_earlier`]).
+fn leaves_found_in(ls: &[Leaf], earlier: &[&str]) -> bool {
+    if earlier.is_empty() {
         return false;
-    };
+    }
     ls.iter().any(|l| {
         let needle: &str = match l {
             Leaf::Str(s) if s.chars().count() >= 3 => s,
@@ -63,11 +68,6 @@ pub fn consumes_earlier(arguments: &str, earlier: &[&str]) -> bool {
         };
         earlier.iter().any(|c| c.contains(needle))
     })
-}
-
-/// Number of scalar leaves of JSON arguments (0 when not JSON).
-pub fn leaf_count(arguments: &str) -> usize {
-    leaves(arguments).map(|l| l.len()).unwrap_or(0)
 }
 
 /// The facts of every call of row `row`, in order.
@@ -88,10 +88,12 @@ pub fn call_facts(v: &MessagesView, row: usize, code: &CodeTools) -> Vec<CallFac
                     if new {
                         seen.push(name);
                     }
+                    // One walk of the arguments serves both facts.
+                    let ls = leaves(args).unwrap_or_default();
                     out.push(CallFacts {
                         message: m,
-                        leaves: leaf_count(args),
-                        dep: consumes_earlier(args, &earlier),
+                        leaves: ls.len(),
+                        dep: leaves_found_in(&ls, &earlier),
                         new,
                         par,
                         code: code.contains(name),

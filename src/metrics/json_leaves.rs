@@ -147,7 +147,9 @@ impl<'a> Walker<'a> {
         let start = self.i + 1;
         let mut j = start;
         let mut escaped = false;
-        while j < self.s.len() {
+        // Jump between quotes and backslashes: argument strings are mostly plain text.
+        while let Some(k) = memchr::memchr2(b'"', b'\\', &self.s[j..]) {
+            j += k;
             match self.s[j] {
                 b'"' => {
                     let raw = &self.text[start..j];
@@ -161,11 +163,13 @@ impl<'a> Walker<'a> {
                         Some(std::borrow::Cow::Borrowed(raw))
                     };
                 }
-                b'\\' => {
+                _ => {
                     escaped = true;
                     j += 2;
+                    if j > self.s.len() {
+                        return None;
+                    }
                 }
-                _ => j += 1,
             }
         }
         None
