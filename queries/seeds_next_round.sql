@@ -26,26 +26,35 @@ base AS (
     FROM trajectory_metrics m
     LEFT JOIN seed_clusters c ON c.traj_id = m.traj_id
 ),
-cells AS (SELECT domain, mode, count(*) AS n FROM base GROUP BY domain, mode),
-totals AS (SELECT count(*) AS total, median(cac) AS cac_median FROM base),
+-- The cell sizes, total and CAC median as windows over one scan of `base`: a CTE used by
+-- several joins is planned once per use, and each use would compute every trajectory's mode
+-- and CAC again.
+measured AS (
+    SELECT b.*,
+           count(*) OVER (PARTITION BY b.domain, b.mode) AS cell_n,
+           count(*) OVER () AS total,
+           median(b.cac) OVER () AS cac_median
+    FROM base b
+),
 used_clusters AS (
     SELECT DISTINCT cluster_id FROM trajectories WHERE "round" > 0 AND cluster_id IS NOT NULL
 ),
 used_seeds AS (SELECT DISTINCT parent_id FROM trajectories WHERE parent_id IS NOT NULL),
-domains AS (SELECT domain, count(*) AS n, min(traj_id) AS donor_id FROM base GROUP BY domain),
+domains AS (
+    SELECT coalesce(domain, 'unknown') AS domain, count(*) AS n, min(traj_id) AS donor_id
+    FROM trajectories GROUP BY coalesce(domain, 'unknown')
+),
 next_round AS (
     SELECT CAST(CASE WHEN ${round:0} > 0 THEN ${round:0} ELSE coalesce(max("round"), 0) + 1 END AS INT) AS r
     FROM trajectories
 ),
 scored AS (
     SELECT b.traj_id AS seed_id, b.domain, b.mode, b.cac, b.cluster_id,
-           ${w_surprisal:1.0} * -log2(CAST(c.n AS DOUBLE) / t.total)
-         + ${w_cac:1.0} * CASE WHEN b.cac > t.cac_median THEN 1.0 ELSE 0.0 END
+           ${w_surprisal:1.0} * -log2(CAST(b.cell_n AS DOUBLE) / b.total)
+         + ${w_cac:1.0} * CASE WHEN b.cac > b.cac_median THEN 1.0 ELSE 0.0 END
          + ${w_cluster:4.0} * CASE WHEN b.cluster_id IS NOT NULL AND u.cluster_id IS NULL THEN 1.0 ELSE 0.0 END
            AS score
-    FROM base b
-    JOIN cells c ON c.domain = b.domain AND c.mode = b.mode
-    CROSS JOIN totals t
+    FROM measured b
     LEFT JOIN used_clusters u ON u.cluster_id = b.cluster_id
     LEFT JOIN used_seeds p ON p.parent_id = b.traj_id
     WHERE p.parent_id IS NULL
@@ -56,33 +65,33 @@ picked AS (
     ORDER BY s.score DESC, seeded_hash(s.seed_id, ${seed:0} + n.r), s.seed_id
     LIMIT ${n:200}
 ),
+-- Every other domain is a candidate target of a seed (none when there is no other domain).
 target_weights AS (
-    SELECT p.seed_id, d.domain AS target_domain, d.donor_id,
+    SELECT p.*, d.domain AS target_domain, d.donor_id,
            power(CAST(d.n AS DOUBLE), ${w_rare_domain:1.0})
            * (1.0 + CAST(abs(seeded_hash(p.seed_id || '/' || d.domain, ${seed:0})) % 1000 AS DOUBLE) / 1000.0)
            AS weight
-    FROM picked p JOIN domains d ON d.domain <> p.domain
+    FROM picked p LEFT JOIN domains d ON d.domain <> p.domain
 ),
 targets AS (
-    SELECT seed_id, target_domain, donor_id,
-           row_number() OVER (PARTITION BY seed_id ORDER BY weight, target_domain) AS rk
+    SELECT *, row_number() OVER (PARTITION BY seed_id ORDER BY weight, target_domain) AS rk
     FROM target_weights
 )
 SELECT
-    p.seed_id,
-    p.r AS "round",
-    CASE abs(seeded_hash(p.seed_id, ${seed:0} + 7 * p.r)) % 3
+    seed_id,
+    r AS "round",
+    CASE abs(seeded_hash(seed_id, ${seed:0} + 7 * r)) % 3
         WHEN 0 THEN 'deepen'
-        WHEN 1 THEN CASE WHEN t.target_domain IS NULL THEN 'deepen' ELSE 'broaden' END
+        WHEN 1 THEN CASE WHEN target_domain IS NULL THEN 'deepen' ELSE 'broaden' END
         ELSE 'shift'
     END AS mutation,
-    p.score,
-    p.domain,
-    p.mode AS reasoning_mode,
-    p.cac,
-    p.cluster_id,
-    t.target_domain,
-    t.donor_id
-FROM picked p
-LEFT JOIN targets t ON t.seed_id = p.seed_id AND t.rk = 1
-ORDER BY p.score DESC, p.seed_id
+    score,
+    domain,
+    mode AS reasoning_mode,
+    cac,
+    cluster_id,
+    target_domain,
+    donor_id
+FROM targets
+WHERE rk = 1
+ORDER BY score DESC, seed_id
