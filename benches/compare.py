@@ -11,13 +11,18 @@ and measures the peak memory (GNU time) of:
   3. at the largest size, a stratified budget selection (tdscale budget vs the same window-function
      plan in DuckDB over the metrics it computed) and the seed selection of the next evolution
      round (queries/seeds_next_round.sql vs the same surprisal + CAC-median plan in DuckDB).
+     DuckDB runs both plans in its metrics process and reports their own times, so its figure
+     is its metrics time plus the plan's time.
 Each step runs --repeats times; the table reports the median time and the largest peak memory,
 and a second table gives tdscale's seconds per 10^5 trajectories at each size (linear scaling
 means equal numbers).
 Every step runs in its own process, so the peak memory is that step's. Results are appended to
 benches/RESULTS.md as a table of times, ratios (peer time / tdscale time) and peak memory.
+Above --peers-up-to trajectories polars and the plain-Python reference are not run (polars
+holds the whole input in memory; the reference takes minutes per 10^6); the table says so.
+Each size's files are deleted once measured (10^7 trajectories are ~36 GB of JSONL).
 
-usage: python3 benches/compare.py [--sizes 100000,1000000] [--repeats 3] [--work DIR]
+usage: python3 benches/compare.py [--sizes 100000,1000000] [--repeats 3 | 3,3,1] [--peers-up-to N] [--work DIR]
 DuckDB, polars and numpy (for DuckDB's Python functions) are installed with pip when missing.
 """
 import argparse
@@ -42,28 +47,35 @@ def ensure(pkg):
 
 
 REPEATS = 1
+TIME_FILE = os.path.join(tempfile.gettempdir(), "tdscale-compare-time.txt")
 
 
 def measure_once(cmd, label, before=None):
+    """One run under GNU time: (seconds, peak MiB, stdout), or None when it failed."""
     if before:
         before()
-    out = subprocess.run(["/usr/bin/time", "-f", "%e %M"] + cmd, capture_output=True, text=True)
+    out = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", TIME_FILE] + cmd, capture_output=True, text=True)
     if out.returncode != 0:
         # A peer that runs out of memory or fails is reported, not fatal.
         print(f"{label} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
         return None
-    secs, kib = out.stderr.strip().splitlines()[-1].split()
-    return float(secs), int(kib) / 1024
+    with open(TIME_FILE) as f:
+        secs, kib = f.read().strip().splitlines()[-1].split()
+    return float(secs), int(kib) / 1024, out.stdout
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
 
 
 def measure(cmd, label, before=None):
-    """Runs cmd REPEATS times under GNU time; returns (median seconds, largest peak MiB).
-    `before` runs ahead of each repeat (e.g. to remove the previous output)."""
+    """Runs cmd REPEATS times under GNU time; returns (median seconds, largest peak MiB, the
+    stdout of every run). `before` runs ahead of each repeat (e.g. to remove the previous output)."""
     runs = [measure_once(cmd, label, before) for _ in range(REPEATS)]
     if any(r is None for r in runs):
         return None
-    times = sorted(r[0] for r in runs)
-    return times[len(times) // 2], max(r[1] for r in runs)
+    return median(r[0] for r in runs), max(r[1] for r in runs), [r[2] for r in runs]
 
 
 PY_DUCKDB_INGEST = """
@@ -77,7 +89,7 @@ pl.scan_ndjson(sys.argv[1], infer_schema_length=10000).sink_parquet(sys.argv[2])
 """
 
 PY_DUCKDB_METRICS = """
-import duckdb, json, sys
+import duckdb, json, sys, time
 sys.path.insert(0, sys.argv[2])
 import reference_metrics as ref
 con = duckdb.connect()
@@ -100,25 +112,28 @@ UNION ALL
 SELECT NULL, b.round, b.n, e.de, x.rme, b.cac_mean, b.cac_p90 FROM by_round b JOIN de_r e USING (round) JOIN rme_r x USING (round)
 '''
 rows = con.sql(q).fetchall()
-if len(sys.argv) > 3 and sys.argv[3].startswith('seeds:'):
-    # The seed plan: surprisal of the (domain, mode) cell plus a bonus above the CAC median.
-    n = int(sys.argv[3].split(':')[1])
-    con.sql(f'''
-    WITH cells AS (SELECT domain, mode, count(*) c FROM m GROUP BY domain, mode),
-         t AS (SELECT count(*) total, median(cac) med FROM m)
-    SELECT m.traj_id, -log2(cells.c / t.total) + CASE WHEN m.cac > t.med THEN 1 ELSE 0 END AS score
-    FROM m JOIN cells USING (domain, mode) CROSS JOIN t
-    ORDER BY score DESC, hash(m.traj_id) LIMIT {n}''').fetchall()
-elif len(sys.argv) > 3:
+timings = {}
+if 'stratified' in sys.argv[3:]:
     # The stratified budget plan, over the metrics computed above.
-    budget = int(sys.argv[3])
-    con.sql(f'''
+    t0 = time.perf_counter()
+    con.sql('''
     SELECT traj_id FROM (
       SELECT traj_id, row_number() OVER (ORDER BY turn_in_domain, hash(domain)) pick FROM (
         SELECT *, row_number() OVER (PARTITION BY domain ORDER BY turn_in_cell, hash(mode)) turn_in_domain FROM (
           SELECT traj_id, domain, mode, row_number() OVER (PARTITION BY domain, mode ORDER BY hash(traj_id)) turn_in_cell FROM m)))
-    WHERE pick <= {budget}''').fetchall()
-print(len(rows))
+    WHERE pick <= 5000''').fetchall()
+    timings['stratified'] = time.perf_counter() - t0
+if 'seeds' in sys.argv[3:]:
+    # The seed plan: surprisal of the (domain, mode) cell plus a bonus above the CAC median.
+    t0 = time.perf_counter()
+    con.sql('''
+    WITH cells AS (SELECT domain, mode, count(*) c FROM m GROUP BY domain, mode),
+         t AS (SELECT count(*) total, median(cac) med FROM m)
+    SELECT m.traj_id, -log2(cells.c / t.total) + CASE WHEN m.cac > t.med THEN 1 ELSE 0 END AS score
+    FROM m JOIN cells USING (domain, mode) CROSS JOIN t
+    ORDER BY score DESC, hash(m.traj_id) LIMIT 200''').fetchall()
+    timings['seeds'] = time.perf_counter() - t0
+print(json.dumps({'rows': len(rows), 'plans': timings}))
 """
 
 PY_POLARS_METRICS = """
@@ -144,11 +159,11 @@ print(by_domain.height + by_round.height)
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", default="3", help="runs per step: K, or K1,K2,.. per size")
+    ap.add_argument("--peers-up-to", type=int, default=None, help="run polars and plain Python only up to this N")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tdscale-compare"))
     args = ap.parse_args()
     global REPEATS
-    REPEATS = max(1, args.repeats)
     for p in ("duckdb", "polars", "numpy"):
         ensure(p)
     import duckdb
@@ -160,41 +175,55 @@ def main():
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     sizes = [int(s) for s in args.sizes.split(",")]
+    repeats = [max(1, int(k)) for k in args.repeats.split(",")]
+    repeats = (repeats + [repeats[-1]] * len(sizes))[: len(sizes)]
     rows = []
-    for n in sizes:
+    for n, k in zip(sizes, repeats):
+        REPEATS = k
         w = os.path.join(args.work, str(n))
         os.makedirs(w)
         jsonl = os.path.join(w, "data.jsonl")
         subprocess.run([tds, "gen", os.path.join(w, "generated"), "--trajectories", str(n), "--seed", "1", "--jsonl", jsonl, "--json"], check=True, capture_output=True)
         mb = os.path.getsize(jsonl) / 1e6
         corpus = os.path.join(w, "corpus")
+        peers = args.peers_up_to is None or n <= args.peers_up_to
+        largest = n == max(sizes)
         res = {}
         # Every repeat ingests into an empty corpus (a second ingest would only find duplicates).
         res["ingest tdscale"] = measure([tds, "ingest", corpus, jsonl, "--json"], "tdscale ingest", before=lambda: shutil.rmtree(corpus, ignore_errors=True))
         res["ingest duckdb"] = measure([sys.executable, "-c", PY_DUCKDB_INGEST, jsonl, os.path.join(w, "duck.parquet")], "duckdb ingest")
-        res["ingest polars"] = measure([sys.executable, "-c", PY_POLARS_INGEST, jsonl, os.path.join(w, "polars.parquet")], "polars ingest")
+        if peers:
+            res["ingest polars"] = measure([sys.executable, "-c", PY_POLARS_INGEST, jsonl, os.path.join(w, "polars.parquet")], "polars ingest")
         res["metrics tdscale"] = measure([tds, "sql", corpus, "-f", os.path.join(ROOT, "queries", "bench_metrics.sql"), "--format", "csv"], "tdscale metrics")
-        largest = n == max(sizes)
-        duck_args = [sys.executable, "-c", PY_DUCKDB_METRICS, os.path.join(w, "duck.parquet"), HERE]
-        res["metrics duckdb"] = measure(duck_args, "duckdb metrics")
-        res["metrics polars"] = measure([sys.executable, "-c", PY_POLARS_METRICS, os.path.join(w, "polars.parquet"), HERE], "polars metrics")
-        res["metrics python"] = measure([sys.executable, os.path.join(HERE, "reference_metrics.py"), "--by", "domain", jsonl], "python metrics")
+        plans = ["stratified", "seeds"] if largest else []
+        duck = measure([sys.executable, "-c", PY_DUCKDB_METRICS, os.path.join(w, "duck.parquet"), HERE] + plans, "duckdb metrics")
+        if duck is not None:
+            # The metrics figure leaves out the plans the same process ran afterwards.
+            outs = [json.loads(o.strip().splitlines()[-1])["plans"] for o in duck[2]]
+            plan_s = {p: median(o[p] for o in outs) for p in plans}
+            res["metrics duckdb"] = (duck[0] - sum(plan_s.values()), duck[1])
+            for p in plans:
+                res[f"{p} duckdb"] = (res["metrics duckdb"][0] + plan_s[p], duck[1])
+        if peers:
+            res["metrics polars"] = measure([sys.executable, "-c", PY_POLARS_METRICS, os.path.join(w, "polars.parquet"), HERE], "polars metrics")
+            res["metrics python"] = measure([sys.executable, os.path.join(HERE, "reference_metrics.py"), "--by", "domain", jsonl], "python metrics")
         if largest:
             res["stratified tdscale"] = measure([tds, "budget", corpus, "--budgets", "5000", "--strategies", "stratified", "--seeds", "1", "--no-training-files", "--out", os.path.join(w, "run"), "--json"], "tdscale budget")
-            res["metrics+stratified duckdb"] = measure(duck_args + ["5000"], "duckdb stratified")
             res["seeds tdscale"] = measure([tds, "sql", corpus, "-f", os.path.join(ROOT, "queries", "seeds_next_round.sql"), "-p", "n=200", "--format", "csv"], "tdscale seeds")
-            res["metrics+seeds duckdb"] = measure(duck_args + ["seeds:200"], "duckdb seeds")
-        rows.append((n, mb, res))
+        res = {k: None if v is None else v[:2] for k, v in res.items()}
+        rows.append((n, mb, res, peers))
         print(n, json.dumps(res), flush=True)
+        shutil.rmtree(w, ignore_errors=True)
 
     lines = [
         "",
         f"## tdscale vs DuckDB {duckdb.__version__}, polars {polars.__version__}, plain Python ({datetime.date.today()})",
         "",
-        f"`python3 benches/compare.py --sizes {args.sizes}` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
-        f"Median of {REPEATS} run(s) (seconds) and largest peak memory (MiB); ratio = peer time / tdscale time (above 1: tdscale is faster).",
+        f"`python3 benches/compare.py --sizes {args.sizes} --repeats {args.repeats}" + (f" --peers-up-to {args.peers_up_to}" if args.peers_up_to else "") + f"` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
+        f"Median of {', '.join(map(str, repeats))} run(s) per size (seconds) and largest peak memory (MiB); ratio = peer time / tdscale time (above 1: tdscale is faster).",
         "DuckDB and polars compute the reasoning mode and CAC with the Python reference functions (they",
-        "have no such functions); the plain-Python reference does everything in Python.",
+        "have no such functions); the plain-Python reference does everything in Python. DuckDB's",
+        "plan figures are its metrics time plus the plan's own time in the same process.",
         "",
         "| N | JSONL MB | step | tdscale s | tdscale MiB | peer | peer s | peer MiB | ratio |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -206,17 +235,22 @@ def main():
         ratio = "-" if ours is None or theirs is None else f"{theirs[0] / max(ours[0], 0.01):.1f}×"
         lines.append(f"| {n:,} | {mb:.0f} | {step} | {cells(ours)} | {peer} | {cells(theirs)} | {ratio} |")
 
-    for n, mb, res in rows:
-        for step, peers in (("ingest", ["duckdb", "polars"]), ("metrics", ["duckdb", "polars", "python"])):
-            for p in peers:
-                row(n, mb, step, res[f"{step} tdscale"], p, res[f"{step} {p}"])
+    for n, mb, res, peers in rows:
+        for step, names in (("ingest", ["duckdb", "polars"]), ("metrics", ["duckdb", "polars", "python"])):
+            for p in names:
+                if f"{step} {p}" in res:
+                    row(n, mb, step, res[f"{step} tdscale"], p, res[f"{step} {p}"])
+                else:
+                    lines.append(f"| {n:,} | {mb:.0f} | {step} | {cells(res[f'{step} tdscale'])} | {p} | not run | - | - |")
         if "stratified tdscale" in res:
-            row(n, mb, "stratified budget 5000 (tdscale: metrics, plan, manifest; DuckDB: metrics + plan)", res["stratified tdscale"], "duckdb", res["metrics+stratified duckdb"])
-            row(n, mb, "seed selection, 200 seeds (tdscale: queries/seeds_next_round.sql; DuckDB: metrics + plan)", res["seeds tdscale"], "duckdb", res["metrics+seeds duckdb"])
-    lines += ["", "tdscale seconds per 10^5 trajectories (equal across sizes = linear scaling):", "", "| step | " + " | ".join(f"N = {n:,}" for n, _, _ in rows) + " |", "|---|" + "---|" * len(rows)]
+            row(n, mb, "stratified budget 5000 (tdscale: metrics, plan, manifest; DuckDB: metrics + plan)", res["stratified tdscale"], "duckdb", res.get("stratified duckdb"))
+            row(n, mb, "seed selection, 200 seeds (tdscale: queries/seeds_next_round.sql; DuckDB: metrics + plan)", res["seeds tdscale"], "duckdb", res.get("seeds duckdb"))
+    if any(not peers for *_, peers in rows):
+        lines += ["", f"polars and the plain-Python reference were not run above {args.peers_up_to:,} trajectories."]
+    lines += ["", "tdscale seconds per 10^5 trajectories (equal across sizes = linear scaling):", "", "| step | " + " | ".join(f"N = {n:,}" for n, *_ in rows) + " |", "|---|" + "---|" * len(rows)]
     for step in ("ingest", "metrics"):
-        per = [res[f"{step} tdscale"] for _, _, res in rows]
-        lines.append(f"| {step} | " + " | ".join("-" if m is None else f"{m[0] / (n / 1e5):.2f}" for m, (n, _, _) in zip(per, rows)) + " |")
+        per = [res[f"{step} tdscale"] for _, _, res, _ in rows]
+        lines.append(f"| {step} | " + " | ".join("-" if m is None else f"{m[0] / (n / 1e5):.2f}" for m, (n, *_) in zip(per, rows)) + " |")
     with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
