@@ -61,7 +61,7 @@ scored AS (
 ),
 picked AS (
     SELECT s.*, n.r
-    FROM scored s CROSS JOIN next_round n
+    FROM next_round n CROSS JOIN scored s
     ORDER BY s.score DESC, seeded_hash(s.seed_id, ${seed:0} + n.r), s.seed_id
     LIMIT ${n:200}
 ),

@@ -59,7 +59,7 @@ fn leaves_found_in(ls: &[Leaf], earlier: &[&str]) -> bool {
     }
     ls.iter().any(|l| {
         let needle: &str = match l {
-            Leaf::Str(s) if s.chars().count() >= 3 => s,
+            Leaf::Str(s) if s.chars().nth(2).is_some() => s,
             Leaf::Num(n) => match n.parse::<f64>() {
                 Ok(x) if x != 0.0 && x != 1.0 => n,
                 _ => return false,

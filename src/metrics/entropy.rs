@@ -17,7 +17,8 @@
 //! [`reasoning_mode_entropy`](super::reasoning_mode_entropy) and
 //! [`normalized_entropy`](super::normalized_entropy) share this implementation.
 
-use std::collections::HashMap;
+// foldhash (DataFusion's map): the labels hashed here are short, and SipHash showed in profiles.
+use datafusion::common::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{

@@ -97,7 +97,10 @@ pub fn mode_of(v: &MessagesView, row: usize, code: &CodeTools) -> String {
                     1 if last_tool_error => "R".to_string(),
                     1 => {
                         moves.run.0 += 1;
-                        moves.run.1 |= consumes_earlier(v.call_args(calls.start), &earlier);
+                        // One dependency is enough to mark the run; later calls need no walk.
+                        if !moves.run.1 {
+                            moves.run.1 = consumes_earlier(v.call_args(calls.start), &earlier);
+                        }
                         continue;
                     }
                     k => format!("P{}", bucket(k)),
