@@ -13,10 +13,12 @@
 -- Parameters: round (0 = the one after the last), n, w_surprisal, w_cac, w_cluster,
 -- w_rare_domain, seed.
 --   INSERT INTO synthesis_requests SELECT * FROM seeds_next_round
+-- The selected clusters' tools come first: DataFusion builds its hash table from that side and,
+-- when it is empty, never decodes the trajectories' messages for this lookup.
 WITH seed_clusters AS (
     SELECT s.traj_id, min(k.cluster_id) AS cluster_id
-    FROM (SELECT traj_id, unnest(tool_sequence(messages)) AS tool FROM trajectories) s
-    JOIN (SELECT cluster_id, unnest(tool_names) AS tool FROM clusters WHERE selected) k
+    FROM (SELECT cluster_id, unnest(tool_names) AS tool FROM clusters WHERE selected) k
+    JOIN (SELECT traj_id, unnest(tool_sequence(messages)) AS tool FROM trajectories) s
       ON s.tool = k.tool
     GROUP BY s.traj_id
 ),
