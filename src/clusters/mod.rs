@@ -399,8 +399,8 @@ async fn write_tables(corpus: &Corpus, clusters: &[Cluster], edges: &[EdgeRow]) 
 /// A cluster's tools and internal edges, for `tdscale clusters show`.
 pub async fn show(corpus: &Corpus, cluster_id: &str) -> Result<String> {
     let ctx = crate::query::session::corpus_context(corpus).await?;
-    let esc = cluster_id.replace('\'', "''");
-    let head = ctx.sql(&format!("SELECT cluster_id, service, domain, size, internal_edges, selected, rank, coverage_gain FROM clusters WHERE cluster_id = '{esc}'")).await;
+    let id = crate::query::params::string_literal(cluster_id);
+    let head = ctx.sql(&format!("SELECT cluster_id, service, domain, size, internal_edges, selected, rank, coverage_gain FROM clusters WHERE cluster_id = {id}")).await;
     let head = match head {
         Ok(df) => df.collect().await?,
         Err(_) => {
@@ -417,8 +417,8 @@ pub async fn show(corpus: &Corpus, cluster_id: &str) -> Result<String> {
             corpus.display()
         )));
     }
-    let tools = ctx.sql(&format!("SELECT t.name, t.description FROM (SELECT unnest(tool_ids) AS id FROM clusters WHERE cluster_id = '{esc}') c JOIN tools t ON t.tool_id = c.id ORDER BY t.name")).await?.collect().await?;
-    let edges = ctx.sql(&format!("SELECT from_tool, to_tool, field, score, evidence FROM cluster_edges WHERE cluster_id = '{esc}' ORDER BY from_tool, to_tool, field")).await?.collect().await?;
+    let tools = ctx.sql(&format!("SELECT t.name, t.description FROM (SELECT unnest(tool_ids) AS id FROM clusters WHERE cluster_id = {id}) c JOIN tools t ON t.tool_id = c.id ORDER BY t.name")).await?.collect().await?;
+    let edges = ctx.sql(&format!("SELECT from_tool, to_tool, field, score, evidence FROM cluster_edges WHERE cluster_id = {id} ORDER BY from_tool, to_tool, field")).await?.collect().await?;
     let pretty = |b: &[RecordBatch]| {
         datafusion::arrow::util::pretty::pretty_format_batches(b).map(|t| t.to_string())
     };

@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 
 /// Resolves `target` to a store and a path inside it. Local parents are created.
 pub fn resolve(target: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
-    if let Some(rest) = target.strip_prefix("s3://") {
-        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    if let Some(parts) = crate::store::s3_parts(target) {
+        let (bucket, key) = parts?;
         if key.is_empty() {
             return Err(Error::Usage(format!(
                 "`{target}` names no object: use s3://bucket/key"

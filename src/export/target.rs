@@ -61,11 +61,8 @@ impl ExportTarget {
     /// Opens `url` (a folder, created if missing, or `s3://bucket/prefix`).
     pub fn open(url: &str, retry: RetryPolicy) -> Result<Self> {
         let display = url.trim_end_matches('/').to_string();
-        if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(Error::Usage(format!("`{url}` names no bucket")));
-            }
+        if let Some(parts) = crate::store::s3_parts(url) {
+            let (bucket, prefix) = parts?;
             let config = RetryConfig {
                 backoff: BackoffConfig {
                     init_backoff: Duration::from_millis(50),

@@ -58,3 +58,12 @@ pub fn substitute(sql: &str, params: &HashMap<String, String>) -> Result<String>
     out.push_str(rest);
     Ok(out)
 }
+
+/// `text` as a SQL string literal, quotes doubled, for values spliced into generated SQL.
+///
+/// ```
+/// assert_eq!(tdscale::query::params::string_literal("it's"), "'it''s'");
+/// ```
+pub fn string_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}

@@ -106,6 +106,28 @@ pub fn s3_store_with_retry(
     Ok(Arc::new(store))
 }
 
+/// The bucket and the key (or prefix) of an `s3://bucket/key` URL; `None` when `url` is not an
+/// `s3://` URL, an error when it names no bucket.
+///
+/// ```
+/// use tdscale::store::s3_parts;
+/// assert_eq!(s3_parts("s3://b/runs/x.parquet").unwrap().unwrap(), ("b", "runs/x.parquet"));
+/// assert_eq!(s3_parts("s3://b").unwrap().unwrap(), ("b", ""));
+/// assert!(s3_parts("s3:///x").unwrap().is_err());
+/// assert!(s3_parts("./corpus").is_none());
+/// ```
+pub fn s3_parts(url: &str) -> Option<Result<(&str, &str)>> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    Some(if bucket.is_empty() {
+        Err(Error::Usage(format!(
+            "`{url}` names no bucket: use s3://bucket/prefix"
+        )))
+    } else {
+        Ok((bucket, key))
+    })
+}
+
 impl Corpus {
     /// Opens (and for a local folder, creates) the corpus at `root`: a path, a `file://` URL or
     /// an `s3://bucket/prefix` URL.
@@ -116,13 +138,8 @@ impl Corpus {
     /// assert!(corpus.table_url("trajectories").ends_with("/trajectories/"));
     /// ```
     pub fn open(root: &str) -> Result<Self> {
-        if let Some(rest) = root.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(Error::Usage(format!(
-                    "`{root}` names no bucket: use s3://bucket/prefix"
-                )));
-            }
+        if let Some(parts) = s3_parts(root) {
+            let (bucket, prefix) = parts?;
             let prefix = prefix.trim_end_matches('/');
             let root_url = Url::parse(&format!(
                 "s3://{bucket}/{prefix}{}",

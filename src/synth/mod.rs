@@ -129,7 +129,7 @@ fn short_hash(text: &str) -> String {
 fn sql_list(ids: &HashSet<&str>) -> String {
     let mut v: Vec<String> = ids
         .iter()
-        .map(|s| format!("'{}'", s.replace('\'', "''")))
+        .map(|s| crate::query::params::string_literal(s))
         .collect();
     v.sort();
     v.join(", ")
@@ -270,8 +270,8 @@ async fn has_batch_rows(
 ) -> Result<bool> {
     let n = ctx
         .sql(&format!(
-            "SELECT count(*) AS n FROM {table} WHERE batch_id = '{}'",
-            batch_id.replace('\'', "''")
+            "SELECT count(*) AS n FROM {table} WHERE batch_id = {}",
+            crate::query::params::string_literal(batch_id)
         ))
         .await?
         .collect()
@@ -355,8 +355,8 @@ pub async fn run_batch(
     let existing: HashSet<String> = {
         let b = ctx
             .sql(&format!(
-                "SELECT traj_id FROM trajectories WHERE batch_id = '{}'",
-                batch_id.replace('\'', "''")
+                "SELECT traj_id FROM trajectories WHERE batch_id = {}",
+                crate::query::params::string_literal(batch_id)
             ))
             .await?
             .collect()

@@ -49,11 +49,7 @@ async fn each_bad_record_is_reported_copied_and_counted() {
     // The rejects file holds every bad record with its original text.
     let rejects = s.rejects_file.clone().expect("a rejects file");
     let path = url::Url::parse(&rejects).unwrap().to_file_path().unwrap();
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&std::fs::read_to_string(path).unwrap());
     assert_eq!(lines.len(), 8);
     let original: Vec<&str> = include_str!("../../testdata/bad/malformed.jsonl")
         .lines()

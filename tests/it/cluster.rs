@@ -301,12 +301,7 @@ fn separate_processes_run_tdscale_sql_and_fail_clearly_when_an_executor_dies() {
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    let parse = |o: &std::process::Output| -> Vec<Value> {
-        stdout(o)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
+    let parse = |o: &std::process::Output| json_lines(&stdout(o));
     // It ran on the cluster: the client's plan is a distributed one.
     let explain = sql_json(&[
         "sql",

@@ -27,6 +27,33 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Every line of JSON-lines text, parsed.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The JSON document a successful command printed.
+pub fn ok_json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// The rows of `tdscale sql --format json`.
+pub fn sql_rows(corpus: &str, q: &str) -> Vec<serde_json::Value> {
+    let o = run(&["sql", corpus, "--format", "json", q]);
+    assert!(o.status.success(), "{q}: {}", stderr(&o));
+    json_lines(&stdout(&o))
+}
+
+/// A JSON number, or a string holding one (wide integers and decimals print as strings).
+pub fn number(v: &serde_json::Value) -> f64 {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
 /// The repository's folder.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -282,10 +309,6 @@ impl OpenAiStub {
 
     /// The request log: one JSON object per request.
     pub fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a log line is JSON"))
-            .collect()
+        json_lines(&std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 }

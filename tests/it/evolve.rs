@@ -10,7 +10,7 @@ use tdscale::model::{Message, ToolCall, ToolDef, Trajectory};
 use tdscale::synth::blueprint::{Blueprint, Dependency, Mutation, PlannedCall, Step};
 use tdscale::synth::verify::verify;
 
-use crate::common::{OpenAiStub, bin, run, stderr, stdout};
+use crate::common::{OpenAiStub, bin, json_lines, number, ok_json, run, sql_rows, stderr, stdout};
 
 fn obj(v: Value) -> serde_json::Map<String, Value> {
     v.as_object().unwrap().clone()
@@ -198,30 +198,11 @@ fn generate(dir: &Path, name: &str, n: usize, seed: u64) -> String {
 }
 
 fn json_out(args: &[&str]) -> Value {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "tdscale {args:?} failed: {}",
-        stderr(&o)
-    );
-    serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
-}
-
-fn sql_json(corpus: &str, q: &str) -> Vec<Value> {
-    let o = run(&["sql", corpus, "--format", "json", q]);
-    assert!(o.status.success(), "{q}: {}", stderr(&o));
-    stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    ok_json(&run(args))
 }
 
 fn num(v: &Value, k: &str) -> f64 {
-    v[k].as_f64().unwrap_or_else(|| {
-        v[k].as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("{k} in {v}"))
-    })
+    number(&v[k])
 }
 
 #[test]
@@ -230,7 +211,7 @@ fn the_seed_plan_picks_the_rarest_cells_and_insert_runs_a_batch() {
     let c = generate(dir.path(), "c", 600, 5);
     // Surprisal only: every picked seed's (domain, mode) cell is at most as frequent as the
     // cell of any trajectory left out.
-    let picked = sql_json(
+    let picked = sql_rows(
         &c,
         "SELECT seed_id, domain, reasoning_mode FROM seeds_next_round",
     );
@@ -249,12 +230,9 @@ fn the_seed_plan_picks_the_rarest_cells_and_insert_runs_a_batch() {
         "SELECT seed_id, domain, reasoning_mode, mutation, \"round\" FROM seeds_next_round",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let picked: Vec<Value> = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let picked = json_lines(&stdout(&o));
     assert_eq!(picked.len(), 12);
-    let cells = sql_json(
+    let cells = sql_rows(
         &c,
         "SELECT coalesce(domain, 'unknown') AS d, coalesce(reasoning_mode, reasoning_mode(messages)) AS m, count(*) AS n FROM trajectories GROUP BY 1, 2",
     );
@@ -283,7 +261,7 @@ fn the_seed_plan_picks_the_rarest_cells_and_insert_runs_a_batch() {
             )]
         })
         .fold(0.0, f64::max);
-    let all = sql_json(
+    let all = sql_rows(
         &c,
         "SELECT traj_id, coalesce(domain, 'unknown') AS d, coalesce(reasoning_mode, reasoning_mode(messages)) AS m FROM trajectories",
     );
@@ -318,7 +296,7 @@ fn the_seed_plan_picks_the_rarest_cells_and_insert_runs_a_batch() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let inserted: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    let batches = sql_json(&c, "SELECT * FROM batches");
+    let batches = sql_rows(&c, "SELECT * FROM batches");
     assert_eq!(batches.len(), 1);
     let b = &batches[0];
     assert_eq!(num(b, "requested"), 12.0);
@@ -327,9 +305,9 @@ fn the_seed_plan_picks_the_rarest_cells_and_insert_runs_a_batch() {
         num(b, "accepted") + num(b, "rejected") + num(b, "failed"),
         12.0
     );
-    let requests = sql_json(&c, "SELECT count(*) AS n FROM synthesis_requests");
+    let requests = sql_rows(&c, "SELECT count(*) AS n FROM synthesis_requests");
     assert_eq!(num(&requests[0], "n"), 12.0);
-    let new = sql_json(
+    let new = sql_rows(
         &c,
         "SELECT count(*) AS n, count(DISTINCT parent_id) AS parents FROM trajectories WHERE \"round\" = 1",
     );
@@ -339,7 +317,7 @@ fn the_seed_plan_picks_the_rarest_cells_and_insert_runs_a_batch() {
         num(b, "accepted"),
         "one child per seed"
     );
-    let bps = sql_json(
+    let bps = sql_rows(
         &c,
         "SELECT count(*) AS n FROM blueprints WHERE target_mode <> '' AND goal <> ''",
     );
@@ -383,7 +361,7 @@ fn steered_evolution_raises_diversity_more_than_random_seeds() {
             .iter()
             .map(|b| num(b, "accepted"))
             .sum();
-        let new = sql_json(
+        let new = sql_rows(
             &c,
             "SELECT count(*) AS n, count(DISTINCT traj_id) AS ids,
                     sum(CASE WHEN parent_id IS NOT NULL AND batch_id IS NOT NULL AND domain IS NOT NULL
@@ -398,7 +376,7 @@ fn steered_evolution_raises_diversity_more_than_random_seeds() {
             "offline acceptance too low: {accepted} of 240"
         );
         // Code steps ran for real in the sandbox: each result is the mean the code computes.
-        let runs = sql_json(
+        let runs = sql_rows(
             &c,
             "SELECT arguments, result, is_error FROM tool_calls WHERE tool_name = 'python' AND \"round\" > 0 AND arguments LIKE '%values = [%'",
         );
@@ -510,7 +488,7 @@ fn openai_backend_retries_transient_faults_and_records_failed_items() {
         "the client counts what the server answered"
     );
     // Failed items are recorded with why; verifier rejections with theirs.
-    let rejects = sql_json(&c, "SELECT stage, reasons FROM synthesis_rejects");
+    let rejects = sql_rows(&c, "SELECT stage, reasons FROM synthesis_rejects");
     assert_eq!(rejects.len() as f64, rej + fail);
     let failed: Vec<&Value> = rejects
         .iter()
@@ -526,7 +504,7 @@ fn openai_backend_retries_transient_faults_and_records_failed_items() {
             "{r}"
         );
     }
-    let n = sql_json(
+    let n = sql_rows(
         &c,
         "SELECT count(*) AS n FROM trajectories WHERE \"round\" = 1",
     );
@@ -594,16 +572,16 @@ fn killed_batch_resumes_without_duplicates_or_repeated_calls() {
         num(&s["backend"], "cache_hits") >= cached.len() as f64,
         "every answer cached before the kill is reused"
     );
-    let rows = sql_json(
+    let rows = sql_rows(
         &c,
         "SELECT count(*) AS n, count(DISTINCT traj_id) AS ids FROM trajectories WHERE \"round\" = 1",
     );
     assert_eq!(num(&rows[0], "n"), num(b, "accepted"));
     assert_eq!(num(&rows[0], "ids"), num(b, "accepted"));
-    assert_eq!(sql_json(&c, "SELECT * FROM batches").len(), 1);
+    assert_eq!(sql_rows(&c, "SELECT * FROM batches").len(), 1);
     assert_eq!(
         num(
-            &sql_json(&c, "SELECT count(*) AS n FROM synthesis_requests")[0],
+            &sql_rows(&c, "SELECT count(*) AS n FROM synthesis_requests")[0],
             "n"
         ),
         30.0

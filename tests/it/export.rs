@@ -9,25 +9,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn ok_json(o: &std::process::Output) -> Value {
-    assert!(o.status.success(), "{}", stderr(o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
-}
-
-fn sql_rows(corpus: &str, q: &str) -> Vec<Value> {
-    let o = run(&["sql", corpus, "--format", "json", q]);
-    assert!(o.status.success(), "{q}: {}", stderr(&o));
-    stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn n(v: &Value) -> f64 {
-    v.as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| panic!("not a number: {v}"))
-}
+use crate::common::number as n;
 
 const BFCL: &[&str] = &[
     "bfcl/BFCL_v4_simple_python.json",
@@ -210,11 +192,7 @@ fn bfcl_check(dir: &Path, mutate: bool) -> Value {
 }
 
 fn read_jsonl(p: &Path) -> Vec<Value> {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_lines(&std::fs::read_to_string(p).unwrap())
 }
 
 #[test]
@@ -303,14 +281,7 @@ fn bfcl_export_passes_the_official_ast_checker() {
 
 /// Every (path, JSON type) of a value, arrays' items under `[]`.
 fn type_paths(v: &Value, path: &str, out: &mut BTreeMap<String, BTreeSet<&'static str>>) {
-    let ty = match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
+    let ty = tdscale::ingest::formats::fields::kind(v);
     out.entry(path.to_string()).or_default().insert(ty);
     match v {
         Value::Array(a) => a

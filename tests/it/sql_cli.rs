@@ -29,10 +29,7 @@ fn formats_table_csv_json_and_parquet_file() {
     let o = run(&["sql", &root, q, "--format", "csv"]);
     assert_eq!(stdout(&o), "source,n\nopenai_chat,3\ntau_bench_retail,2\n");
     let o = run(&["sql", &root, q, "--format", "json"]);
-    let rows: Vec<serde_json::Value> = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&stdout(&o));
     assert_eq!(
         rows[1],
         serde_json::json!({"source": "tau_bench_retail", "n": 2})
