@@ -7,6 +7,7 @@
 //! `../shared/data/`. Trajectory `i` depends only on the seed and `i`, so corpora are generated in
 //! parallel and a larger corpus extends a smaller one with the same seed.
 
+use crate::rng::Rng;
 use serde_json::{Value, json};
 
 use crate::model::{Message, ToolCall, ToolDef, Trajectory};
@@ -76,31 +77,6 @@ impl Default for GenOptions {
             domains: DOMAINS.len(),
             zipf: 1.1,
         }
-    }
-}
-
-/// SplitMix64: tiny, fast, and stable across crate versions, which a reproducible corpus needs.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in [0, n).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.f64() * n as f64) as usize % n.max(1)
     }
 }
 
@@ -326,7 +302,7 @@ impl Generator {
             reward: Some(if rng.f64() < 0.6 { 1.0 } else { 0.0 }),
             ..Default::default()
         };
-        crate::ingest::formats::finish(&mut t);
+        crate::formats::finish(&mut t);
         t
     }
 }
@@ -340,6 +316,16 @@ pub struct GenSummary {
     pub seconds: f64,
 }
 
+impl GenSummary {
+    /// The summary as one line.
+    pub fn to_text(&self, corpus: &str) -> String {
+        format!(
+            "generated {} trajectories into {} in {:.1} s\n",
+            self.trajectories, corpus, self.seconds
+        )
+    }
+}
+
 /// Writes trajectories `0..n` into the corpus (round 0) and, when asked, as OpenAI JSONL too.
 pub async fn generate(
     corpus: &crate::store::Corpus,
@@ -351,13 +337,18 @@ pub async fn generate(
     use rayon::prelude::*;
     use tokio::io::AsyncWriteExt;
 
-    use crate::store::{convert, schema, tables, writer};
+    use crate::store::{convert, location::Location, tables, writer};
 
     let started = std::time::Instant::now();
     let g = Generator::new(opts);
-    let dir = format!("{}/{}=0", tables::TRAJECTORIES, schema::ROUND_COLUMN);
-    let mut parts = writer::PartWriter::new(corpus, &dir, schema::trajectory_file_schema());
-    let mut out = jsonl.map(crate::export::sink::writer).transpose()?;
+    let mut parts = writer::PartWriter::for_table(corpus, &tables::TRAJECTORIES, 0);
+    let mut out = match jsonl {
+        Some(url) => {
+            let (folder, name) = Location::of_object(url)?;
+            Some(folder.writer(&name))
+        }
+        None => None,
+    };
     let pb = if progress {
         indicatif::ProgressBar::new(n)
     } else {
@@ -376,7 +367,7 @@ pub async fn generate(
                 ts.par_iter()
                     .map(|t| {
                         let mut line =
-                            serde_json::to_vec(&crate::export::openai::to_openai_json(t))
+                            serde_json::to_vec(&crate::formats::openai::to_openai_json(t))
                                 .unwrap_or_default();
                         line.push(b'\n');
                         line

@@ -1,25 +1,53 @@
 //! tdscale: a dataflow analytics engine over corpora of tool-use agent trajectories.
 //!
-//! The modules follow the flow of data: [`ingest`] parses raw corpora into the canonical
-//! [`model`], [`store`] keeps them as Parquet tables under one root, [`query`] opens a SQL
-//! session over the tables with the [`metrics`] functions registered, [`report`] turns the
-//! metrics into the diversity report, [`select`] picks training subsets, [`evolve`] picks seeds
-//! in SQL and [`synth`] turns them into new trajectories, and [`export`] writes results back out. [`cli`] is the thin command-line layer over all of it.
+//! The modules are declared below in the order of the flow (DESIGN.md, "The flow"), and a module
+//! uses only the ones declared before it (`tests/it/layers.rs` checks it):
+//!
+//! - the ground floor: [`error`], [`choice`], the canonical [`model`] and [`rng`];
+//! - [`formats`] reads and writes every trajectory dialect and tool catalog (model only);
+//! - [`metrics`] are the SQL functions, and the per-trajectory values behind them;
+//! - [`store`] keeps the corpus as Parquet tables under one root (local or S3);
+//! - [`ingest`] streams raw files through the formats into the store;
+//! - [`query`] opens the SQL session over a corpus; [`sandbox`] runs untrusted Python and SQL;
+//! - [`report`], [`clusters`] and [`select`] answer questions and pick subsets in SQL;
+//! - [`synth`] turns a request into a verified trajectory; [`evolve`] picks seeds and runs rounds;
+//! - [`export`] writes training files and evaluation splits;
+//! - [`generate`] makes synthetic corpora; `distributed` runs the SQL on Ballista;
+//! - [`cli`] is the thin command-line layer over all of it.
 
-pub mod cli;
+pub mod error;
+
+pub mod choice;
+pub mod model;
+pub mod rng;
+
+pub mod formats;
+
+pub mod metrics;
+
+pub mod store;
+
+pub mod ingest;
+
+pub mod query;
+
+pub mod sandbox;
+
+pub mod report;
+
 pub mod clusters;
+
+pub mod select;
+
+pub mod synth;
+
+pub mod evolve;
+
+pub mod export;
+
+pub mod generate;
+
 #[cfg(feature = "cluster")]
 pub mod distributed;
-pub mod error;
-pub mod evolve;
-pub mod export;
-pub mod generate;
-pub mod ingest;
-pub mod metrics;
-pub mod model;
-pub mod query;
-pub mod report;
-pub mod sandbox;
-pub mod select;
-pub mod store;
-pub mod synth;
+
+pub mod cli;

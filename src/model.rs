@@ -100,6 +100,13 @@ pub struct CatalogTool {
     pub source: String,
     pub format: String,
     pub metadata: Map<String, Value>,
+    /// The domain label the catalog gives the tool or its server, if any.
+    pub domain: Option<String>,
+    /// Where the definition comes from: `catalog` (a tool catalog), `trajectory` (the tools a
+    /// trajectory offered) or `inferred` (learnt from the calls in the corpus).
+    pub provenance: Option<String>,
+    /// For an inferred definition: how many calls it was learnt from.
+    pub learned_from_calls: Option<i64>,
 }
 
 impl CatalogTool {

@@ -1,12 +1,26 @@
 //! Every command-line option, defined in one place.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::choice::Choice;
+use crate::error::Error;
+use crate::evolve::SeedStrategy;
+use crate::formats::Format;
 use crate::ingest::TargetTable;
-use crate::ingest::formats::Format;
 use crate::query::output::OutputFormat;
+use crate::report::GroupBy;
+use crate::select::{Strategy, Unit};
+use crate::synth::Backend;
+
+/// A value parser offering the names of a library [`Choice`].
+fn choice<T: Choice>() -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(T::names())
+        .map(|s: String| T::from_name(&s).expect("clap only passes listed names"))
+}
 
 /// tdscale: SQL analytics over corpora of tool-use agent trajectories.
 ///
@@ -68,10 +82,10 @@ pub struct IngestArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Table to fill: trajectories, or tools (catalogs and the tools offered in trajectories).
-    #[arg(long, value_enum, default_value = "trajectories")]
+    #[arg(long, value_parser = choice::<TargetTable>(), default_value = "trajectories")]
     pub table: TargetTable,
     /// Input format for every file instead of detecting it.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Format>())]
     pub format: Option<Format>,
     /// Dataset name stored in `source` (default: each file's name).
     #[arg(long)]
@@ -106,7 +120,7 @@ pub struct SqlArgs {
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
     /// Result format.
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, value_parser = choice::<OutputFormat>(), default_value = "table")]
     pub format: OutputFormat,
     /// Write the result of the last statement to this file or s3:// URL instead of stdout.
     #[arg(long)]
@@ -124,7 +138,7 @@ pub struct SqlArgs {
 pub struct SynthArgs {
     /// `offline` plays the agents deterministically with no model; `openai` calls an
     /// OpenAI-compatible chat-completions server.
-    #[arg(long, value_enum, default_value = "offline")]
+    #[arg(long, value_parser = choice::<Backend>(), default_value = "offline")]
     pub backend: Backend,
     /// Base URL of the OpenAI-compatible server.
     #[arg(
@@ -165,25 +179,6 @@ pub struct SynthArgs {
     pub code_timeout: std::time::Duration,
 }
 
-impl SynthArgs {
-    /// The defaults, as if no option were given (the demo's settings).
-    pub fn parse_from_defaults() -> Self {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            synth: SynthArgs,
-        }
-        Only::parse_from(["tdscale"]).synth
-    }
-}
-
-/// Synthesis backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    Offline,
-    Openai,
-}
-
 #[derive(Debug, Args)]
 pub struct EvolveArgs {
     /// Corpus root: a folder or s3://bucket/prefix.
@@ -195,8 +190,8 @@ pub struct EvolveArgs {
     #[arg(long, default_value_t = 200)]
     pub per_round: usize,
     /// How seeds are picked: the long tail, or uniformly at random (a control).
-    #[arg(long, value_enum, default_value = "steered")]
-    pub strategy: crate::evolve::SeedStrategy,
+    #[arg(long, value_parser = choice::<SeedStrategy>(), default_value = "steered")]
+    pub strategy: SeedStrategy,
     /// A parameter of queries/seeds_next_round.sql (w_surprisal, w_cac, w_cluster, w_rare_domain).
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
@@ -221,8 +216,8 @@ pub struct ReportArgs {
     /// Corpus root: a folder or s3://bucket/prefix.
     pub corpus: String,
     /// Group the report by this column.
-    #[arg(long, value_enum, default_value = "round")]
-    pub by: crate::report::GroupBy,
+    #[arg(long, value_parser = choice::<GroupBy>(), default_value = "round")]
+    pub by: GroupBy,
     /// Also write the report as an HTML page with charts.
     #[arg(long)]
     pub html: Option<PathBuf>,
@@ -242,11 +237,11 @@ pub struct BudgetArgs {
     #[arg(long, value_delimiter = ',', required = true)]
     pub budgets: Vec<i64>,
     /// What a budget counts.
-    #[arg(long, value_enum, default_value = "trajectories")]
-    pub unit: crate::select::Unit,
+    #[arg(long, value_parser = choice::<Unit>(), default_value = "trajectories")]
+    pub unit: Unit,
     /// Strategies, comma-separated (default: all six).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::select::Strategy::ALL.to_vec())]
-    pub strategies: Vec<crate::select::Strategy>,
+    #[arg(long, value_parser = choice::<Strategy>(), value_delimiter = ',', default_value = "random,head,stratified,greedy_entropy,complexity,deita")]
+    pub strategies: Vec<Strategy>,
     /// Number of seeds (0, 1, … n-1) per budget and strategy.
     #[arg(long, default_value_t = 3)]
     pub seeds: u32,
@@ -569,4 +564,196 @@ pub struct DemoArgs {
     /// Folder with the bundled data.
     #[arg(long, default_value = "testdata")]
     pub data: PathBuf,
+}
+
+// ---- Options of the library, from the arguments ----
+
+fn progress_bar_wanted(json: bool) -> bool {
+    !json && std::io::stderr().is_terminal()
+}
+
+impl IngestArgs {
+    pub fn options(&self) -> crate::ingest::IngestOptions {
+        crate::ingest::IngestOptions {
+            table: self.table,
+            format: self.format,
+            source: self.source.clone(),
+            domain: self.domain.clone(),
+            round: self.round,
+            rows_per_file: self.rows_per_file,
+            progress: progress_bar_wanted(self.json),
+        }
+    }
+}
+
+impl SynthArgs {
+    pub fn options(&self, progress: bool) -> crate::synth::SynthOptions {
+        crate::synth::SynthOptions {
+            backend: self.backend,
+            openai: crate::synth::backend::openai::OpenAiOptions {
+                base_url: self.base_url.clone(),
+                api_key: self.api_key.clone(),
+                model: self.model.clone(),
+                concurrency: self.concurrency,
+                requests_per_minute: self.requests_per_minute,
+                timeout: self.request_timeout,
+                max_retries: self.max_retries,
+                retry_base: self.retry_base,
+            },
+            cache: !self.no_cache,
+            seed: self.seed,
+            code_timeout: self.code_timeout,
+            progress,
+        }
+    }
+}
+
+impl EvolveArgs {
+    pub fn options(&self) -> crate::error::Result<crate::evolve::EvolveOptions> {
+        Ok(crate::evolve::EvolveOptions {
+            rounds: self.rounds,
+            per_round: self.per_round,
+            strategy: self.strategy,
+            params: crate::query::params::parse_pairs(&self.params)?,
+            seed: self.synth.seed,
+        })
+    }
+}
+
+impl BudgetArgs {
+    pub fn options(&self) -> crate::select::budget::BudgetOptions {
+        crate::select::budget::BudgetOptions {
+            budgets: self.budgets.clone(),
+            unit: self.unit,
+            strategies: self.strategies.clone(),
+            seeds: self.seeds,
+            out: self.out.clone(),
+            threshold: self.threshold,
+            training_files: !self.no_training_files,
+            progress: progress_bar_wanted(self.json),
+        }
+    }
+}
+
+impl ClustersBuildArgs {
+    pub fn options(&self) -> crate::error::Result<crate::clusters::BuildOptions> {
+        let domain_overrides = match &self.domains {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                serde_json::from_str(&text).map_err(|e| {
+                    Error::Usage(format!(
+                        "{}: expected a JSON object of service → domain: {e}",
+                        p.display()
+                    ))
+                })?
+            }
+            None => Default::default(),
+        };
+        Ok(crate::clusters::BuildOptions {
+            max_cluster_size: self.max_cluster_size,
+            select: self.select,
+            domain_overrides,
+        })
+    }
+}
+
+impl SplitArgs {
+    pub fn options(&self) -> crate::export::split::SplitOptions {
+        crate::export::split::SplitOptions {
+            by: self.by.clone(),
+            test: self.test,
+            seed: self.seed,
+            near_dup: self.near_dup,
+        }
+    }
+}
+
+impl ExportEvalArgs {
+    pub fn retry(&self) -> crate::export::target::RetryPolicy {
+        crate::export::target::RetryPolicy {
+            max_retries: self.retries,
+            timeout: self.retry_timeout,
+        }
+    }
+
+    /// The plan's text (`--query`), if one was given.
+    pub fn query_text(&self) -> crate::error::Result<Option<String>> {
+        self.query
+            .as_ref()
+            .map(|f| std::fs::read_to_string(f).map_err(|e| Error::io(f, e)))
+            .transpose()
+    }
+}
+
+impl GenArgs {
+    pub fn options(&self) -> crate::generate::GenOptions {
+        crate::generate::GenOptions {
+            seed: self.seed,
+            domains: self.domains,
+            zipf: self.zipf,
+        }
+    }
+}
+
+impl SandboxRunArgs {
+    pub fn limits(&self) -> crate::sandbox::Limits {
+        crate::sandbox::Limits {
+            memory_bytes: self.memory,
+            ..crate::sandbox::Limits::with_timeout(self.timeout)
+        }
+    }
+
+    /// The snippet or query: the file's text, or standard input for `-`.
+    pub fn code(&self) -> crate::error::Result<String> {
+        if self.file.as_os_str() == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| Error::io("stdin", e))?;
+            Ok(s)
+        } else {
+            std::fs::read_to_string(&self.file).map_err(|e| Error::io(&self.file, e))
+        }
+    }
+}
+
+#[cfg(feature = "cluster")]
+impl ClusterCommand {
+    /// Runs the node until the process ends.
+    pub async fn run(self) -> crate::error::Result<()> {
+        use crate::distributed::{ExecutorOptions, SchedulerOptions, run_executor, run_scheduler};
+        match self {
+            ClusterCommand::Scheduler {
+                bind,
+                external_host,
+                executor_timeout,
+            } => {
+                run_scheduler(&SchedulerOptions {
+                    bind,
+                    external_host,
+                    executor_timeout_seconds: executor_timeout,
+                })
+                .await
+            }
+            ClusterCommand::Executor {
+                scheduler,
+                bind,
+                grpc_port,
+                external_host,
+                concurrency,
+                work_dir,
+                heartbeat,
+            } => {
+                run_executor(&ExecutorOptions {
+                    scheduler,
+                    bind,
+                    grpc_port,
+                    external_host,
+                    concurrency,
+                    work_dir,
+                    heartbeat_seconds: heartbeat,
+                })
+                .await
+            }
+        }
+    }
 }

@@ -14,22 +14,35 @@ pub mod selection;
 pub mod taxonomy;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray,
-};
-use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::store::{Corpus, schema, writer};
+use crate::query::session::CorpusSession;
+use crate::store::{rows, tables};
 use edges::{ToolShape, find_edges};
 
-/// A row of `cluster_edges`: cluster, from tool, to tool, field, evidence, score.
-type EdgeRow = (String, String, String, String, String, f64);
+/// A row of `cluster_edges`.
+#[derive(Debug, Clone, Serialize)]
+struct EdgeRow {
+    cluster_id: String,
+    from_tool: String,
+    to_tool: String,
+    field: String,
+    evidence: String,
+    score: f64,
+}
+
+/// A row of `clusters`: a cluster and its size.
+#[derive(Serialize)]
+struct ClusterRow<'a> {
+    #[serde(flatten)]
+    cluster: &'a Cluster,
+    size: usize,
+}
 
 /// Build settings.
 #[derive(Debug, Clone)]
@@ -78,6 +91,31 @@ pub struct BuildSummary {
     pub problems: Vec<String>,
 }
 
+impl BuildSummary {
+    /// The first problems, one line each (the terminal's standard error).
+    pub fn problem_lines(&self) -> String {
+        let mut out = String::new();
+        for p in self.problems.iter().take(10) {
+            out.push_str(&format!("note: {p}\n"));
+        }
+        if self.problems.len() > 10 {
+            out.push_str(&format!(
+                "note: … and {} more (see --json)\n",
+                self.problems.len() - 10
+            ));
+        }
+        out
+    }
+
+    /// The summary as one line of text.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{} tools in {} services → {} clusters, {} dependency edges; {} clusters selected covering {} tools and capabilities\n",
+            self.tools, self.services, self.clusters, self.edges, self.selected, self.covered_items
+        )
+    }
+}
+
 /// The service key of a tool: its service, plus the namespace of a `Name.method` tool.
 fn service_key(service: &str, name: &str) -> String {
     match name.split_once('.') {
@@ -103,9 +141,8 @@ struct Row {
     output: Option<String>,
 }
 
-async fn read_tools(corpus: &Corpus) -> Result<Vec<Row>> {
-    let ctx = crate::query::session::corpus_context(corpus).await?;
-    let batches = ctx.sql("SELECT tool_id, name, service, description, parameters, output_schema FROM tools ORDER BY tool_id").await?.collect().await?;
+async fn read_tools(session: &CorpusSession) -> Result<Vec<Row>> {
+    let batches = session.ctx().sql("SELECT tool_id, name, service, description, parameters, output_schema FROM tools ORDER BY tool_id").await?.collect().await?;
     let mut rows = vec![];
     for b in &batches {
         let s = |i: usize| datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8);
@@ -167,11 +204,15 @@ fn split(n: usize, edges: &[edges::Edge], max: usize) -> Vec<Vec<usize>> {
 }
 
 /// Builds the clusters from the `tools` table and writes `clusters` and `cluster_edges`.
-pub async fn build(corpus: &Corpus, opts: &BuildOptions) -> Result<(BuildSummary, Vec<Cluster>)> {
+pub async fn build(
+    session: &CorpusSession,
+    opts: &BuildOptions,
+) -> Result<(BuildSummary, Vec<Cluster>)> {
+    let corpus = session.corpus();
     if opts.max_cluster_size == 0 {
         return Err(Error::Usage("--max-cluster-size must be at least 1".into()));
     }
-    let rows = read_tools(corpus).await?;
+    let rows = read_tools(session).await?;
     if rows.is_empty() {
         return Err(Error::Usage(format!(
             "the corpus {} has no tools: ingest catalogs first with `tdscale ingest {} FILES --table tools`",
@@ -260,14 +301,14 @@ pub async fn build(corpus: &Corpus, opts: &BuildOptions) -> Result<(BuildSummary
                 .filter(|e| members.contains(&e.from) && members.contains(&e.to))
                 .collect();
             for e in &internal {
-                edge_rows.push((
-                    cluster_id.clone(),
-                    tools[e.from].tool_id.clone(),
-                    tools[e.to].tool_id.clone(),
-                    e.field.clone(),
-                    e.evidence.clone(),
-                    e.score,
-                ));
+                edge_rows.push(EdgeRow {
+                    cluster_id: cluster_id.clone(),
+                    from_tool: tools[e.from].tool_id.clone(),
+                    to_tool: tools[e.to].tool_id.clone(),
+                    field: e.field.clone(),
+                    evidence: e.evidence.clone(),
+                    score: e.score,
+                });
             }
             let names: Vec<String> = g.iter().map(|&i| tools[i].name.clone()).collect();
             let text: Vec<&str> = g
@@ -315,107 +356,56 @@ pub async fn build(corpus: &Corpus, opts: &BuildOptions) -> Result<(BuildSummary
     summary.edges = edge_rows.len();
     summary.selected = picks.len();
     summary.covered_items = picks.iter().map(|p| p.gain).sum();
-    write_tables(corpus, &clusters, &edge_rows).await?;
+    write_tables(session, &clusters, &edge_rows).await?;
     Ok((summary, clusters))
-}
-
-fn strings(v: impl IntoIterator<Item = String>) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(v))
-}
-
-fn string_list(rows: &[Vec<String>]) -> ArrayRef {
-    let values: Vec<&str> = rows.iter().flatten().map(String::as_str).collect();
-    Arc::new(ListArray::new(
-        Arc::new(Field::new("item", DataType::Utf8, true)),
-        OffsetBuffer::from_lengths(rows.iter().map(Vec::len)),
-        Arc::new(StringArray::from_iter_values(values)),
-        None,
-    ))
 }
 
 /// Writes the new tables, then removes the files of the previous build (readers see either the
 /// old or the new build's files complete, never a partial file).
-async fn write_tables(corpus: &Corpus, clusters: &[Cluster], edges: &[EdgeRow]) -> Result<()> {
-    let old: Vec<_> = [
-        corpus.list_table("clusters").await?,
-        corpus.list_table("cluster_edges").await?,
+async fn write_tables(
+    session: &CorpusSession,
+    clusters: &[Cluster],
+    edges: &[EdgeRow],
+) -> Result<()> {
+    let corpus = session.corpus();
+    let old = [
+        corpus.list_table(&tables::CLUSTERS).await?,
+        corpus.list_table(&tables::CLUSTER_EDGES).await?,
     ]
     .concat();
-    let c = RecordBatch::try_new(
-        schema::clusters_schema(),
-        vec![
-            strings(clusters.iter().map(|c| c.cluster_id.clone())),
-            strings(clusters.iter().map(|c| c.service.clone())),
-            strings(clusters.iter().map(|c| c.domain.clone())),
-            Arc::new(Int64Array::from_iter_values(
-                clusters.iter().map(|c| c.tool_ids.len() as i64),
-            )),
-            string_list(
-                &clusters
-                    .iter()
-                    .map(|c| c.tool_ids.clone())
-                    .collect::<Vec<_>>(),
-            ),
-            string_list(
-                &clusters
-                    .iter()
-                    .map(|c| c.tool_names.clone())
-                    .collect::<Vec<_>>(),
-            ),
-            Arc::new(Int64Array::from_iter_values(
-                clusters.iter().map(|c| c.internal_edges as i64),
-            )),
-            Arc::new(BooleanArray::from_iter(
-                clusters.iter().map(|c| Some(c.selected)),
-            )),
-            Arc::new(Int64Array::from_iter(
-                clusters.iter().map(|c| c.rank.map(|r| r as i64)),
-            )),
-            Arc::new(Int64Array::from_iter(
-                clusters.iter().map(|c| c.coverage_gain.map(|g| g as i64)),
-            )),
-        ],
-    )?;
-    let e = RecordBatch::try_new(
-        schema::cluster_edges_schema(),
-        vec![
-            strings(edges.iter().map(|e| e.0.clone())),
-            strings(edges.iter().map(|e| e.1.clone())),
-            strings(edges.iter().map(|e| e.2.clone())),
-            strings(edges.iter().map(|e| e.3.clone())),
-            strings(edges.iter().map(|e| e.4.clone())),
-            Arc::new(Float64Array::from_iter_values(edges.iter().map(|e| e.5))),
-        ],
-    )?;
-    let mut w = writer::PartWriter::new(corpus, "clusters", schema::clusters_schema());
-    w.write(&c).await?;
-    w.finish().await?;
-    let mut w = writer::PartWriter::new(corpus, "cluster_edges", schema::cluster_edges_schema());
-    w.write(&e).await?;
-    w.finish().await?;
-    corpus.remove_files(old).await
+    let cluster_rows: Vec<ClusterRow> = clusters
+        .iter()
+        .map(|c| ClusterRow {
+            cluster: c,
+            size: c.tool_ids.len(),
+        })
+        .collect();
+    rows::append(corpus, &tables::CLUSTERS, &cluster_rows).await?;
+    rows::append(corpus, &tables::CLUSTER_EDGES, edges).await?;
+    corpus.remove_files(old).await?;
+    session.refresh(&tables::CLUSTERS)?;
+    session.refresh(&tables::CLUSTER_EDGES)
 }
 
 /// A cluster's tools and internal edges, for `tdscale clusters show`.
-pub async fn show(corpus: &Corpus, cluster_id: &str) -> Result<String> {
-    let ctx = crate::query::session::corpus_context(corpus).await?;
+pub async fn show(session: &CorpusSession, cluster_id: &str) -> Result<String> {
+    let (ctx, corpus) = (session.ctx(), session.corpus());
     let id = crate::query::params::string_literal(cluster_id);
-    let head = ctx.sql(&format!("SELECT cluster_id, service, domain, size, internal_edges, selected, rank, coverage_gain FROM clusters WHERE cluster_id = {id}")).await;
-    let head = match head {
-        Ok(df) => df.collect().await?,
-        Err(_) => {
-            return Err(Error::Usage(format!(
+    let head = ctx.sql(&format!("SELECT cluster_id, service, domain, size, internal_edges, selected, rank, coverage_gain FROM clusters WHERE cluster_id = {id}")).await?.collect().await?;
+    if head.iter().all(|b| b.num_rows() == 0) {
+        let built = corpus.list_table(&tables::CLUSTERS).await?;
+        return Err(Error::Usage(if built.is_empty() {
+            format!(
                 "no clusters in {}: run `tdscale clusters build {}` first",
                 corpus.display(),
                 corpus.display()
-            )));
-        }
-    };
-    if head.iter().all(|b| b.num_rows() == 0) {
-        return Err(Error::Usage(format!(
-            "no cluster `{cluster_id}`; list them with: tdscale sql {} \"SELECT cluster_id FROM clusters\"",
-            corpus.display()
-        )));
+            )
+        } else {
+            format!(
+                "no cluster `{cluster_id}`; list them with: tdscale sql {} \"SELECT cluster_id FROM clusters\"",
+                corpus.display()
+            )
+        }));
     }
     let tools = ctx.sql(&format!("SELECT t.name, t.description FROM (SELECT unnest(tool_ids) AS id FROM clusters WHERE cluster_id = {id}) c JOIN tools t ON t.tool_id = c.id ORDER BY t.name")).await?.collect().await?;
     let edges = ctx.sql(&format!("SELECT from_tool, to_tool, field, score, evidence FROM cluster_edges WHERE cluster_id = {id} ORDER BY from_tool, to_tool, field")).await?.collect().await?;

@@ -28,7 +28,6 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
-use crate::store::Corpus;
 use crate::store::registry::S3FromEnvRegistry;
 
 /// The logical codec of every node: Ballista's, plus the tables that table functions compute.
@@ -60,13 +59,8 @@ pub fn node_state(config: SessionConfig) -> datafusion::common::Result<SessionSt
         .with_default_features()
         .build();
     let ctx = SessionContext::new_with_state(state);
-    register_functions(&ctx);
+    crate::metrics::register(&ctx);
     Ok(ctx.state())
-}
-
-fn register_functions(ctx: &SessionContext) {
-    crate::metrics::register(ctx);
-    crate::select::register(ctx);
 }
 
 fn addr(s: &str, what: &str) -> Result<SocketAddr> {
@@ -167,9 +161,9 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         .map_err(ballista_err)
 }
 
-/// A client session on the cluster at `url` (`df://host:port`), with every tdscale function
-/// and the corpus's tables and views.
-pub async fn cluster_context(url: &str, corpus: &Corpus) -> Result<SessionContext> {
+/// A client context on the cluster at `url` (`df://host:port`) with every tdscale function;
+/// `CorpusSession::on` adds a corpus's tables and views.
+pub async fn cluster_context(url: &str) -> Result<SessionContext> {
     let state = node_state(session_config())?;
     let ctx = SessionContext::remote_with_state(url, state)
         .await
@@ -179,10 +173,8 @@ pub async fn cluster_context(url: &str, corpus: &Corpus) -> Result<SessionContex
             ))
         })?;
     // Connecting swaps in Ballista's function lists: register ours again.
-    register_functions(&ctx);
+    crate::metrics::register(&ctx);
     table_functions::register_eager(&ctx);
-    crate::query::session::register_tables(&ctx, corpus).await?;
-    crate::query::session::register_views(&ctx).await?;
     Ok(ctx)
 }
 

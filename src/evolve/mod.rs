@@ -9,15 +9,14 @@ pub mod requests;
 pub mod rounds;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::query::{params, session::corpus_context};
-use crate::store::Corpus;
-use crate::synth::{self, BatchSummary, SynthConfig};
+use crate::query::params;
+use crate::query::session::CorpusSession;
+use crate::synth::{self, BatchSummary, SynthOptions};
 use requests::{Shared, SynthesisRequests};
 use rounds::RoundRow;
 
@@ -25,7 +24,7 @@ use rounds::RoundRow;
 pub const SEEDS_SQL: &str = include_str!("../../queries/seeds_next_round.sql");
 
 /// How seeds are picked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SeedStrategy {
     /// The long tail: surprisal of the (domain, mode) cell, CAC and unused clusters.
@@ -56,6 +55,8 @@ impl SeedStrategy {
     }
 }
 
+crate::choice::impl_choice!(SeedStrategy, [SeedStrategy::Steered, SeedStrategy::Random]);
+
 /// What `tdscale evolve` does.
 #[derive(Debug, Clone)]
 pub struct EvolveOptions {
@@ -74,7 +75,31 @@ pub struct EvolveSummary {
     pub batches: Vec<BatchSummary>,
     pub rounds: Vec<RoundRow>,
     /// Backend statistics of the last batch (HTTP backends).
-    pub backend: Option<crate::synth::backend::openai::StatsSummary>,
+    pub backend: Option<crate::synth::backend::StatsSummary>,
+}
+
+impl EvolveSummary {
+    /// The batches, the backend's numbers and the rounds so far (`all_rounds`) as text.
+    pub fn to_text(&self, all_rounds: &[RoundRow]) -> String {
+        let mut out = String::new();
+        if self.resumed_batches > 0 {
+            out.push_str(&format!(
+                "finished {} interrupted batch(es)\n",
+                self.resumed_batches
+            ));
+        }
+        for b in &self.batches {
+            out.push_str(&format!(
+                "round {}: batch {} — {} requested, {} accepted, {} rejected, {} failed ({:.1} s)\n",
+                b.round, b.batch_id, b.requested, b.accepted, b.rejected, b.failed, b.seconds
+            ));
+        }
+        if let Some(st) = &self.backend {
+            out.push_str(&st.line());
+            out.push('\n');
+        }
+        out + &rounds::to_text(all_rounds)
+    }
 }
 
 /// The seed plan's SQL with parameters filled in.
@@ -82,47 +107,42 @@ pub fn seeds_sql(params: &HashMap<String, String>) -> Result<String> {
     params::substitute(SEEDS_SQL, params)
 }
 
-/// A session over the corpus with `synthesis_requests` (running batches with `config`) and the
-/// `seeds_next_round` view (with `params`).
-pub async fn evolution_context(
-    corpus: &Corpus,
-    config: Arc<SynthConfig>,
+/// Adds evolution to a session: the `synthesis_requests` table (its inserts run batches with
+/// `options`) and the `seeds_next_round` view (with `params`).
+pub async fn register(
+    session: &CorpusSession,
+    options: SynthOptions,
     params: &HashMap<String, String>,
-) -> Result<(SessionContext, Arc<Shared>)> {
-    let ctx = corpus_context(corpus).await?;
-    let shared = Arc::new(Shared {
-        corpus: corpus.clone(),
-        config,
-        finished: Mutex::new(vec![]),
-    });
+) -> Result<Arc<Shared>> {
+    let shared = Arc::new(Shared::new(session.scoped().await?, options));
+    let ctx = session.ctx();
+    ctx.deregister_table(requests::TABLE)?;
     ctx.register_table(requests::TABLE, Arc::new(SynthesisRequests(shared.clone())))?;
     let view = format!(
         "CREATE OR REPLACE VIEW seeds_next_round AS {}",
         seeds_sql(params)?
     );
-    ctx.sql(&view)
+    session
+        .sql(&view)
         .await
-        .map_err(|e| e.context("creating view seeds_next_round"))?
+        .map_err(|e| Error::Other(format!("creating view seeds_next_round: {e}")))?
         .collect()
         .await?;
-    Ok((ctx, shared))
+    Ok(shared)
 }
 
 /// Batches whose requests are stored but that never finished.
-pub async fn unfinished_batches(
-    corpus: &Corpus,
-) -> Result<Vec<(String, Vec<synth::SynthRequest>)>> {
-    let stored = requests::stored_batches(corpus).await?;
+async fn unfinished_batches(
+    session: &CorpusSession,
+    shared: &Shared,
+) -> Result<Vec<requests::StoredBatch>> {
+    let stored = shared.stored_batches().await?;
     if stored.is_empty() {
         return Ok(vec![]);
     }
-    let ctx = corpus_context(corpus).await?;
-    let done = ctx
-        .sql("SELECT DISTINCT batch_id FROM batches")
+    let done: std::collections::HashSet<String> = session
+        .collect("SELECT DISTINCT batch_id FROM batches")
         .await?
-        .collect()
-        .await?;
-    let done: std::collections::HashSet<String> = done
         .iter()
         .map(|b| crate::query::cells::strs(b, "batch_id"))
         .collect::<Result<Vec<_>>>()?
@@ -135,11 +155,12 @@ pub async fn unfinished_batches(
         .collect())
 }
 
-/// Runs `opts.rounds` rounds of evolution (an unfinished batch found first counts as one).
+/// Runs `opts.rounds` rounds of evolution (an unfinished batch found first counts as one), all
+/// in `session`.
 pub async fn evolve(
-    corpus: &Corpus,
+    session: &CorpusSession,
     opts: &EvolveOptions,
-    config: Arc<SynthConfig>,
+    synth: SynthOptions,
 ) -> Result<EvolveSummary> {
     let mut summary = EvolveSummary {
         resumed_batches: 0,
@@ -147,12 +168,17 @@ pub async fn evolve(
         rounds: vec![],
         backend: None,
     };
-    if rounds::list(corpus).await?.is_empty() {
-        let ctx = corpus_context(corpus).await?;
-        let last = ctx
-            .sql("SELECT coalesce(max(\"round\"), 0) AS r FROM trajectories")
-            .await?
-            .collect()
+    let mut p: HashMap<String, String> = opts.params.clone();
+    for (k, v) in opts.strategy.params() {
+        p.insert(k.into(), v.into());
+    }
+    p.insert("n".into(), opts.per_round.to_string());
+    p.insert("seed".into(), opts.seed.to_string());
+    let shared = register(session, synth, &p).await?;
+    let config = shared.config().await?;
+    if rounds::list(session).await?.is_empty() {
+        let last = session
+            .collect("SELECT coalesce(max(\"round\"), 0) AS r FROM trajectories")
             .await?;
         let r = last
             .first()
@@ -161,28 +187,20 @@ pub async fn evolve(
             .unwrap_or(0);
         summary
             .rounds
-            .push(rounds::append(corpus, r as i32, "baseline", None).await?);
+            .push(rounds::append(session, r as i32, "baseline", None).await?);
     }
-    for (id, reqs) in unfinished_batches(corpus).await? {
+    for (id, reqs) in unfinished_batches(session, &shared).await? {
         tracing::info!("finishing interrupted batch {id} ({} requests)", reqs.len());
-        let b = synth::run_batch(corpus, &id, &reqs, &config).await?;
+        let b = synth::run_batch(session, &id, &reqs, &config).await?;
         summary.resumed_batches += 1;
         summary
             .rounds
-            .push(rounds::append(corpus, b.round, opts.strategy.name(), Some(&b)).await?);
+            .push(rounds::append(session, b.round, opts.strategy.name(), Some(&b)).await?);
         summary.batches.push(b);
     }
-    let mut p: HashMap<String, String> = opts.params.clone();
-    for (k, v) in opts.strategy.params() {
-        p.insert(k.into(), v.into());
-    }
-    p.insert("n".into(), opts.per_round.to_string());
-    p.insert("seed".into(), opts.seed.to_string());
     while summary.batches.len() < opts.rounds {
-        let (ctx, shared) = evolution_context(corpus, config.clone(), &p).await?;
-        ctx.sql("INSERT INTO synthesis_requests SELECT * FROM seeds_next_round")
-            .await?
-            .collect()
+        session
+            .collect("INSERT INTO synthesis_requests SELECT * FROM seeds_next_round")
             .await?;
         let Some(b) = shared.finished.lock().expect("lock").pop() else {
             return Err(Error::Usage(
@@ -191,7 +209,7 @@ pub async fn evolve(
         };
         summary
             .rounds
-            .push(rounds::append(corpus, b.round, opts.strategy.name(), Some(&b)).await?);
+            .push(rounds::append(session, b.round, opts.strategy.name(), Some(&b)).await?);
         summary.batches.push(b);
     }
     summary.backend = config.model.stats();

@@ -4,9 +4,10 @@
 //! INSERT INTO synthesis_requests SELECT * FROM seeds_next_round;   -- returns the accepted count
 //! ```
 //!
-//! The sink (a DataFusion `DataSink`) stores the requests under
-//! `synthesis_requests/batch_id=<id>/` first, so a batch that is interrupted can be found and
-//! finished later, then runs the batch. Scanning the table shows every request ever made.
+//! The sink (a DataFusion `DataSink`) stores the requests as
+//! `synthesis_requests/batch_id=<id>/requests.parquet` first, so a batch that is interrupted can
+//! be found and finished later, then runs the batch. Scanning the table shows every request ever
+//! made. The model backend is built when the first batch runs, not when the table is registered.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -23,23 +24,91 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::TryStreamExt;
 
-use crate::store::{Corpus, rows, schema};
-use crate::synth::{self, BatchSummary, SynthConfig, SynthRequest};
+use crate::query::session::CorpusSession;
+use crate::store::{read, rows, schema};
+use crate::synth::{self, BatchSummary, SynthConfig, SynthOptions, SynthRequest};
 
 /// Where a batch's requests are stored.
-pub fn requests_dir(batch_id: &str) -> String {
-    format!("{TABLE}/batch_id={batch_id}")
+pub fn requests_file(batch_id: &str) -> String {
+    format!("{TABLE}/batch_id={batch_id}/requests.parquet")
 }
 
 /// The table name.
 pub const TABLE: &str = "synthesis_requests";
 
+/// A batch's id and its requests.
+pub type StoredBatch = (String, Vec<SynthRequest>);
+
 /// What the table and its sink share.
 pub struct Shared {
-    pub corpus: Corpus,
-    pub config: Arc<SynthConfig>,
+    /// A scope of the session the table is registered in (a scope, so that the session does
+    /// not own itself through this table).
+    pub session: CorpusSession,
+    pub options: SynthOptions,
+    config: tokio::sync::OnceCell<Arc<SynthConfig>>,
+    /// The stored batches, read once and kept up to date by the inserts.
+    stored: tokio::sync::OnceCell<Mutex<Vec<StoredBatch>>>,
     /// Batches run by INSERTs on this table, in order.
     pub finished: Mutex<Vec<BatchSummary>>,
+}
+
+impl Shared {
+    pub fn new(session: CorpusSession, options: SynthOptions) -> Self {
+        Self {
+            session,
+            options,
+            config: Default::default(),
+            stored: Default::default(),
+            finished: Mutex::new(vec![]),
+        }
+    }
+
+    /// The synthesis configuration, built on first use.
+    pub async fn config(&self) -> crate::error::Result<Arc<SynthConfig>> {
+        self.config
+            .get_or_try_init(|| async {
+                SynthConfig::new(&self.options, self.session.corpus()).map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    async fn stored(&self) -> crate::error::Result<&Mutex<Vec<StoredBatch>>> {
+        self.stored
+            .get_or_try_init(|| async { stored_batches(&self.session).await.map(Mutex::new) })
+            .await
+    }
+
+    /// Every stored batch, by id.
+    pub async fn stored_batches(&self) -> crate::error::Result<Vec<StoredBatch>> {
+        Ok(self.stored().await?.lock().expect("lock").clone())
+    }
+
+    /// Stores a batch's requests unless they are stored already (the same id means the same
+    /// requests). The file's name is the batch's, so a repeated store writes the same object.
+    async fn store(&self, batch_id: &str, requests: &[SynthRequest]) -> crate::error::Result<()> {
+        let stored = self.stored().await?;
+        if stored
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(id, _)| id == batch_id)
+        {
+            return Ok(());
+        }
+        let batch = rows::to_batch(schema::synthesis_request_schema(), requests)?;
+        let bytes = rows::parquet_bytes(std::slice::from_ref(&batch), batch.schema())?;
+        self.session
+            .corpus()
+            .location()
+            .put(&requests_file(batch_id), bytes)
+            .await?;
+        stored
+            .lock()
+            .expect("lock")
+            .push((batch_id.to_string(), requests.to_vec()));
+        Ok(())
+    }
 }
 
 /// The table provider.
@@ -47,7 +116,11 @@ pub struct SynthesisRequests(pub Arc<Shared>);
 
 impl fmt::Debug for SynthesisRequests {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SynthesisRequests({})", self.0.corpus.display())
+        write!(
+            f,
+            "SynthesisRequests({})",
+            self.0.session.corpus().display()
+        )
     }
 }
 
@@ -72,7 +145,14 @@ impl TableProvider for SynthesisRequests {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let stored = stored_requests(&self.0.corpus).await.map_err(external)?;
+        let stored: Vec<SynthRequest> = self
+            .0
+            .stored_batches()
+            .await
+            .map_err(external)?
+            .into_iter()
+            .flat_map(|(_, r)| r)
+            .collect();
         let batch = rows::to_batch(self.schema(), &stored).map_err(external)?;
         MemTable::try_new(self.schema(), vec![vec![batch]])?
             .scan(state, projection, &[], limit)
@@ -109,7 +189,7 @@ impl fmt::Debug for RequestSink {
 
 impl DisplayAs for RequestSink {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SynthesisBatch: {}", self.0.config.model.describe())
+        write!(f, "SynthesisBatch: {}", self.0.options.backend.name())
     }
 }
 
@@ -142,10 +222,9 @@ impl DataSink for RequestSink {
         }
         let shared = &self.0;
         let id = synth::batch_id(&requests);
-        store_requests(&shared.corpus, &id, &requests)
-            .await
-            .map_err(external)?;
-        let summary = synth::run_batch(&shared.corpus, &id, &requests, &shared.config)
+        shared.store(&id, &requests).await.map_err(external)?;
+        let config = shared.config().await.map_err(external)?;
+        let summary = synth::run_batch(&shared.session, &id, &requests, &config)
             .await
             .map_err(external)?;
         let accepted = summary.accepted as u64;
@@ -154,31 +233,10 @@ impl DataSink for RequestSink {
     }
 }
 
-/// Stores a batch's requests unless they are stored already (the same id means the same
-/// requests).
-async fn store_requests(
-    corpus: &Corpus,
-    batch_id: &str,
-    requests: &[SynthRequest],
-) -> crate::error::Result<()> {
-    if !corpus.list_table(&requests_dir(batch_id)).await?.is_empty() {
-        return Ok(());
-    }
-    rows::append(
-        corpus,
-        &requests_dir(batch_id),
-        schema::synthesis_request_schema(),
-        requests,
-    )
-    .await
-}
-
-/// Every stored request with its batch id.
-pub async fn stored_batches(
-    corpus: &Corpus,
-) -> crate::error::Result<Vec<(String, Vec<SynthRequest>)>> {
-    let mut out: Vec<(String, Vec<SynthRequest>)> = vec![];
-    let files = corpus.list_table(TABLE).await?;
+/// Every stored batch with its requests, in order of id.
+async fn stored_batches(session: &CorpusSession) -> crate::error::Result<Vec<StoredBatch>> {
+    let corpus = session.corpus();
+    let files = corpus.list(TABLE).await?;
     let mut ids: Vec<String> = files
         .iter()
         .filter(|m| m.location.as_ref().ends_with(".parquet"))
@@ -190,23 +248,24 @@ pub async fn stored_batches(
         .collect();
     ids.sort();
     ids.dedup();
-    let ctx = crate::query::session::bare_context();
-    corpus.register_store(&ctx);
+    let mut out = vec![];
     for id in ids {
-        let batches = ctx
-            .read_parquet(corpus.table_url(&requests_dir(&id)), Default::default())
-            .await?
-            .collect()
-            .await?;
+        let in_batch: Vec<_> = files
+            .iter()
+            .filter(|m| {
+                m.location
+                    .parts()
+                    .any(|p| p.as_ref() == format!("batch_id={id}"))
+            })
+            .cloned()
+            .collect();
+        let mut batches = vec![];
+        read::for_each_batch(corpus, &in_batch, None, |b| {
+            batches.push(b);
+            Ok(())
+        })
+        .await?;
         out.push((id, rows::from_batches(&batches)?));
     }
     Ok(out)
-}
-
-async fn stored_requests(corpus: &Corpus) -> crate::error::Result<Vec<SynthRequest>> {
-    Ok(stored_batches(corpus)
-        .await?
-        .into_iter()
-        .flat_map(|(_, r)| r)
-        .collect())
 }

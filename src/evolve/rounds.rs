@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::query::{params, session::corpus_context};
-use crate::store::{Corpus, rows, schema};
+use crate::query::params;
+use crate::query::session::CorpusSession;
+use crate::store::{rows, tables};
 use crate::synth::BatchSummary;
 
 /// The plan measuring the corpus after a round.
@@ -52,17 +53,16 @@ struct Measured {
 
 /// Measures the corpus up to `round` and appends the row.
 pub async fn append(
-    corpus: &Corpus,
+    session: &CorpusSession,
     round: i32,
     strategy: &str,
     batch: Option<&BatchSummary>,
 ) -> Result<RoundRow> {
-    let ctx = corpus_context(corpus).await?;
     let sql = params::substitute(
         ROUND_METRICS_SQL,
         &HashMap::from([("round".to_string(), round.to_string())]),
     )?;
-    let batches = ctx.sql(&sql).await?.collect().await?;
+    let batches = session.collect(&sql).await?;
     let m: Measured = rows::from_batches(&batches)?
         .into_iter()
         .next()
@@ -89,23 +89,47 @@ pub async fn append(
         acceptance_rate: (requested > 0).then(|| accepted as f64 / requested as f64),
         finished_at: chrono::Utc::now().to_rfc3339(),
     };
-    rows::append(
-        corpus,
-        "rounds",
-        schema::rounds_schema(),
+    let files = rows::append(
+        session.corpus(),
+        &tables::ROUNDS,
         std::slice::from_ref(&row),
     )
     .await?;
+    session.add_files(&tables::ROUNDS, &files).await?;
     Ok(row)
 }
 
 /// Every row of `rounds`, in order.
-pub async fn list(corpus: &Corpus) -> Result<Vec<RoundRow>> {
-    let ctx = corpus_context(corpus).await?;
-    let batches = ctx
-        .sql("SELECT * FROM rounds ORDER BY \"round\", finished_at")
-        .await?
-        .collect()
+pub async fn list(session: &CorpusSession) -> Result<Vec<RoundRow>> {
+    let batches = session
+        .collect("SELECT * FROM rounds ORDER BY \"round\", finished_at")
         .await?;
     rows::from_batches(&batches)
+}
+
+/// The rounds as a text table.
+pub fn to_text(rows: &[RoundRow]) -> String {
+    let f = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    let mut out = format!(
+        "{:>5} {:<9} {:>8} {:>6} {:>7} {:>7} {:>6} {:>8} {:>8} {:>9}\n",
+        "round", "strategy", "trajs", "new", "DE", "RME", "modes", "CAC p50", "CAC p90", "accepted"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:>5} {:<9} {:>8} {:>6} {:>7} {:>7} {:>6} {:>8} {:>8} {:>9}\n",
+            r.round,
+            r.strategy,
+            r.trajectories,
+            r.new_trajectories,
+            f(r.de_bits),
+            f(r.rme_bits),
+            r.modes,
+            f(r.cac_p50),
+            f(r.cac_p90),
+            r.acceptance_rate
+                .map(|x| format!("{:.0}%", 100.0 * x))
+                .unwrap_or_else(|| "-".into())
+        ));
+    }
+    out
 }

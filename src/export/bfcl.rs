@@ -45,6 +45,32 @@ pub struct BfclSummary {
     pub files: Vec<WrittenFile>,
 }
 
+impl BfclSummary {
+    /// The trajectories left out, a line each (the terminal's standard error).
+    pub fn skipped_lines(&self) -> String {
+        let mut out = String::new();
+        for (id, why) in self.skipped.iter().take(10) {
+            out.push_str(&format!("skipped {id}: {why}\n"));
+        }
+        if self.skipped.len() > 10 {
+            out.push_str(&format!(
+                "… and {} more skipped (see --json)\n",
+                self.skipped.len() - 10
+            ));
+        }
+        out
+    }
+
+    /// Entries per category and the files written to `to`.
+    pub fn to_text(&self, to: &str) -> String {
+        let mut out = String::new();
+        for (cat, n) in &self.entries {
+            out.push_str(&format!("{cat:<18} {n:>7} entries\n"));
+        }
+        out + &super::target::files_text(&self.files, to)
+    }
+}
+
 fn bfcl_type_of_value(v: &Value) -> &'static str {
     match v {
         Value::Bool(_) => "boolean",
@@ -57,7 +83,7 @@ fn bfcl_type_of_value(v: &Value) -> &'static str {
 }
 
 fn bfcl_type_of_schema(s: &Value) -> &'static str {
-    let t = crate::ingest::formats::tool_schema::primary_type(s);
+    let t = crate::formats::tool_schema::primary_type(s);
     match t {
         "object" => "dict",
         "number" => "float",

@@ -9,9 +9,7 @@
 //! `--threshold` are reported and written to the `contamination` table.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -19,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::metrics::lsh::LshIndex;
 use crate::metrics::minhash::signature;
 use crate::query::cells;
-use crate::query::session::corpus_context;
-use crate::store::{Corpus, rows};
+use crate::query::session::CorpusSession;
+use crate::store::{rows, tables};
 
 /// One flagged pair.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -44,14 +42,27 @@ pub struct DecontaminationSummary {
     pub flagged_trajectories: usize,
 }
 
-fn contamination_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("traj_id", DataType::Utf8, false),
-        Field::new("eval_file", DataType::Utf8, false),
-        Field::new("eval_id", DataType::Utf8, false),
-        Field::new("similarity", DataType::Float64, false),
-        Field::new("threshold", DataType::Float64, false),
-    ]))
+impl DecontaminationSummary {
+    /// The flagged pairs, a line each, then the counts.
+    pub fn to_text(&self, flags: &[Flag], threshold: f64) -> String {
+        let mut out = String::new();
+        for f in flags {
+            out.push_str(&format!(
+                "{:.3}  {}  ~  {} #{}\n",
+                f.similarity, f.traj_id, f.eval_file, f.eval_id
+            ));
+        }
+        out.push_str(&format!(
+            "{} of {} training trajectories flagged ({} pairs) against {} items of {} files at similarity ≥ {}; see the `contamination` table\n",
+            self.flagged_trajectories,
+            self.train_trajectories,
+            self.flagged_pairs,
+            self.eval_items,
+            self.eval_files,
+            threshold
+        ));
+        out
+    }
 }
 
 fn strings(v: &Value, out: &mut Vec<String>) {
@@ -176,7 +187,7 @@ fn records(path: &Path, unreadable: &mut Vec<String>) -> Result<Vec<(String, Val
 
 /// Flags training trajectories within `threshold` of any item of the evaluation files.
 pub async fn decontaminate(
-    corpus: &Corpus,
+    session: &CorpusSession,
     against: &[PathBuf],
     threshold: f64,
 ) -> Result<(DecontaminationSummary, Vec<Flag>)> {
@@ -201,7 +212,7 @@ pub async fn decontaminate(
         }
     }
     summary.eval_items = items.len();
-    let ctx = corpus_context(corpus).await?;
+    let ctx = session.ctx();
     let has_split = ctx
         .sql("SELECT count(*) AS n FROM splits")
         .await?
@@ -243,6 +254,7 @@ pub async fn decontaminate(
     }
     summary.flagged_pairs = flags.len();
     summary.flagged_trajectories = flagged.len();
-    rows::replace(corpus, "contamination", contamination_schema(), &flags).await?;
+    rows::replace(session.corpus(), &tables::CONTAMINATION, &flags).await?;
+    session.refresh(&tables::CONTAMINATION)?;
     Ok((summary, flags))
 }

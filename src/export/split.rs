@@ -19,10 +19,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::metrics::lsh::LshIndex;
 use crate::metrics::minhash::signature;
+use crate::metrics::seeded_hash::seeded_hash;
 use crate::query::cells;
-use crate::query::session::corpus_context;
-use crate::select::seeded_hash::seeded_hash;
-use crate::store::{Corpus, rows, schema};
+use crate::query::session::CorpusSession;
+use crate::store::{rows, tables};
 
 /// Settings of a split.
 #[derive(Debug, Clone)]
@@ -60,6 +60,33 @@ pub struct SplitSummary {
     pub test_by_stratum: BTreeMap<String, (usize, usize)>,
 }
 
+impl SplitSummary {
+    /// The summary as text, with the first strata.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "{} trajectories: {} train, {} test over {} strata; {} near-duplicate groups ({} trajectories) kept on one side\n",
+            self.trajectories,
+            self.train,
+            self.test,
+            self.strata,
+            self.near_duplicate_groups,
+            self.grouped_trajectories
+        );
+        for (stratum, (test, total)) in self.test_by_stratum.iter().take(20) {
+            out.push_str(&format!(
+                "  {stratum:<40} {test:>6} of {total:>7} in test\n"
+            ));
+        }
+        if self.test_by_stratum.len() > 20 {
+            out.push_str(&format!(
+                "  … {} more strata (see --json)\n",
+                self.test_by_stratum.len() - 20
+            ));
+        }
+        out
+    }
+}
+
 const SPLIT_COLUMNS: &[&str] = &[
     "domain",
     "cluster_id",
@@ -83,7 +110,10 @@ fn find(parent: &mut [usize], mut x: usize) -> usize {
 }
 
 /// Computes the split and replaces the `splits` table.
-pub async fn split(corpus: &Corpus, opts: &SplitOptions) -> Result<(SplitSummary, Vec<SplitRow>)> {
+pub async fn split(
+    session: &CorpusSession,
+    opts: &SplitOptions,
+) -> Result<(SplitSummary, Vec<SplitRow>)> {
     if !(opts.test > 0.0 && opts.test < 1.0) {
         return Err(Error::Usage(format!(
             "--test {} must be a fraction between 0 and 1",
@@ -110,7 +140,7 @@ pub async fn split(corpus: &Corpus, opts: &SplitOptions) -> Result<(SplitSummary
     } else {
         cols.join(" || '|' || ")
     };
-    let ctx = corpus_context(corpus).await?;
+    let ctx = session.ctx();
     let batches = ctx
         .sql(&format!(
             "SELECT traj_id, {stratum} AS stratum, user_text(messages) AS text FROM trajectories ORDER BY traj_id"
@@ -202,6 +232,7 @@ pub async fn split(corpus: &Corpus, opts: &SplitOptions) -> Result<(SplitSummary
         summary.near_duplicate_groups += 1;
         summary.grouped_trajectories += s;
     }
-    rows::replace(corpus, "splits", schema::splits_schema(), &out).await?;
+    rows::replace(session.corpus(), &tables::SPLITS, &out).await?;
+    session.refresh(&tables::SPLITS)?;
     Ok((summary, out))
 }

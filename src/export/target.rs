@@ -18,6 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::store::location::Location;
 
 /// Size of the parts of a staged upload.
 pub const PART_BYTES: usize = 8 << 20;
@@ -52,7 +53,7 @@ pub struct WrittenFile {
 pub struct ExportTarget {
     display: String,
     store: Arc<dyn ObjectStore>,
-    root: Path,
+    location: Location,
     /// Files staged and not yet completed, with their uploads.
     staged: Vec<(WrittenFile, Box<dyn MultipartUpload>)>,
 }
@@ -60,10 +61,9 @@ pub struct ExportTarget {
 impl ExportTarget {
     /// Opens `url` (a folder, created if missing, or `s3://bucket/prefix`).
     pub fn open(url: &str, retry: RetryPolicy) -> Result<Self> {
-        let display = url.trim_end_matches('/').to_string();
-        if let Some(parts) = crate::store::s3_parts(url) {
-            let (bucket, prefix) = parts?;
-            let config = RetryConfig {
+        let config = crate::store::location::s3_parts(url)
+            .is_some()
+            .then(|| RetryConfig {
                 backoff: BackoffConfig {
                     init_backoff: Duration::from_millis(50),
                     max_backoff: Duration::from_secs(5),
@@ -71,30 +71,18 @@ impl ExportTarget {
                 },
                 max_retries: retry.max_retries,
                 retry_timeout: retry.timeout,
-            };
-            return Ok(Self {
-                display,
-                store: crate::store::s3_store_with_retry(bucket, Some(config))?,
-                root: Path::from(prefix.trim_end_matches('/')),
-                staged: vec![],
             });
-        }
-        let local = url.strip_prefix("file://").unwrap_or(url);
-        std::fs::create_dir_all(local).map_err(|e| Error::io(local, e))?;
-        let abs = std::fs::canonicalize(local).map_err(|e| Error::io(local, e))?;
+        let location = Location::open_with_retry(url, config)?;
         Ok(Self {
-            display,
-            store: Arc::new(object_store::local::LocalFileSystem::new()),
-            root: Path::from_absolute_path(&abs)
-                .map_err(|e| Error::Usage(format!("bad export path {url}: {e}")))?,
+            display: location.display().to_string(),
+            store: location.store(),
+            location,
             staged: vec![],
         })
     }
 
     fn path(&self, rel: &str) -> Path {
-        rel.split('/')
-            .filter(|s| !s.is_empty())
-            .fold(self.root.clone(), |p, part| p.join(part))
+        self.location.path(rel)
     }
 
     /// The URL of a file of the export.
@@ -231,5 +219,22 @@ pub fn jsonl(values: &[serde_json::Value]) -> Vec<u8> {
         out.extend_from_slice(v.to_string().as_bytes());
         out.push(b'\n');
     }
+    out
+}
+
+/// The files of an export, a line each, then where they went.
+pub fn files_text(files: &[WrittenFile], to: &str) -> String {
+    let mut out = String::new();
+    for f in files {
+        out.push_str(&format!(
+            "  {:<48} {:>7} rows {:>10} bytes\n",
+            f.path, f.rows, f.bytes
+        ));
+    }
+    out.push_str(&format!(
+        "wrote {} files to {} (manifest.json last)\n",
+        files.len(),
+        to
+    ));
     out
 }

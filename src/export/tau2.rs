@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::target::{ExportTarget, WrittenFile};
 use crate::error::{Error, Result};
-use crate::ingest::formats::tau2::TRAJ_ID_NOTE;
+use crate::formats::tau2::TRAJ_ID_NOTE;
 use crate::model::{ToolDef, Trajectory};
 
 /// What an export wrote.
@@ -26,6 +26,16 @@ pub struct Tau2Summary {
     pub actions: usize,
     pub tools: usize,
     pub files: Vec<WrittenFile>,
+}
+
+impl Tau2Summary {
+    /// The counts and the files written to `to`.
+    pub fn to_text(&self, to: &str) -> String {
+        format!(
+            "{} tasks with {} reference actions over {} tools\n",
+            self.tasks, self.actions, self.tools
+        ) + &super::target::files_text(&self.files, to)
+    }
 }
 
 fn task(n: usize, t: &Trajectory, domain: &str) -> Value {

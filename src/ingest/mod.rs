@@ -7,7 +7,6 @@
 //! Bad records never stop the run: each is reported with file, line and reason and copied to
 //! `rejects/ingest-<run>.jsonl` in the corpus.
 
-pub mod formats;
 pub mod input;
 
 use std::collections::{HashMap, HashSet};
@@ -17,17 +16,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use futures::StreamExt;
+use datafusion::arrow::array::RecordBatch;
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::formats::{self, Format, ParseContext, Parsed};
 use crate::model::{CatalogTool, Trajectory};
-use crate::store::{Corpus, convert, schema, tables, writer};
-use formats::{Format, ParseContext, Parsed};
+use crate::store::tables::{self, Table};
+use crate::store::{Corpus, convert, read, writer};
 use input::{RawRecord, Records};
 
 /// Records per parse chunk: large enough to keep both cores busy, small enough to bound memory.
@@ -35,7 +34,7 @@ const CHUNK_RECORDS: usize = 2048;
 const CHUNK_BYTES: usize = 32 << 20;
 
 /// Which table the records of a file go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetTable {
     /// Trajectory files into `trajectories` (catalog files still go to `tools`).
@@ -43,6 +42,17 @@ pub enum TargetTable {
     /// Tool definitions into `tools`: catalogs, and the tools offered in trajectory files.
     Tools,
 }
+
+impl TargetTable {
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetTable::Trajectories => "trajectories",
+            TargetTable::Tools => "tools",
+        }
+    }
+}
+
+crate::choice::impl_choice!(TargetTable, [TargetTable::Trajectories, TargetTable::Tools]);
 
 /// How to ingest.
 #[derive(Debug, Clone)]
@@ -114,7 +124,7 @@ pub struct IngestSummary {
 }
 
 enum Out {
-    Batch(&'static str, RecordBatch),
+    Batch(&'static Table, RecordBatch),
     Reject(Reject),
     File(FileSummary),
 }
@@ -128,28 +138,14 @@ fn id_key(id: &str) -> u128 {
     ((a.finish() as u128) << 64) | b.finish() as u128
 }
 
-/// Reads the ids already stored in a table.
-async fn existing_ids(corpus: &Corpus, table: &str, column: &str) -> Result<HashSet<u128>> {
+/// Reads the ids already stored in a table (only the id column is decoded).
+async fn existing_ids(corpus: &Corpus, table: &Table, column: &str) -> Result<HashSet<u128>> {
     let mut ids = HashSet::new();
     let files = corpus.list_table(table).await?;
-    if !files
-        .iter()
-        .any(|f| f.location.as_ref().ends_with(".parquet"))
-    {
-        return Ok(ids);
-    }
-    let ctx = crate::query::session::corpus_context(corpus).await?;
-    let df = ctx.sql(&format!("SELECT {column} FROM {table}")).await?;
-    let mut stream = df.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let col = batch.column(0);
-        let col =
-            datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8)?;
-        for v in col.as_string::<i32>().iter().flatten() {
-            ids.insert(id_key(v));
-        }
-    }
+    read::for_each_string(corpus, &files, column, |id| {
+        ids.insert(id_key(id));
+    })
+    .await?;
     Ok(ids)
 }
 
@@ -219,6 +215,8 @@ fn tools_of(t: &Trajectory) -> Vec<CatalogTool> {
             source: t.source.clone(),
             format: t.format.clone(),
             metadata: Default::default(),
+            provenance: Some("trajectory".into()),
+            ..Default::default()
         })
         .collect()
 }
@@ -419,7 +417,7 @@ impl Worker {
         for b in batches {
             match b {
                 Ok(b) => {
-                    if !self.send(Out::Batch(tables::TRAJECTORIES, b)) {
+                    if !self.send(Out::Batch(&tables::TRAJECTORIES, b)) {
                         return false;
                     }
                 }
@@ -428,7 +426,7 @@ impl Worker {
         }
         if !tools.is_empty() {
             match convert::catalog_tools_to_batch(&tools) {
-                Ok(b) => return self.send(Out::Batch(tables::TOOLS, b)),
+                Ok(b) => return self.send(Out::Batch(&tables::TOOLS, b)),
                 Err(e) => tracing::error!("building a batch failed: {e}"),
             }
         }
@@ -483,14 +481,14 @@ pub async fn ingest(
             )));
         }
     }
-    for t in [tables::TRAJECTORIES, tables::TOOLS] {
+    for t in [&tables::TRAJECTORIES, &tables::TOOLS] {
         let n = corpus.remove_stale_staging(t);
         if n > 0 {
             tracing::info!("removed {n} staging file(s) left in {t}/ by an interrupted write");
         }
     }
-    let seen_traj = existing_ids(corpus, tables::TRAJECTORIES, "traj_id").await?;
-    let seen_tools = existing_ids(corpus, tables::TOOLS, "tool_id").await?;
+    let seen_traj = existing_ids(corpus, &tables::TRAJECTORIES, "traj_id").await?;
+    let seen_tools = existing_ids(corpus, &tables::TOOLS, "tool_id").await?;
     let total: u64 = inputs
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
@@ -517,7 +515,7 @@ pub async fn ingest(
 
     let run = writer::run_id();
     let mut writers: HashMap<&'static str, writer::PartWriter> = HashMap::new();
-    let rejects_rel = format!("{}/ingest-{run}.jsonl", tables::REJECTS);
+    let rejects_rel = format!("{}/ingest-{run}.jsonl", tables::REJECTS.name);
     let mut rejects = writer::TextWriter::new(corpus, &rejects_rel);
     let mut summary = IngestSummary::default();
     let mut ticker = tokio::time::interval(std::time::Duration::from_millis(200));
@@ -530,16 +528,8 @@ pub async fn ingest(
             let Some(msg) = msg else { break };
             match msg {
                 Out::Batch(table, batch) => {
-                    let w = writers.entry(table).or_insert_with(|| {
-                        let (dir, schema) = if table == tables::TRAJECTORIES {
-                            (
-                                format!("{table}/{}={}", schema::ROUND_COLUMN, opts.round),
-                                schema::trajectory_file_schema(),
-                            )
-                        } else {
-                            (table.to_string(), schema::tools_schema())
-                        };
-                        writer::PartWriter::new(corpus, &dir, schema)
+                    let w = writers.entry(table.name).or_insert_with(|| {
+                        writer::PartWriter::for_table(corpus, table, opts.round)
                             .with_rows_per_file(opts.rows_per_file)
                     });
                     w.write(&batch).await?;
@@ -574,7 +564,7 @@ pub async fn ingest(
     result?;
     for (table, w) in writers {
         for (_, rows) in w.finish().await? {
-            if table == tables::TRAJECTORIES && opts.table == TargetTable::Trajectories {
+            if table == tables::TRAJECTORIES.name && opts.table == TargetTable::Trajectories {
                 summary.ingested += rows as u64;
             } else {
                 summary.tools_ingested += rows as u64;
@@ -591,10 +581,64 @@ pub async fn ingest(
     if n > 0 {
         summary.rejects_file = Some(format!(
             "{}ingest-{run}.jsonl",
-            corpus.table_url(tables::REJECTS)
+            corpus.table_url(&tables::REJECTS)
         ));
     }
     pb.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+impl IngestSummary {
+    /// The rejected records worth showing, one line each (the terminal's standard error).
+    pub fn reject_lines(&self) -> String {
+        let mut out = String::new();
+        for r in &self.sample_rejects {
+            out.push_str(&format!("rejected {}:{}: {}\n", r.file, r.line, r.reason));
+        }
+        if self.rejected as usize > self.sample_rejects.len() {
+            out.push_str(&format!(
+                "… and {} more rejected records\n",
+                self.rejected as usize - self.sample_rejects.len()
+            ));
+        }
+        out
+    }
+
+    /// The summary as text: a line per file, then the totals.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for f in &self.files {
+            out.push_str(&format!(
+                "{}: format {}, {} read, {} ingested, {} duplicates, {} rejected\n",
+                f.path,
+                f.format.as_deref().unwrap_or("unknown"),
+                f.read,
+                f.ingested,
+                f.duplicates,
+                f.rejected
+            ));
+        }
+        out.push_str(&format!(
+            "read {} records ({:.1} MB) in {:.2} s: {} ingested, {} duplicates, {} rejected{}\n",
+            self.read,
+            self.bytes as f64 / 1e6,
+            self.seconds,
+            self.ingested,
+            self.duplicates,
+            self.rejected,
+            if self.tools_ingested > 0 && self.ingested != self.tools_ingested {
+                format!(", {} catalog tools", self.tools_ingested)
+            } else {
+                String::new()
+            }
+        ));
+        if self.ingested == 0 && self.duplicates > 0 && self.rejected == 0 {
+            out.push_str("nothing new: every record is already in the corpus\n");
+        }
+        if let Some(f) = &self.rejects_file {
+            out.push_str(&format!("rejected records were copied to {f}\n"));
+        }
+        out
+    }
 }

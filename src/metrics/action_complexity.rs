@@ -24,9 +24,9 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 
+use super::args::{code_tools_arg, variadic_signature, weights_arg};
 use super::calls::call_facts;
 use super::messages::MessagesView;
-use super::{code_tools_arg, variadic_signature, weights_arg};
 
 /// The UDF.
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -19,29 +19,21 @@ use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 
+use super::args::variadic_signature;
 use super::messages::StrCol;
-use super::variadic_signature;
 
 /// Default number of hash functions.
 pub const DEFAULT_K: usize = 64;
 const MAX_K: usize = 1024;
 
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
+/// FNV-1a of the words joined by single spaces.
 fn fnv1a(words: &[String]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = crate::rng::fnv1a(b"");
     for (i, w) in words.iter().enumerate() {
         if i > 0 {
-            h = (h ^ u64::from(b' ')).wrapping_mul(0x100_0000_01b3);
+            h = crate::rng::fnv1a_extend(h, b" ");
         }
-        for b in w.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
+        h = crate::rng::fnv1a_extend(h, w.as_bytes());
     }
     h
 }
@@ -77,9 +69,9 @@ pub fn signature(text: &str, k: usize) -> Vec<u64> {
     let sh = shingles(text);
     (0..k)
         .map(|i| {
-            let seed = splitmix64(i as u64 + 1);
+            let seed = crate::rng::splitmix64(i as u64 + 1);
             sh.iter()
-                .map(|&h| splitmix64(h ^ seed))
+                .map(|&h| crate::rng::splitmix64(h ^ seed))
                 .min()
                 .unwrap_or(u64::MAX)
         })
@@ -147,7 +139,7 @@ impl ScalarUDFImpl for MinHash {
                 None => lengths.push(0),
             }
         }
-        Ok(super::list_result(
+        Ok(super::args::list_result(
             item(),
             lengths,
             Arc::new(UInt64Array::from(values)),

@@ -31,9 +31,9 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 
+use super::args::{code_tools_arg, variadic_signature};
 use super::calls::{CodeTools, consumes_earlier};
 use super::messages::MessagesView;
-use super::{code_tools_arg, variadic_signature};
 
 /// The UDF.
 #[derive(Debug, PartialEq, Eq, Hash)]

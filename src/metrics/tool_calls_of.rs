@@ -108,7 +108,7 @@ impl ScalarUDFImpl for ToolCallsOf {
         let DataType::List(f) = return_type() else {
             unreachable!("return_type is a list")
         };
-        Ok(super::list_result(
+        Ok(super::args::list_result(
             f,
             lengths,
             Arc::new(values),

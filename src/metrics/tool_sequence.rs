@@ -61,7 +61,7 @@ impl ScalarUDFImpl for ToolSequence {
             }
             lengths.push(names.len() - before);
         }
-        Ok(super::list_result(
+        Ok(super::args::list_result(
             item(),
             lengths,
             Arc::new(StringArray::from_iter_values(names)),

@@ -1,6 +1,7 @@
 //! Running SQL over a corpus: the session, parameters, statements and result output.
 
 pub mod cells;
+pub mod listings;
 pub mod output;
 pub mod params;
 pub mod session;

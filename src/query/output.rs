@@ -10,7 +10,7 @@ use datafusion::prelude::SessionContext;
 use crate::error::{Error, Result};
 
 /// Result formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     /// An aligned text table.
     Table,
@@ -20,6 +20,27 @@ pub enum OutputFormat {
     /// Parquet (needs --out).
     Parquet,
 }
+
+impl OutputFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Table => "table",
+            OutputFormat::Csv => "csv",
+            OutputFormat::Json => "json",
+            OutputFormat::Parquet => "parquet",
+        }
+    }
+}
+
+crate::choice::impl_choice!(
+    OutputFormat,
+    [
+        OutputFormat::Table,
+        OutputFormat::Csv,
+        OutputFormat::Json,
+        OutputFormat::Parquet
+    ]
+);
 
 /// Writes `batches` to `w` in a text format.
 pub fn write_text(

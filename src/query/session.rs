@@ -1,20 +1,41 @@
-//! The SQL session over a corpus: every table of the corpus, every tdscale function and every
-//! view of `sql/views/` registered on one DataFusion `SessionContext`.
+//! The SQL session over a corpus: every table of [`tables::ALL`], every tdscale function and
+//! every view of `sql/views/`, registered once on one DataFusion `SessionContext`.
+//!
+//! A command opens one [`CorpusSession`] and passes it to every step. Tables are registered
+//! without listing their folders: a table is listed the first time a query reads it, and that
+//! listing is kept in the session's list-files cache, so a table is listed once however many
+//! queries read it. A step that writes a table calls [`CorpusSession::refresh`], and the next
+//! query lists that table (and only that one) again.
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::MemTable;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider,
+};
+use datafusion::common::TableReference;
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::prelude::{JsonReadOptions, SessionConfig, SessionContext};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::cache::TableScopedPath;
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, CachedFileList};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+use super::listings::TableListings;
 use crate::error::Result;
 use crate::store::registry::S3FromEnvRegistry;
-use crate::store::{Corpus, schema, tables};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use crate::store::tables::{self, Layout, Table};
+use crate::store::{Corpus, schema};
 
 /// The views of `sql/views/`, compiled in so the binary works from any directory. Order matters:
 /// a view may use the ones before it.
@@ -25,6 +46,12 @@ pub const VIEWS: &[(&str, &str)] = &[
         include_str!("../../sql/views/trajectory_metrics.sql"),
     ),
 ];
+
+const DEFAULT_CATALOG: &str = "datafusion";
+const DEFAULT_SCHEMA: &str = "public";
+
+/// Memory for the cached listings of a session's tables: room for ~100k files.
+const LIST_CACHE_BYTES: usize = 64 << 20;
 
 /// The session configuration tdscale uses everywhere.
 pub fn session_config() -> SessionConfig {
@@ -37,93 +64,40 @@ pub fn bare_context() -> SessionContext {
     // path: SELECT * FROM 'runs/x.parquet'.
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(S3FromEnvRegistry::default()))
+        .with_cache_manager(
+            CacheManagerConfig::default()
+                .with_list_files_cache(Some(Arc::new(TableListings::new(LIST_CACHE_BYTES, None))))
+                .with_list_files_cache_limit(LIST_CACHE_BYTES),
+        )
         .build_arc()
         .expect("the default runtime settings are valid");
     let ctx = SessionContext::new_with_config_rt(session_config(), runtime).enable_url_table();
     crate::metrics::register(&ctx);
-    crate::select::register(&ctx);
     ctx
 }
 
-/// The full `trajectories` schema as queries see it: the file schema plus `round`.
-pub fn trajectories_table_schema() -> Arc<Schema> {
-    let mut fields: Vec<Field> = schema::trajectory_file_schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new(schema::ROUND_COLUMN, DataType::Int32, false));
-    Arc::new(Schema::new(fields))
+/// The listing table of one corpus table. Nothing is listed until a query reads it.
+fn listing_table(corpus: &Corpus, table: &Table) -> Result<ListingTable> {
+    let url = ListingTableUrl::parse(corpus.table_url(table))?
+        .with_table_ref(TableReference::bare(table.name));
+    let options = match table.layout {
+        Layout::Parquet => ListingOptions::new(Arc::new(ParquetFormat::default())),
+        Layout::ParquetByRound => ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_table_partition_cols(vec![(schema::ROUND_COLUMN.to_string(), DataType::Int32)]),
+        Layout::JsonLines => ListingOptions::new(Arc::new(JsonFormat::default())),
+    }
+    .with_file_extension(table.extension());
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(table.file_schema());
+    Ok(ListingTable::try_new(config)?)
 }
 
-async fn has_files(corpus: &Corpus, table: &str, ext: &str) -> Result<bool> {
-    Ok(corpus
-        .list_table(table)
-        .await?
-        .iter()
-        .any(|m| m.location.as_ref().ends_with(ext)))
-}
-
-/// Registers the corpus tables on `ctx`. `trajectories` and `tools` always exist (empty in a new
-/// corpus); the other tables appear once something has written them.
-pub async fn register_tables(ctx: &SessionContext, corpus: &Corpus) -> Result<()> {
+/// Registers every table of the corpus on `ctx` (and the corpus's object store).
+pub fn register_tables(ctx: &SessionContext, corpus: &Corpus) -> Result<()> {
     corpus.register_store(ctx);
-    if has_files(corpus, tables::TRAJECTORIES, ".parquet").await? {
-        let url = ListingTableUrl::parse(corpus.table_url(tables::TRAJECTORIES))?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet")
-            .with_table_partition_cols(vec![(schema::ROUND_COLUMN.to_string(), DataType::Int32)]);
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(schema::trajectory_file_schema());
-        ctx.register_table(
-            tables::TRAJECTORIES,
-            Arc::new(ListingTable::try_new(config)?),
-        )?;
-    } else {
-        ctx.register_table(
-            tables::TRAJECTORIES,
-            Arc::new(MemTable::try_new(
-                trajectories_table_schema(),
-                vec![vec![]],
-            )?),
-        )?;
-    }
-    if has_files(corpus, tables::TOOLS, ".parquet").await? {
-        let url = ListingTableUrl::parse(corpus.table_url(tables::TOOLS))?;
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(schema::tools_schema());
-        ctx.register_table(tables::TOOLS, Arc::new(ListingTable::try_new(config)?))?;
-    } else {
-        ctx.register_table(
-            tables::TOOLS,
-            Arc::new(MemTable::try_new(schema::tools_schema(), vec![vec![]])?),
-        )?;
-    }
-    for table in tables::PARQUET
-        .iter()
-        .filter(|t| ![tables::TRAJECTORIES, tables::TOOLS].contains(t))
-    {
-        if has_files(corpus, table, ".parquet").await? {
-            ctx.register_parquet(*table, corpus.table_url(table), Default::default())
-                .await?;
-        }
-    }
-    for (table, schema) in schema::fixed_tables() {
-        if !ctx.table_exist(table)? {
-            ctx.register_table(table, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
-        }
-    }
-    if has_files(corpus, tables::REJECTS, ".jsonl").await? {
-        let options = JsonReadOptions {
-            file_extension: ".jsonl",
-            ..Default::default()
-        };
-        ctx.register_json(tables::REJECTS, corpus.table_url(tables::REJECTS), options)
-            .await?;
+    for table in tables::ALL {
+        ctx.register_table(table.name, Arc::new(listing_table(corpus, table)?))?;
     }
     Ok(())
 }
@@ -140,18 +114,137 @@ pub async fn register_views(ctx: &SessionContext) -> Result<()> {
     Ok(())
 }
 
-/// A session over `corpus` with every table, function and view.
+/// A SQL session over a corpus: its tables, the tdscale functions and the views.
 ///
 /// ```no_run
 /// # async fn f() -> tdscale::error::Result<()> {
 /// let corpus = tdscale::store::Corpus::open("./corpus")?;
-/// let ctx = tdscale::query::session::corpus_context(&corpus).await?;
-/// ctx.sql("SELECT count(*) FROM tool_calls WHERE is_error").await?.show().await?;
+/// let session = tdscale::query::session::CorpusSession::open(&corpus).await?;
+/// session.ctx().sql("SELECT count(*) FROM tool_calls WHERE is_error").await?.show().await?;
 /// # Ok(()) }
 /// ```
-pub async fn corpus_context(corpus: &Corpus) -> Result<SessionContext> {
-    let ctx = bare_context();
-    register_tables(&ctx, corpus).await?;
-    register_views(&ctx).await?;
-    Ok(ctx)
+#[derive(Clone)]
+pub struct CorpusSession {
+    corpus: Corpus,
+    ctx: SessionContext,
+}
+
+impl std::fmt::Debug for CorpusSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CorpusSession({})", self.corpus.display())
+    }
+}
+
+impl CorpusSession {
+    /// Opens a session over `corpus` with every table, function and view.
+    pub async fn open(corpus: &Corpus) -> Result<Self> {
+        if !corpus.is_local() {
+            corpus.location().check_reachable().await?;
+        }
+        Self::on(corpus, bare_context()).await
+    }
+
+    /// Registers the corpus's tables and views on a prepared context (e.g. one connected to a
+    /// cluster, with the functions already registered).
+    pub async fn on(corpus: &Corpus, ctx: SessionContext) -> Result<Self> {
+        register_tables(&ctx, corpus)?;
+        register_views(&ctx).await?;
+        Ok(Self {
+            corpus: corpus.clone(),
+            ctx,
+        })
+    }
+
+    /// The DataFusion context.
+    pub fn ctx(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The corpus.
+    pub fn corpus(&self) -> &Corpus {
+        &self.corpus
+    }
+
+    /// Forgets what the session knows of `table`'s files, after something wrote to it.
+    pub fn refresh(&self, table: &Table) -> Result<()> {
+        let r = TableReference::bare(table.name);
+        let caches = &self.ctx.runtime_env().cache_manager;
+        if let Some(c) = caches.get_list_files_cache() {
+            c.drop_table_entries(&r)?;
+        }
+        if let Some(c) = caches.get_file_statistic_cache() {
+            c.drop_table_entries(&r)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the session that `files` were just written to `table`. When the session has
+    /// listed the table already, the files join that listing (a HEAD each): later queries see
+    /// them without listing the table again.
+    pub async fn add_files(&self, table: &Table, files: &[Path]) -> Result<()> {
+        let Some(cache) = self.ctx.runtime_env().cache_manager.get_list_files_cache() else {
+            return Ok(());
+        };
+        let key = TableScopedPath {
+            table: Some(TableReference::bare(table.name)),
+            path: ListingTableUrl::parse(self.corpus.table_url(table))?
+                .prefix()
+                .clone(),
+        };
+        let Some(cached) = cache.get(&key) else {
+            return Ok(());
+        };
+        let mut listed = cached.files.as_ref().clone();
+        let store = self.corpus.store();
+        for f in files {
+            let meta = store
+                .head(f)
+                .await
+                .map_err(|e| self.corpus.storage_error(e))?;
+            if !listed.iter().any(|m| m.location == meta.location) {
+                listed.push(meta);
+            }
+        }
+        cache.put(&key, CachedFileList::new(listed));
+        Ok(())
+    }
+
+    /// A session of its own over the same tables, views, functions and caches: tables a step
+    /// registers or replaces there (a materialised view, a temporary selection) are not seen
+    /// by this session.
+    pub async fn scoped(&self) -> Result<CorpusSession> {
+        let schema = MemorySchemaProvider::new();
+        if let Some(source) = self
+            .ctx
+            .catalog(DEFAULT_CATALOG)
+            .and_then(|c| c.schema(DEFAULT_SCHEMA))
+        {
+            for name in source.table_names() {
+                if let Some(t) = source.table(&name).await? {
+                    schema.register_table(name, t)?;
+                }
+            }
+        }
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(DEFAULT_SCHEMA, Arc::new(schema))?;
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(DEFAULT_CATALOG.to_string(), Arc::new(catalog));
+        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_catalog_list(Arc::new(catalogs))
+            .build();
+        Ok(Self {
+            corpus: self.corpus.clone(),
+            ctx: SessionContext::new_with_state(state),
+        })
+    }
+
+    /// Plans one statement.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        Ok(self.ctx.sql(sql).await?)
+    }
+
+    /// Runs one statement and collects its result.
+    pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
 }

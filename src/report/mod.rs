@@ -16,11 +16,11 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::query::cells::{f64_at, f64s, i64_at, str_at, strs};
-use crate::query::{params, run_sql, session};
-use crate::store::Corpus;
+use crate::query::session::CorpusSession;
+use crate::query::{params, run_sql};
 
 /// What a report groups by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     Round,
@@ -30,6 +30,15 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Round => "round",
+            GroupBy::Domain => "domain",
+            GroupBy::Source => "source",
+            GroupBy::Cluster => "cluster",
+        }
+    }
+
     fn column(self) -> &'static str {
         match self {
             GroupBy::Round => "\"round\"",
@@ -39,6 +48,16 @@ impl GroupBy {
         }
     }
 }
+
+crate::choice::impl_choice!(
+    GroupBy,
+    [
+        GroupBy::Round,
+        GroupBy::Domain,
+        GroupBy::Source,
+        GroupBy::Cluster
+    ]
+);
 
 /// A reasoning mode and how many trajectories follow it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -129,14 +148,12 @@ pub fn long_tail(modes: &[ModeCount]) -> (u64, f64) {
     )
 }
 
-/// Computes the report of `corpus` grouped by `by`.
-pub async fn build(corpus: &Corpus, by: GroupBy) -> Result<Report> {
-    let ctx = session::corpus_context(corpus).await?;
-    build_on(&ctx, by, corpus.display()).await
+/// Computes the report of a corpus grouped by `by`, in its session (embedded or on a cluster).
+pub async fn build(session: &CorpusSession, by: GroupBy) -> Result<Report> {
+    build_on(session.ctx(), by, session.corpus().display()).await
 }
 
-/// Computes the report in a session that already has the corpus's tables (embedded or on a
-/// cluster).
+/// Computes the report in any session that has the corpus's tables and the tdscale functions.
 pub async fn build_on(
     ctx: &datafusion::prelude::SessionContext,
     by: GroupBy,

@@ -48,6 +48,17 @@ pub struct Limits {
     pub tmpfs_bytes: u64,
 }
 
+impl Limits {
+    /// The default limits with a wall-clock `timeout`, and as many CPU seconds (at least one).
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            cpu_seconds: timeout.as_secs().max(1),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -132,6 +143,26 @@ impl RunResult {
     /// True when the snippet exited with status 0.
     pub fn success(&self) -> bool {
         self.outcome == (Outcome::Exited { code: 0 })
+    }
+
+    /// How the run ended, in one line: outcome, times, truncation and the protection in force.
+    pub fn status_line(&self) -> String {
+        format!(
+            "[sandbox] {:?} in {} ms wall, {} ms cpu{}{}",
+            self.outcome,
+            self.wall_ms,
+            self.cpu_ms,
+            if self.stdout_truncated || self.stderr_truncated {
+                ", output truncated"
+            } else {
+                ""
+            },
+            if self.isolation.notes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", self.isolation.notes.join("; "))
+            }
+        )
     }
 }
 

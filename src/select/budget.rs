@@ -15,21 +15,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
-};
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 
-use super::{Strategy, Unit, training};
+use super::{Strategy, Unit};
 use crate::error::{Error, Result};
 use crate::query::cells::{f64_at, i64_at};
-use crate::query::{params, run_sql, session};
-use crate::store::{Corpus, convert};
+use crate::query::session::CorpusSession;
+use crate::query::{params, run_sql};
+use crate::store::location::Location;
+use crate::store::{convert, rows};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -78,31 +76,6 @@ pub fn subset_name(strategy: Strategy, budget: i64, seed: i64) -> String {
     format!("{}-b{budget}-s{seed}", strategy.name())
 }
 
-fn target(out: &str, rel: &str) -> String {
-    format!("{}/{rel}", out.trim_end_matches('/'))
-}
-
-async fn put(out: &str, rel: &str, bytes: &[u8]) -> Result<()> {
-    let path = target(out, rel);
-    let mut w = crate::export::sink::writer(&path)?;
-    let io = |e: std::io::Error| Error::Storage {
-        url: path.clone(),
-        message: e.to_string(),
-    };
-    w.write_all(bytes).await.map_err(io)?;
-    w.shutdown().await.map_err(io)
-}
-
-fn parquet_bytes(batches: &[RecordBatch], schema: SchemaRef) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, schema, None)?;
-    for b in batches {
-        w.write(b)?;
-    }
-    w.close()?;
-    Ok(buf)
-}
-
 /// The value of an aggregate query's single row (0 when it is NULL).
 fn first_f64(b: &[RecordBatch], name: &str) -> Result<f64> {
     b.first()
@@ -128,16 +101,20 @@ async fn cache_metrics(ctx: &SessionContext) -> Result<()> {
 }
 
 /// Runs the experiment grid and writes everything under `opts.out`.
-pub async fn run(corpus: &Corpus, opts: &BudgetOptions) -> Result<Vec<SubsetSummary>> {
+///
+/// The run works in a scope of `session`: the cached metrics and the `selection` table it
+/// registers are not seen by the caller's session.
+pub async fn run(session: &CorpusSession, opts: &BudgetOptions) -> Result<Vec<SubsetSummary>> {
     if opts.budgets.is_empty() || opts.strategies.is_empty() || opts.seeds == 0 {
         return Err(Error::Usage(
             "give at least one budget, one strategy and one seed".into(),
         ));
     }
-    let ctx = session::corpus_context(corpus).await?;
-    cache_metrics(&ctx).await?;
+    let scope = session.scoped().await?;
+    let ctx = scope.ctx();
+    cache_metrics(ctx).await?;
     let totals = run_sql(
-        &ctx,
+        ctx,
         "SELECT count(*) AS n, sum(num_tokens) AS tokens FROM trajectory_metrics",
     )
     .await?;
@@ -153,6 +130,7 @@ pub async fn run(corpus: &Corpus, opts: &BudgetOptions) -> Result<Vec<SubsetSumm
             opts.unit.name()
         )));
     }
+    let out = Location::open(&opts.out)?;
     // Every plan walks an order that does not depend on the budget and stops at it, so each
     // (strategy, seed) runs once at the largest budget and smaller budgets are its prefixes.
     let largest = *opts.budgets.iter().max().expect("checked non-empty");
@@ -173,7 +151,7 @@ pub async fn run(corpus: &Corpus, opts: &BudgetOptions) -> Result<Vec<SubsetSumm
                 ("threshold".to_string(), opts.threshold.to_string()),
             ]);
             let sql = params::substitute(strategy.plan(), &p)?;
-            let mut result = run_sql(&ctx, &sql).await?;
+            let mut result = run_sql(ctx, &sql).await?;
             let (schema, walk) = result.pop().ok_or_else(|| {
                 Error::Other(format!("plan {} returned nothing", strategy.name()))
             })?;
@@ -182,7 +160,7 @@ pub async fn run(corpus: &Corpus, opts: &BudgetOptions) -> Result<Vec<SubsetSumm
                 pb.set_message(name.clone());
                 let batches = prefix(&walk, budget)?;
                 let summary = describe(
-                    &ctx,
+                    ctx,
                     &name,
                     strategy,
                     budget,
@@ -192,26 +170,25 @@ pub async fn run(corpus: &Corpus, opts: &BudgetOptions) -> Result<Vec<SubsetSumm
                     batches.clone(),
                 )
                 .await?;
-                put(
-                    &opts.out,
+                out.put(
                     &format!("{name}/manifest.parquet"),
-                    &parquet_bytes(&batches, schema.clone())?,
+                    rows::parquet_bytes(&batches, schema.clone())?,
                 )
                 .await?;
                 if opts.training_files {
-                    write_training(&ctx, &opts.out, &name).await?;
-                    let entry = training::dataset_info_entry("train_sharegpt.json");
-                    put(
-                        &opts.out,
+                    write_training(ctx, &out, &name).await?;
+                    let entry = crate::formats::sharegpt::dataset_info_entry("train_sharegpt.json");
+                    out.put(
                         &format!("{name}/dataset_info.json"),
-                        serde_json::to_string_pretty(&serde_json::json!({ &name: entry }))
-                            .unwrap_or_default()
-                            .as_bytes(),
+                        serde_json::to_vec_pretty(&serde_json::json!({ &name: entry }))
+                            .unwrap_or_default(),
                     )
                     .await?;
                     info.insert(
                         name.clone(),
-                        training::dataset_info_entry(&format!("{name}/train_sharegpt.json")),
+                        crate::formats::sharegpt::dataset_info_entry(&format!(
+                            "{name}/train_sharegpt.json"
+                        )),
                     );
                 }
                 if summary.short {
@@ -239,20 +216,16 @@ pub async fn run(corpus: &Corpus, opts: &BudgetOptions) -> Result<Vec<SubsetSumm
     });
     pb.finish_and_clear();
     if opts.training_files {
-        put(
-            &opts.out,
+        out.put(
             "dataset_info.json",
-            serde_json::to_string_pretty(&info)
-                .unwrap_or_default()
-                .as_bytes(),
+            serde_json::to_vec_pretty(&info).unwrap_or_default(),
         )
         .await?;
     }
-    let batch = summary_batch(&summaries)?;
-    put(
-        &opts.out,
+    let batch = rows::to_batch(summary_schema(), &summaries)?;
+    out.put(
         "summary.parquet",
-        &parquet_bytes(std::slice::from_ref(&batch), batch.schema())?,
+        rows::parquet_bytes(std::slice::from_ref(&batch), batch.schema())?,
     )
     .await?;
     let mut csv = Vec::new();
@@ -260,7 +233,7 @@ pub async fn run(corpus: &Corpus, opts: &BudgetOptions) -> Result<Vec<SubsetSumm
         .with_header(true)
         .build(&mut csv)
         .write(&batch)?;
-    put(&opts.out, "summary.csv", &csv).await?;
+    out.put("summary.csv", csv).await?;
     Ok(summaries)
 }
 
@@ -308,26 +281,24 @@ async fn describe(
     })
 }
 
-async fn write_training(ctx: &SessionContext, out: &str, name: &str) -> Result<()> {
+async fn write_training(ctx: &SessionContext, out: &Location, name: &str) -> Result<()> {
     let df = ctx.sql("SELECT t.* FROM trajectories t JOIN selection s ON t.traj_id = s.traj_id ORDER BY s.pick").await?;
     let batches = df.collect().await?;
     let mut jsonl = Vec::new();
     let mut records = vec![];
     for b in &batches {
         for t in convert::batch_to_trajectories(b)? {
-            serde_json::to_writer(&mut jsonl, &training::openai_line(&t))
+            serde_json::to_writer(&mut jsonl, &crate::formats::openai::training_line(&t))
                 .map_err(|e| Error::Other(e.to_string()))?;
             jsonl.push(b'\n');
-            records.push(training::sharegpt_record(&t));
+            records.push(crate::formats::sharegpt::to_record(&t));
         }
     }
-    put(out, &format!("{name}/train_openai.jsonl"), &jsonl).await?;
-    put(
-        out,
+    out.put(&format!("{name}/train_openai.jsonl"), jsonl)
+        .await?;
+    out.put(
         &format!("{name}/train_sharegpt.json"),
-        serde_json::to_string(&records)
-            .unwrap_or_default()
-            .as_bytes(),
+        serde_json::to_vec(&records).unwrap_or_default(),
     )
     .await
 }
@@ -350,17 +321,9 @@ fn prefix(walk: &[RecordBatch], budget: i64) -> Result<Vec<RecordBatch>> {
         .collect()
 }
 
-fn summary_batch(rows: &[SubsetSummary]) -> Result<RecordBatch> {
-    let s = |f: fn(&SubsetSummary) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-    };
-    let i = |f: fn(&SubsetSummary) -> i64| -> ArrayRef {
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
-    };
-    let x = |f: fn(&SubsetSummary) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
-    };
-    let fields = vec![
+/// The schema of `summary.parquet`: the fields of [`SubsetSummary`].
+fn summary_schema() -> SchemaRef {
+    let fields = [
         ("name", DataType::Utf8),
         ("strategy", DataType::Utf8),
         ("budget", DataType::Int64),
@@ -379,32 +342,38 @@ fn summary_batch(rows: &[SubsetSummary]) -> Result<RecordBatch> {
         ("tools", DataType::Int64),
         ("short", DataType::Boolean),
     ];
-    let schema = Arc::new(Schema::new(
+    Arc::new(Schema::new(
         fields
             .into_iter()
             .map(|(n, t)| Field::new(n, t, false))
             .collect::<Vec<_>>(),
+    ))
+}
+
+/// The subsets as a text table, and where they were written.
+pub fn to_text(rows: &[SubsetSummary], out: &str) -> String {
+    let mut text = format!(
+        "{:<28} {:>8} {:>10} {:>7} {:>7} {:>8} {:>8} {:>6} {:>6}\n",
+        "subset", "trajs", "tokens", "DE", "RME", "CAC p50", "CAC p90", "tools", "short"
+    );
+    for r in rows {
+        text.push_str(&format!(
+            "{:<28} {:>8} {:>10} {:>7.3} {:>7.3} {:>8.2} {:>8.2} {:>6} {:>6}\n",
+            r.name,
+            r.trajectories,
+            r.tokens,
+            r.de_bits,
+            r.rme_bits,
+            r.cac_p50,
+            r.cac_p90,
+            r.tools,
+            if r.short { "yes" } else { "" }
+        ));
+    }
+    text.push_str(&format!(
+        "wrote {} subsets to {} (summary.parquet, summary.csv, dataset_info.json)\n",
+        rows.len(),
+        out
     ));
-    let cols: Vec<ArrayRef> = vec![
-        s(|r| &r.name),
-        s(|r| &r.strategy),
-        i(|r| r.budget),
-        s(|r| &r.unit),
-        i(|r| r.seed),
-        i(|r| r.trajectories),
-        i(|r| r.tokens),
-        i(|r| r.used),
-        x(|r| r.de_bits),
-        x(|r| r.rme_bits),
-        x(|r| r.cac_p50),
-        x(|r| r.cac_p90),
-        i(|r| r.domains),
-        i(|r| r.modes),
-        i(|r| r.clusters),
-        i(|r| r.tools),
-        Arc::new(datafusion::arrow::array::BooleanArray::from_iter(
-            rows.iter().map(|r| Some(r.short)),
-        )),
-    ];
-    Ok(RecordBatch::try_new(schema, cols)?)
+    text
 }

@@ -2,64 +2,17 @@
 //! files they become, and the ablation table that relates them to evaluation scores.
 //!
 //! Each strategy is a SQL plan in `queries/budget_<strategy>.sql`; the two greedy walks SQL
-//! cannot express are table functions ([`greedy_entropy`], [`deita`]) that the plans call.
+//! cannot express are table functions (`greedy_entropy`, `deita_select` in [`crate::metrics`])
+//! that the plans call.
 
 pub mod ablation;
 pub mod budget;
-pub mod computed;
-pub mod deita;
-pub mod greedy_entropy;
-pub mod seeded_hash;
-pub mod training;
-pub mod user_text;
 
-use std::sync::Arc;
-
-use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::ScalarUDF;
-use datafusion::prelude::SessionContext;
-
-/// What a budget counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Unit {
-    Trajectories,
-    Tokens,
-}
-
-impl Unit {
-    /// Parses a unit name.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "trajectories" => Ok(Unit::Trajectories),
-            "tokens" => Ok(Unit::Tokens),
-            other => Err(DataFusionError::Plan(format!(
-                "unit must be 'trajectories' or 'tokens', got '{other}'"
-            ))),
-        }
-    }
-
-    /// The name used in plans and outputs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Unit::Trajectories => "trajectories",
-            Unit::Tokens => "tokens",
-        }
-    }
-
-    /// The SQL expression of one trajectory's cost.
-    pub fn cost_expr(self) -> &'static str {
-        match self {
-            Unit::Trajectories => "1",
-            Unit::Tokens => "num_tokens",
-        }
-    }
-}
+pub use crate::metrics::selection::Unit;
 
 /// The budget strategies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
 pub enum Strategy {
     Random,
     Head,
@@ -105,11 +58,14 @@ impl Strategy {
     }
 }
 
-/// Registers the selection functions: `seeded_hash`, `user_text`, and the table functions
-/// `greedy_entropy` and `deita_select`.
-pub fn register(ctx: &SessionContext) {
-    ctx.register_udf(ScalarUDF::from(seeded_hash::SeededHash::default()));
-    ctx.register_udf(ScalarUDF::from(user_text::UserText::default()));
-    ctx.register_udtf("greedy_entropy", Arc::new(greedy_entropy::GreedyEntropy));
-    ctx.register_udtf("deita_select", Arc::new(deita::DeitaSelect));
-}
+crate::choice::impl_choice!(
+    Strategy,
+    [
+        Strategy::Random,
+        Strategy::Head,
+        Strategy::Stratified,
+        Strategy::GreedyEntropy,
+        Strategy::Complexity,
+        Strategy::Deita,
+    ]
+);

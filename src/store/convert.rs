@@ -147,6 +147,11 @@ pub fn catalog_tools_to_batch(rows: &[CatalogTool]) -> Result<RecordBatch> {
         strings(rows.iter().map(|t| Some(t.source.as_str()))),
         strings(rows.iter().map(|t| Some(t.format.as_str()))),
         strings(metadata.iter().map(|s| Some(s.as_str()))),
+        strings(rows.iter().map(|t| t.domain.as_deref())),
+        strings(rows.iter().map(|t| t.provenance.as_deref())),
+        Arc::new(Int64Array::from_iter(
+            rows.iter().map(|t| t.learned_from_calls),
+        )),
     ];
     Ok(RecordBatch::try_new(schema::tools_schema(), columns)?)
 }

@@ -33,7 +33,7 @@ impl ObjectStoreRegistry for S3FromEnvRegistry {
             Ok(s) => Ok(s),
             Err(_) if url.scheme() == "s3" => {
                 let bucket = url.host_str().unwrap_or_default();
-                let store = super::s3_store_from_env(bucket)
+                let store = super::location::s3_store(bucket, None)
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
                 self.inner.register_store(url, store.clone());
                 Ok(store)

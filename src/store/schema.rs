@@ -94,6 +94,9 @@ static TOOLS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("source", false),
         utf8("format", false),
         utf8("metadata", false),
+        utf8("domain", true),
+        utf8("provenance", true),
+        Field::new("learned_from_calls", DataType::Int64, true),
     ]))
 });
 
@@ -202,20 +205,6 @@ pub fn rounds_schema() -> SchemaRef {
     ]))
 }
 
-/// Tables with a fixed schema that exist (empty) before anything has written them, so plans
-/// can read them in a new corpus.
-pub fn fixed_tables() -> Vec<(&'static str, SchemaRef)> {
-    vec![
-        ("clusters", clusters_schema()),
-        ("cluster_edges", cluster_edges_schema()),
-        ("batches", batches_schema()),
-        ("blueprints", blueprints_schema()),
-        ("synthesis_rejects", synthesis_rejects_schema()),
-        ("rounds", rounds_schema()),
-        ("splits", splits_schema()),
-    ]
-}
-
 /// `splits`: the train/test assignment of each trajectory (`tdscale split`).
 pub fn splits_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -255,5 +244,26 @@ pub fn cluster_edges_schema() -> SchemaRef {
         Field::new("field", DataType::Utf8, false),
         Field::new("evidence", DataType::Utf8, false),
         Field::new("score", DataType::Float64, false),
+    ]))
+}
+
+/// `contamination`: training trajectories that are near-duplicates of evaluation items.
+pub fn contamination_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("traj_id", false),
+        utf8("eval_file", false),
+        utf8("eval_id", false),
+        float64("similarity", false),
+        float64("threshold", false),
+    ]))
+}
+
+/// `rejects`: records ingest could not read, with where they were and why (JSON lines).
+pub fn rejects_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("file", false),
+        Field::new("line", DataType::Int64, false),
+        utf8("reason", false),
+        utf8("record", false),
     ]))
 }

@@ -10,6 +10,7 @@ use object_store::path::Path;
 
 use crate::error::Result;
 use crate::store::Corpus;
+use crate::store::tables::Table;
 
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 16 * 1024;
@@ -65,6 +66,11 @@ impl PartWriter {
             rows_per_file: FILE_ROWS,
             written: vec![],
         }
+    }
+
+    /// A writer of `table`'s files (into partition `round` for a table partitioned by round).
+    pub fn for_table(corpus: &Corpus, table: &Table, round: i32) -> Self {
+        Self::new(corpus, &table.folder(round), table.file_schema())
     }
 
     /// Rolls to a new part file every `rows` rows (at batch boundaries).
@@ -126,17 +132,6 @@ impl PartWriter {
         self.close_current().await?;
         Ok(std::mem::take(&mut self.written))
     }
-}
-
-/// Writes one complete object atomically (a single PUT, or a completed multipart upload).
-pub async fn put_bytes(corpus: &Corpus, rel: &str, bytes: Vec<u8>) -> Result<()> {
-    use object_store::ObjectStoreExt;
-    corpus
-        .store()
-        .put(&corpus.path(rel), bytes.into())
-        .await
-        .map_err(|e| corpus.storage_error(e))?;
-    Ok(())
 }
 
 /// A streaming text object (NDJSON) that becomes visible when finished.

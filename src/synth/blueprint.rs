@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::generate::Rng;
 use crate::metrics::calls::{CodeTools, Weights, call_facts};
 use crate::metrics::messages::{MessagesView, is_code_tool};
 use crate::metrics::reasoning_mode::mode_of;
 use crate::model::{Message, ToolCall, ToolDef, Trajectory};
+use crate::rng::Rng;
 
 /// How the seed is changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -375,7 +375,7 @@ pub fn value_for(schema: &Value, name: &str, rng: &mut Rng) -> Value {
     {
         return e[rng.below(e.len())].clone();
     }
-    let ty = crate::ingest::formats::tool_schema::primary_type(schema);
+    let ty = crate::formats::tool_schema::primary_type(schema);
     match ty {
         "integer" => json!(2 + rng.below(98)),
         "number" => json!((200 + rng.below(99_800)) as f64 / 100.0),

@@ -25,9 +25,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 use crate::model::Trajectory;
-use crate::query::session::corpus_context;
+use crate::query::session::CorpusSession;
 use crate::sandbox::python::PythonOptions;
-use crate::store::{Corpus, convert, rows, schema, tables};
+use crate::store::{Corpus, convert, rows, tables, writer::PartWriter};
 use agents::{Agents, ItemFailure};
 use backend::ChatModel;
 use blueprint::{Blueprint, Mutation, PlanInput};
@@ -62,7 +62,7 @@ pub struct BatchSummary {
     pub seconds: f64,
     pub finished_at: String,
     #[serde(skip)]
-    pub stats: Option<backend::openai::StatsSummary>,
+    pub stats: Option<backend::StatsSummary>,
 }
 
 /// One row of `blueprints`.
@@ -99,7 +99,57 @@ pub struct RejectRow {
     pub trajectory: Option<String>,
 }
 
-/// How a batch runs.
+/// Which model the agents talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Plays every agent deterministically from its task, with no model.
+    Offline,
+    /// An OpenAI-compatible chat-completions server.
+    Openai,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Offline => "offline",
+            Backend::Openai => "openai",
+        }
+    }
+}
+
+crate::choice::impl_choice!(Backend, [Backend::Offline, Backend::Openai]);
+
+/// How synthesis reaches its model and runs code: what `--backend` and its companions set.
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    pub backend: Backend,
+    /// The server, model and request limits of the `openai` backend (its `concurrency` is
+    /// also the number of seeds worked on at once).
+    pub openai: backend::openai::OpenAiOptions,
+    /// Read and write the response cache (`cache/llm/` in the corpus).
+    pub cache: bool,
+    /// Seed of every deterministic choice (mutations, offline answers, request seeds).
+    pub seed: u64,
+    /// Wall-clock limit of each code-tool run in the sandbox.
+    pub code_timeout: std::time::Duration,
+    pub progress: bool,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Offline,
+            openai: Default::default(),
+            cache: true,
+            seed: 0,
+            code_timeout: std::time::Duration::from_secs(10),
+            progress: false,
+        }
+    }
+}
+
+/// How a batch runs: the model and the sandbox, ready to use.
 pub struct SynthConfig {
     pub model: Arc<dyn ChatModel>,
     pub model_name: String,
@@ -108,6 +158,35 @@ pub struct SynthConfig {
     pub seed: u64,
     pub sandbox: PythonOptions,
     pub progress: bool,
+}
+
+impl SynthConfig {
+    /// Builds the backend `opts` names (the response cache lives in `corpus`).
+    pub fn new(opts: &SynthOptions, corpus: &Corpus) -> Result<Self> {
+        let model: Arc<dyn ChatModel> = match opts.backend {
+            Backend::Offline => Arc::new(backend::offline::OfflineModel { seed: opts.seed }),
+            Backend::Openai => {
+                let cache = opts
+                    .cache
+                    .then(|| backend::cache::ResponseCache::new(corpus));
+                Arc::new(backend::openai::OpenAiModel::new(
+                    opts.openai.clone(),
+                    cache,
+                )?)
+            }
+        };
+        Ok(Self {
+            model,
+            model_name: opts.openai.model.clone(),
+            concurrency: opts.openai.concurrency,
+            seed: opts.seed,
+            sandbox: PythonOptions {
+                limits: crate::sandbox::Limits::with_timeout(opts.code_timeout),
+                ..Default::default()
+            },
+            progress: opts.progress,
+        })
+    }
 }
 
 /// The id of a batch: a hash of its round and seeds, so the same requests get the same id.
@@ -145,7 +224,7 @@ async fn load_trajectories(
     let batches = ctx
         .sql(&format!(
             "SELECT * FROM {} WHERE traj_id IN ({})",
-            tables::TRAJECTORIES,
+            tables::TRAJECTORIES.name,
             sql_list(ids)
         ))
         .await?
@@ -302,21 +381,23 @@ fn blueprint_row(bp: &Blueprint, batch_id: &str, round: i32) -> BlueprintRow {
 }
 
 /// Runs one batch and records it. Returns the counts (accepted + rejected + failed = requested).
+///
+/// Every table it writes is added to `session`, so the caller's next query sees the batch.
 pub async fn run_batch(
-    corpus: &Corpus,
+    session: &CorpusSession,
     batch_id: &str,
     requests: &[SynthRequest],
     cfg: &SynthConfig,
 ) -> Result<BatchSummary> {
     let started = Instant::now();
     let round = requests.first().map(|r| r.round).unwrap_or(0);
-    let ctx = corpus_context(corpus).await?;
+    let (ctx, corpus) = (session.ctx(), session.corpus());
     let ids: HashSet<&str> = requests
         .iter()
         .flat_map(|r| std::iter::once(r.seed_id.as_str()).chain(r.donor_id.as_deref()))
         .collect();
-    let known = load_trajectories(&ctx, &ids).await?;
-    let out_schemas = output_schemas(&ctx).await?;
+    let known = load_trajectories(ctx, &ids).await?;
+    let out_schemas = output_schemas(ctx).await?;
     let agents = Agents {
         model: cfg.model.as_ref(),
         model_name: &cfg.model_name,
@@ -399,7 +480,7 @@ pub async fn run_batch(
                     round,
                     stage: "verifier".into(),
                     reasons: reasons.join("; "),
-                    trajectory: Some(crate::export::openai::to_openai_json(&t).to_string()),
+                    trajectory: Some(crate::formats::openai::to_openai_json(&t).to_string()),
                 });
             }
             Outcome::Failed(bp, f) => {
@@ -421,35 +502,25 @@ pub async fn run_batch(
     // A run of this batch that was killed after writing some tables must not double them.
     if !accepted.is_empty() {
         let batch = convert::trajectories_to_batch(&accepted)?;
-        let mut w = crate::store::writer::PartWriter::new(
-            corpus,
-            &format!("{}/{}={round}", tables::TRAJECTORIES, schema::ROUND_COLUMN),
-            schema::trajectory_file_schema(),
-        );
+        let mut w = PartWriter::for_table(corpus, &tables::TRAJECTORIES, round);
         w.write(&batch).await?;
-        w.finish().await?;
+        let files: Vec<_> = w.finish().await?.into_iter().map(|(p, _)| p).collect();
+        session.add_files(&tables::TRAJECTORIES, &files).await?;
     }
-    if !has_batch_rows(&ctx, "blueprints", batch_id).await? {
-        rows::append(corpus, "blueprints", schema::blueprints_schema(), &bps).await?;
+    if !has_batch_rows(ctx, tables::BLUEPRINTS.name, batch_id).await? {
+        let files = rows::append(corpus, &tables::BLUEPRINTS, &bps).await?;
+        session.add_files(&tables::BLUEPRINTS, &files).await?;
     }
-    if !has_batch_rows(&ctx, "synthesis_rejects", batch_id).await? {
-        rows::append(
-            corpus,
-            "synthesis_rejects",
-            schema::synthesis_rejects_schema(),
-            &rejects,
-        )
-        .await?;
+    if !has_batch_rows(ctx, tables::SYNTHESIS_REJECTS.name, batch_id).await? {
+        let files = rows::append(corpus, &tables::SYNTHESIS_REJECTS, &rejects).await?;
+        session
+            .add_files(&tables::SYNTHESIS_REJECTS, &files)
+            .await?;
     }
     summary.seconds = started.elapsed().as_secs_f64();
     summary.finished_at = chrono::Utc::now().to_rfc3339();
     summary.stats = cfg.model.stats();
-    rows::append(
-        corpus,
-        "batches",
-        schema::batches_schema(),
-        std::slice::from_ref(&summary),
-    )
-    .await?;
+    let files = rows::append(corpus, &tables::BATCHES, std::slice::from_ref(&summary)).await?;
+    session.add_files(&tables::BATCHES, &files).await?;
     Ok(summary)
 }

@@ -119,14 +119,18 @@ async fn in_process_cluster_gives_the_embedded_results() {
     let dir = tempfile::tempdir().unwrap();
     let c = multi_file_corpus(dir.path());
     let corpus = Corpus::open(&c).unwrap();
-    let embedded = session::corpus_context(&corpus).await.unwrap();
+    let embedded = session::CorpusSession::open(&corpus).await.unwrap();
     let url = tdscale::distributed::local_cluster(2, 2).await.unwrap();
-    let cluster = tdscale::distributed::cluster_context(&url, &corpus)
-        .await
-        .unwrap();
+    let cluster = session::CorpusSession::on(
+        &corpus,
+        tdscale::distributed::cluster_context(&url).await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let (embedded, cluster) = (embedded.ctx(), cluster.ctx());
     for (name, sql) in plans() {
-        let a = run_on(&embedded, &sql).await;
-        let b = run_on(&cluster, &sql).await;
+        let a = run_on(embedded, &sql).await;
+        let b = run_on(cluster, &sql).await;
         assert!(!a.is_empty(), "{name}: no rows");
         assert_eq!(a.len(), b.len(), "{name}: row counts differ");
         for (x, y) in a.iter().zip(&b) {
@@ -135,8 +139,8 @@ async fn in_process_cluster_gives_the_embedded_results() {
     }
     // The diversity report (`tdscale report --cluster`) is the same too.
     let by = tdscale::report::GroupBy::Domain;
-    let a = tdscale::report::build_on(&embedded, by, "c").await.unwrap();
-    let b = tdscale::report::build_on(&cluster, by, "c").await.unwrap();
+    let a = tdscale::report::build_on(embedded, by, "c").await.unwrap();
+    let b = tdscale::report::build_on(cluster, by, "c").await.unwrap();
     assert!(
         same(
             &serde_json::to_value(&a).unwrap(),
@@ -146,7 +150,7 @@ async fn in_process_cluster_gives_the_embedded_results() {
     );
     // The plan really is distributed: Ballista splits it into stages joined by shuffles.
     let explain = run_on(
-        &cluster,
+        cluster,
         "EXPLAIN SELECT domain_entropy(domain) FROM trajectories",
     )
     .await;

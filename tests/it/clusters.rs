@@ -137,7 +137,7 @@ fn brute_force(sets: &[Vec<u32>], k: usize) -> usize {
 
 #[test]
 fn greedy_coverage_against_brute_force() {
-    let mut rng = tdscale::generate::Rng::new(42);
+    let mut rng = tdscale::rng::Rng::new(42);
     for case in 0..300 {
         let n = 4 + rng.below(7);
         let k = 1 + rng.below(4);

@@ -84,10 +84,10 @@ pub fn temp_corpus() -> (tempfile::TempDir, Corpus) {
 
 /// Runs SQL on a corpus and returns the batches of the last statement.
 pub async fn sql(corpus: &Corpus, sql: &str) -> Vec<RecordBatch> {
-    let ctx = tdscale::query::session::corpus_context(corpus)
+    let session = tdscale::query::session::CorpusSession::open(corpus)
         .await
         .expect("session");
-    let mut results = tdscale::query::run_sql(&ctx, sql)
+    let mut results = tdscale::query::run_sql(session.ctx(), sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     results.pop().map(|r| r.1).unwrap_or_default()

@@ -281,7 +281,7 @@ fn bfcl_export_passes_the_official_ast_checker() {
 
 /// Every (path, JSON type) of a value, arrays' items under `[]`.
 fn type_paths(v: &Value, path: &str, out: &mut BTreeMap<String, BTreeSet<&'static str>>) {
-    let ty = tdscale::ingest::formats::fields::kind(v);
+    let ty = tdscale::formats::fields::kind(v);
     out.entry(path.to_string()).or_default().insert(ty);
     match v {
         Value::Array(a) => a

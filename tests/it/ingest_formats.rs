@@ -1,7 +1,7 @@
 //! Every input format, on fixtures written for the purpose, checked field by field.
 
 use crate::common::*;
-use tdscale::ingest::formats::{self, Format, ParseContext, Parsed};
+use tdscale::formats::{self, Format, ParseContext, Parsed};
 use tdscale::model::Trajectory;
 
 fn parse_file(path: &std::path::Path, format: Format) -> Vec<Trajectory> {
@@ -386,7 +386,7 @@ async fn compressed_inputs_are_read() {
 
 #[test]
 fn python_call_strings_parse() {
-    use tdscale::ingest::formats::pylit;
+    use tdscale::formats::pylit;
     let c = pylit::call("diff(file_name1='a.txt',file_name2=\"b.txt\")").unwrap();
     assert_eq!(c.keywords.len(), 2);
     let c = pylit::call("sort('final_report.pdf')").unwrap();

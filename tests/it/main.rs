@@ -11,6 +11,7 @@ mod evolve;
 mod export;
 mod ingest_formats;
 mod ingest_real;
+mod layers;
 mod metrics;
 mod report;
 mod round_trip;

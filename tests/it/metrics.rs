@@ -70,7 +70,7 @@ async fn ctx_with(convs: Vec<(&str, Vec<Message>)>) -> SessionContext {
                 messages,
                 ..Default::default()
             };
-            tdscale::ingest::formats::finish(&mut t);
+            tdscale::formats::finish(&mut t);
             t
         })
         .collect();
@@ -715,9 +715,10 @@ async fn identical_results_with_1_and_8_partitions() {
     // summation order (and so its last bits) depends on the partitioning.
     let mut outputs = vec![];
     for partitions in [1, 8] {
-        let ctx = tdscale::query::session::corpus_context(&corpus)
+        let session = tdscale::query::session::CorpusSession::open(&corpus)
             .await
             .unwrap();
+        let ctx = session.ctx();
         ctx.sql(&format!(
             "SET datafusion.execution.target_partitions = {partitions}"
         ))

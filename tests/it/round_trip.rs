@@ -23,7 +23,10 @@ async fn export_openai_and_reingest_round_trips() {
     let s = ingest(&a, &inputs).await;
     assert_eq!(s.rejected, 0);
     let out = dir.path().join("export/all.jsonl");
-    let n = tdscale::export::openai::export(&a, out.to_str().unwrap(), None)
+    let session = tdscale::query::session::CorpusSession::open(&a)
+        .await
+        .unwrap();
+    let n = tdscale::export::openai::export(&session, out.to_str().unwrap(), None)
         .await
         .unwrap();
     assert_eq!(n, s.ingested);

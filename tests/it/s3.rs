@@ -87,3 +87,78 @@ fn corpus_on_s3_ingest_query_export() {
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stderr(&o).contains("storage error"), "{}", stderr(&o));
 }
+
+/// The table folders a corpus's LIST requests asked for, in the proxy's request log.
+fn listed_tables(log: &[String], bucket: &str, corpus_prefix: &str) -> Vec<String> {
+    log.iter()
+        .filter_map(|r| r.strip_prefix(&format!("GET /{bucket}?")))
+        .filter(|q| q.contains("list-type=2"))
+        .filter_map(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("prefix="))
+                .map(|p| p.replace("%2F", "/"))
+        })
+        .filter_map(|p| {
+            p.strip_prefix(&format!("{corpus_prefix}/"))
+                .map(|rest| rest.split('/').next().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn evolution_on_s3_lists_each_table_once() {
+    let s3 = moto();
+    let bucket = s3.bucket("tds-listings");
+    let root = format!("s3://{bucket}/evo");
+    let o = s3.run(&[
+        "gen",
+        &root,
+        "--trajectories",
+        "400",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let proxy = PyServer::start("fault_proxy.py", &["--upstream", &s3.endpoint]);
+    let o = bin()
+        .args([
+            "evolve",
+            &root,
+            "--rounds",
+            "2",
+            "--per-round",
+            "10",
+            "--backend",
+            "offline",
+            "--json",
+        ])
+        .envs(s3.env())
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["batches"].as_array().map(Vec::len), Some(2));
+    let log: Vec<String> = serde_json::from_slice(
+        &std::process::Command::new("curl")
+            .args(["-sf", &format!("{}/__log", proxy.url)])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let listed = listed_tables(&log, &bucket, "evo");
+    assert!(
+        listed.iter().any(|t| t == "trajectories"),
+        "the log shows no listing of the corpus: {log:?}"
+    );
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for t in &listed {
+        *counts.entry(t.as_str()).or_default() += 1;
+    }
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "two evolution rounds listed a table more than once: {counts:?}"
+    );
+}

@@ -8,8 +8,9 @@ connection dropped without an answer. Rules are set with
     POST /__fault  {"mode": "500" | "drop" | "none", "nth": N, "count": K}
 
 which fails K forwarded requests (K = -1: all of them) starting with the Nth one counted from the
-rule (1-based). GET /__stats returns {"forwarded": n, "faults": f}. The port is printed on the
-first line of stdout. Usage: fault_proxy.py --upstream http://127.0.0.1:5000
+rule (1-based). GET /__stats returns {"forwarded": n, "faults": f}; GET /__log returns every
+request seen so far as "METHOD /path?query" strings, in order (the request log a test counts
+listings in). The port is printed on the first line of stdout. Usage: fault_proxy.py --upstream http://127.0.0.1:5000
 """
 
 import argparse
@@ -21,6 +22,7 @@ from urllib.parse import urlparse
 
 LOCK = threading.Lock()
 STATE = {"mode": "none", "nth": 1, "count": 0, "seen": 0, "forwarded": 0, "faults": 0}
+LOG = []
 UPSTREAM = None
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 
@@ -51,7 +53,11 @@ class Proxy(BaseHTTPRequestHandler):
         if self.path.startswith("/__stats"):
             with LOCK:
                 return self.reply(200, {"forwarded": STATE["forwarded"], "faults": STATE["faults"]})
+        if self.path.startswith("/__log"):
+            with LOCK:
+                return self.reply(200, list(LOG))
         with LOCK:
+            LOG.append(f"{self.command} {self.path}")
             STATE["seen"] += 1
             k = STATE["seen"] - STATE["nth"]
             fault = STATE["mode"] if STATE["mode"] != "none" and k >= 0 and (STATE["count"] < 0 or k < STATE["count"]) else None

@@ -53,6 +53,6 @@ impl ResponseCache {
     /// Stores a reply (one atomic PUT).
     pub async fn put(&self, key: &str, reply: &ChatReply) -> crate::error::Result<()> {
         let bytes = serde_json::to_vec(reply).expect("a reply serializes");
-        crate::store::writer::put_bytes(&self.corpus, &Self::rel(key), bytes).await
+        self.corpus.location().put(&Self::rel(key), bytes).await
     }
 }

@@ -7,6 +7,8 @@ pub mod cache;
 pub mod offline;
 pub mod openai;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -88,9 +90,58 @@ pub enum BackendError {
 pub trait ChatModel: Send + Sync {
     async fn chat(&self, call: &AgentCall) -> Result<ChatReply, BackendError>;
     /// Requests, retries, cache hits, latency and tokens so far, for the end-of-batch summary.
-    fn stats(&self) -> Option<openai::StatsSummary> {
+    fn stats(&self) -> Option<StatsSummary> {
         None
     }
     /// A short name for logs and the `batches` table.
     fn describe(&self) -> String;
+}
+
+/// A backend's end-of-batch numbers: requests, cache hits, retries, latency and tokens.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StatsSummary {
+    pub http_requests: u64,
+    pub answered: u64,
+    pub cache_hits: u64,
+    pub retries: u64,
+    pub failed: u64,
+    /// Transient faults seen, by kind (`429`, `500`, `timeout`, `not JSON`, …).
+    pub faults: BTreeMap<String, u64>,
+    pub latency_ms_p50: u64,
+    pub latency_ms_p90: u64,
+    pub latency_ms_p99: u64,
+    pub latency_ms_max: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub completion_tokens_p90: u64,
+}
+
+impl StatsSummary {
+    /// One line for the terminal.
+    pub fn line(&self) -> String {
+        let faults: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(k, v)| format!("{k}×{v}"))
+            .collect();
+        format!(
+            "{} HTTP requests ({} answered, {} from cache, {} retries{}, {} failed); latency p50 {} ms, p90 {} ms, p99 {} ms, max {} ms; tokens {} in, {} out",
+            self.http_requests,
+            self.answered,
+            self.cache_hits,
+            self.retries,
+            if faults.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", faults.join(", "))
+            },
+            self.failed,
+            self.latency_ms_p50,
+            self.latency_ms_p90,
+            self.latency_ms_p99,
+            self.latency_ms_max,
+            self.prompt_tokens,
+            self.completion_tokens
+        )
+    }
 }

@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{AgentCall, BackendError, ChatModel, ChatReply, Role};
-use crate::generate::Rng;
 use crate::model::ToolCall;
+use crate::rng::Rng;
 use crate::synth::blueprint::{Step, value_for};
 
 /// The offline model.

@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hdrhistogram::Histogram;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::cache::{ResponseCache, key};
-use super::{AgentCall, BackendError, ChatModel, ChatReply};
-use crate::generate::Rng;
+use super::{AgentCall, BackendError, ChatModel, ChatReply, StatsSummary};
 use crate::model::ToolCall;
+use crate::rng::Rng;
 
 /// Settings of the HTTP backend.
 #[derive(Debug, Clone)]
@@ -65,55 +64,6 @@ struct Stats {
     completion_tokens: Histogram<u64>,
     tokens_in: u64,
     tokens_out: u64,
-}
-
-/// The end-of-batch numbers.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct StatsSummary {
-    pub http_requests: u64,
-    pub answered: u64,
-    pub cache_hits: u64,
-    pub retries: u64,
-    pub failed: u64,
-    /// Transient faults seen, by kind (`429`, `500`, `timeout`, `not JSON`, …).
-    pub faults: BTreeMap<String, u64>,
-    pub latency_ms_p50: u64,
-    pub latency_ms_p90: u64,
-    pub latency_ms_p99: u64,
-    pub latency_ms_max: u64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub completion_tokens_p90: u64,
-}
-
-impl StatsSummary {
-    /// One line for the terminal.
-    pub fn line(&self) -> String {
-        let faults: Vec<String> = self
-            .faults
-            .iter()
-            .map(|(k, v)| format!("{k}×{v}"))
-            .collect();
-        format!(
-            "{} HTTP requests ({} answered, {} from cache, {} retries{}, {} failed); latency p50 {} ms, p90 {} ms, p99 {} ms, max {} ms; tokens {} in, {} out",
-            self.http_requests,
-            self.answered,
-            self.cache_hits,
-            self.retries,
-            if faults.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", faults.join(", "))
-            },
-            self.failed,
-            self.latency_ms_p50,
-            self.latency_ms_p90,
-            self.latency_ms_p99,
-            self.latency_ms_max,
-            self.prompt_tokens,
-            self.completion_tokens
-        )
-    }
 }
 
 /// The HTTP model.

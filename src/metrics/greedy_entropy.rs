@@ -23,9 +23,9 @@ use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::error::Result;
 
-use super::Unit;
-use super::computed::{ComputedTable, int_arg, selection_batch, selection_schema, unit_arg};
+use super::args::{int_arg, unit_arg};
 use super::seeded_hash::seeded_hash;
+use super::selection::{ComputedTable, Unit, selection_batch, selection_schema};
 
 /// The table function.
 #[derive(Debug, Default)]

@@ -22,10 +22,8 @@ use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type}
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::error::{DataFusionError, Result};
 
-use super::Unit;
-use super::computed::{
-    ComputedTable, f64_arg, int_arg, selection_batch, selection_schema, unit_arg,
-};
+use super::args::{f64_arg, int_arg, unit_arg};
+use super::selection::{ComputedTable, Unit, selection_batch, selection_schema};
 use crate::metrics::lsh::similarity;
 
 const BANDS: usize = 32;

@@ -223,7 +223,7 @@ impl<'a> P<'a> {
 /// Parses a Python literal (dict, list, tuple, string, number, True/False/None) to JSON.
 ///
 /// ```
-/// let v = tdscale::ingest::formats::pylit::literal("{'a': [1, 2.5, True, None], \"b\": 'x'}").unwrap();
+/// let v = tdscale::formats::pylit::literal("{'a': [1, 2.5, True, None], \"b\": 'x'}").unwrap();
 /// assert_eq!(v, serde_json::json!({"a": [1, 2.5, true, null], "b": "x"}));
 /// ```
 pub fn literal(text: &str) -> Result<Value, String> {
@@ -241,7 +241,7 @@ pub fn literal(text: &str) -> Result<Value, String> {
 /// Parses a call expression `name(args)`.
 ///
 /// ```
-/// let c = tdscale::ingest::formats::pylit::call("mv(source='a.pdf', destination='temp')").unwrap();
+/// let c = tdscale::formats::pylit::call("mv(source='a.pdf', destination='temp')").unwrap();
 /// assert_eq!(c.name, "mv");
 /// assert_eq!(c.keywords[1].1, serde_json::json!("temp"));
 /// ```

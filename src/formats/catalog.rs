@@ -104,6 +104,8 @@ pub fn catalog_tool(
         source: source.to_string(),
         format: "catalog".into(),
         metadata: extra,
+        provenance: Some("catalog".into()),
+        ..Default::default()
     })
 }
 

@@ -21,7 +21,7 @@ use crate::model::{Message, Trajectory};
 use fields::RecordResult;
 
 /// Every input format tdscale reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// OpenAI chat: `messages` with `tool_calls` and `tool` results, plus `tools`.
@@ -41,6 +41,20 @@ pub enum Format {
     /// A tool catalog: MCP `tools/list`, an OpenAI `tools` array, or BFCL function docs.
     Catalog,
 }
+
+crate::choice::impl_choice!(
+    Format,
+    [
+        Format::Openai,
+        Format::Sharegpt,
+        Format::Hermes,
+        Format::Xlam,
+        Format::TauBench,
+        Format::Bfcl,
+        Format::Tau2,
+        Format::Catalog,
+    ]
+);
 
 impl Format {
     /// The name stored in the `format` column.
@@ -105,7 +119,7 @@ pub fn parse(format: Format, ctx: &ParseContext, v: Value) -> RecordResult<Parse
 /// stays JSON text until [`tool_schema::tool_defs`] parses it, once per distinct list.
 ///
 /// ```
-/// use tdscale::ingest::formats::{self, Format, ParseContext, Parsed};
+/// use tdscale::formats::{self, Format, ParseContext, Parsed};
 /// let ctx = ParseContext { source: "demo".into(), ..Default::default() };
 /// let line = r#"{"id": "a", "messages": [{"role": "user", "content": "hi"}],
 ///                "tools": [{"type": "function", "function": {"name": "f"}}]}"#;

@@ -34,17 +34,14 @@ impl Default for SeededHash {
 /// The hash itself: FNV-1a of the text, mixed with the seed by SplitMix64, top bit cleared.
 ///
 /// ```
-/// use tdscale::select::seeded_hash::seeded_hash;
+/// use tdscale::metrics::seeded_hash::seeded_hash;
 /// assert_eq!(seeded_hash("a", 1), seeded_hash("a", 1));
 /// assert_ne!(seeded_hash("a", 1), seeded_hash("a", 2));
 /// assert!(seeded_hash("b", 1) >= 0);
 /// ```
 pub fn seeded_hash(text: &str, seed: i64) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-    }
-    let mut r = crate::generate::Rng::new(h ^ (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let h = crate::rng::fnv1a(text.as_bytes());
+    let mut r = crate::rng::Rng::new(h ^ (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     (r.next_u64() >> 1) as i64
 }
 

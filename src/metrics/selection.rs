@@ -1,5 +1,6 @@
-//! A table whose rows are computed in Rust from the result of a SQL query, when it is scanned:
-//! how the greedy selections that SQL cannot express become table functions usable from SQL.
+//! What the selection table functions share: the budget [`Unit`], the schema of a selection, and
+//! [`ComputedTable`] — a table whose rows are computed in Rust from the result of a SQL query when
+//! it is scanned, which is how the greedy selections SQL cannot express become table functions.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,13 +9,51 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::ScalarValue;
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
+
+/// What a budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Trajectories,
+    Tokens,
+}
+
+impl Unit {
+    /// Parses a unit name.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "trajectories" => Ok(Unit::Trajectories),
+            "tokens" => Ok(Unit::Tokens),
+            other => Err(DataFusionError::Plan(format!(
+                "unit must be 'trajectories' or 'tokens', got '{other}'"
+            ))),
+        }
+    }
+
+    /// The name used in plans and outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Trajectories => "trajectories",
+            Unit::Tokens => "tokens",
+        }
+    }
+
+    /// The SQL expression of one trajectory's cost.
+    pub fn cost_expr(self) -> &'static str {
+        match self {
+            Unit::Trajectories => "1",
+            Unit::Tokens => "num_tokens",
+        }
+    }
+}
+
+crate::choice::impl_choice!(Unit, [Unit::Trajectories, Unit::Tokens]);
 
 /// Turns the input batches into the output batch.
 pub type Compute = Arc<dyn Fn(Vec<RecordBatch>) -> Result<RecordBatch> + Send + Sync>;
@@ -98,50 +137,4 @@ pub fn selection_batch(picked: &[(String, i64)]) -> Result<RecordBatch> {
         Arc::new(Int64Array::from(used)),
     ];
     Ok(RecordBatch::try_new(selection_schema(), cols)?)
-}
-
-/// A literal argument of a table function.
-pub fn literal<'a>(args: &'a [Expr], i: usize, what: &str) -> Result<Option<&'a ScalarValue>> {
-    match args.get(i) {
-        None => Ok(None),
-        Some(Expr::Literal(v, _)) => Ok(Some(v)),
-        Some(other) => Err(DataFusionError::Plan(format!(
-            "{what} must be a literal, got {other}"
-        ))),
-    }
-}
-
-/// An integer literal argument with a default.
-pub fn int_arg(args: &[Expr], i: usize, what: &str, default: Option<i64>) -> Result<i64> {
-    match literal(args, i, what)? {
-        Some(v) => match v.cast_to(&DataType::Int64)? {
-            ScalarValue::Int64(Some(x)) => Ok(x),
-            _ => Err(DataFusionError::Plan(format!("{what} must be an integer"))),
-        },
-        None => default.ok_or_else(|| DataFusionError::Plan(format!("{what} is required"))),
-    }
-}
-
-/// A float literal argument with a default.
-pub fn f64_arg(args: &[Expr], i: usize, what: &str, default: f64) -> Result<f64> {
-    match literal(args, i, what)? {
-        Some(v) => match v.cast_to(&DataType::Float64)? {
-            ScalarValue::Float64(Some(x)) => Ok(x),
-            _ => Err(DataFusionError::Plan(format!("{what} must be a number"))),
-        },
-        None => Ok(default),
-    }
-}
-
-/// The budget unit argument: 'trajectories' (default) or 'tokens'.
-pub fn unit_arg(args: &[Expr], i: usize) -> Result<super::Unit> {
-    match literal(args, i, "unit")? {
-        None => Ok(super::Unit::Trajectories),
-        Some(ScalarValue::Utf8(Some(s))) | Some(ScalarValue::Utf8View(Some(s))) => {
-            super::Unit::parse(s)
-        }
-        Some(other) => Err(DataFusionError::Plan(format!(
-            "unit must be 'trajectories' or 'tokens', got {other}"
-        ))),
-    }
 }

@@ -1,6 +1,8 @@
 //! OpenAI chat format: `{"messages": [...], "tools": [...]}`, one record per line or a JSON array.
+//! Read by [`parse`]; written by [`to_openai_json`] (every label and the metadata, so a written
+//! trajectory reads back the same) and [`training_line`] (what chat fine-tuning accepts).
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::fields::{Obj, RecordResult, arguments_text, content_text};
 use super::{LABEL_KEYS, ParseContext, base, take_labels, take_system, tool_schema};
@@ -123,7 +125,7 @@ pub fn fill_messages(t: &mut Trajectory, msgs: &[Value], path: &str) -> RecordRe
 /// Parses one OpenAI chat record.
 ///
 /// ```
-/// use tdscale::ingest::formats::{openai, ParseContext};
+/// use tdscale::formats::{openai, ParseContext};
 /// let v = serde_json::json!({"id": "a1", "messages": [
 ///     {"role": "system", "content": "be brief"},
 ///     {"role": "user", "content": "hi"}]});
@@ -176,4 +178,100 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         }
     }
     Ok(t)
+}
+
+// ---- Writing ----
+
+/// The OpenAI chat messages of a trajectory, system prompt first. With `extras`, the fields
+/// that only tdscale reads back (`reasoning_content`, `error`, the tool `name`) are included;
+/// without, the messages are exactly what OpenAI-style fine-tuning accepts.
+pub fn messages_json(t: &Trajectory, extras: bool) -> Vec<Value> {
+    let mut messages = vec![];
+    if let Some(s) = &t.system {
+        messages.push(json!({"role": "system", "content": s}));
+    }
+    for m in &t.messages {
+        let mut o = Map::new();
+        o.insert("role".into(), Value::String(m.role.clone()));
+        o.insert(
+            "content".into(),
+            m.content.clone().map(Value::String).unwrap_or(Value::Null),
+        );
+        if !m.tool_calls.is_empty() {
+            let calls: Vec<Value> = m
+                .tool_calls
+                .iter()
+                .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                .collect();
+            o.insert("tool_calls".into(), Value::Array(calls));
+        }
+        if let Some(id) = &m.tool_call_id {
+            o.insert("tool_call_id".into(), Value::String(id.clone()));
+        }
+        if extras {
+            if let Some(r) = &m.reasoning {
+                o.insert("reasoning_content".into(), Value::String(r.clone()));
+            }
+            if let Some(n) = &m.name {
+                o.insert("name".into(), Value::String(n.clone()));
+            }
+            if let Some(e) = m.error {
+                o.insert("error".into(), Value::Bool(e));
+            }
+        }
+        messages.push(Value::Object(o));
+    }
+    messages
+}
+
+/// The tools of a trajectory as OpenAI function tools.
+pub fn tools_json(t: &Trajectory) -> Vec<Value> {
+    t.tools
+        .iter()
+        .map(|d| {
+            let params = d.parameters.as_deref().and_then(|p| serde_json::from_str::<Value>(p).ok()).unwrap_or(json!({"type": "object"}));
+            json!({"type": "function", "function": {"name": d.name, "description": d.description, "parameters": params}})
+        })
+        .collect()
+}
+
+/// The OpenAI JSON of one trajectory, with every label and the metadata.
+pub fn to_openai_json(t: &Trajectory) -> Value {
+    let messages = messages_json(t, true);
+    let tools = tools_json(t);
+    let mut o = Map::new();
+    o.insert("traj_id".into(), Value::String(t.traj_id.clone()));
+    o.insert("source".into(), Value::String(t.source.clone()));
+    for (k, v) in [
+        ("domain", &t.domain),
+        ("reasoning_mode", &t.reasoning_mode),
+        ("cluster_id", &t.cluster_id),
+        ("parent_id", &t.parent_id),
+        ("batch_id", &t.batch_id),
+    ] {
+        if let Some(v) = v {
+            o.insert(k.into(), Value::String(v.clone()));
+        }
+    }
+    if let Some(r) = t.reward {
+        o.insert("reward".into(), json!(r));
+    }
+    o.insert("messages".into(), Value::Array(messages));
+    if !tools.is_empty() {
+        o.insert("tools".into(), Value::Array(tools));
+    }
+    if !t.metadata.is_empty() {
+        o.insert("metadata".into(), Value::Object(t.metadata.clone()));
+    }
+    Value::Object(o)
+}
+
+/// One line of the OpenAI chat fine-tuning file.
+pub fn training_line(t: &Trajectory) -> Value {
+    let mut o = json!({"messages": messages_json(t, false)});
+    let tools = tools_json(t);
+    if !tools.is_empty() {
+        o["tools"] = Value::Array(tools);
+    }
+    o
 }

@@ -30,7 +30,7 @@ fn json_type(t: &str) -> Option<&'static str> {
 /// The type a JSON Schema names: its `type`, the first non-null one of a type list, or `string`.
 ///
 /// ```
-/// use tdscale::ingest::formats::tool_schema::primary_type;
+/// use tdscale::formats::tool_schema::primary_type;
 /// assert_eq!(primary_type(&serde_json::json!({"type": ["null", "integer"]})), "integer");
 /// assert_eq!(primary_type(&serde_json::json!({})), "string");
 /// ```
@@ -318,7 +318,7 @@ impl ToolListCache {
 /// the usual error message.
 ///
 /// ```
-/// use tdscale::ingest::formats::tool_schema::record_with_tools_as_text;
+/// use tdscale::formats::tool_schema::record_with_tools_as_text;
 /// let m = record_with_tools_as_text(r#"{"id": 1, "tools": [{"name": "f"}]}"#).unwrap();
 /// assert_eq!(m["tools"], serde_json::json!(r#"[{"name": "f"}]"#));
 /// assert_eq!(m["id"], serde_json::json!(1));
