@@ -336,6 +336,9 @@ pub struct SandboxRunArgs {
     /// Memory limit, e.g. 512MiB, 1GiB.
     #[arg(long, default_value = "512MiB", value_parser = parse_bytes)]
     pub memory: u64,
+    /// Size of the Python snippet's working directory (a tmpfs inside the sandbox), e.g. 64MiB.
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    pub disk: u64,
     /// Tables for SQL: Parquet, CSV or JSON lines files, each named after its file (repeatable).
     #[arg(long = "db")]
     pub tables: Vec<PathBuf>,

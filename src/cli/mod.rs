@@ -511,6 +511,7 @@ async fn sandbox_run(a: args::SandboxRunArgs) -> Result<()> {
         timeout: a.timeout,
         cpu_seconds: a.timeout.as_secs().max(1),
         memory_bytes: a.memory,
+        disk_bytes: a.disk,
         ..Default::default()
     };
     let sandbox_err = |e: crate::sandbox::SandboxError| match e {

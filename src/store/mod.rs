@@ -5,6 +5,7 @@
 //! object store stages the bytes under a `#n` name that listings skip, then renames).
 
 pub mod convert;
+pub mod owner;
 pub mod registry;
 pub mod rows;
 pub mod schema;

@@ -464,6 +464,142 @@ fn cli_reports_and_exits() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+#[test]
+fn init_and_snippet_show_nothing_of_tdscale_command_line_or_environment() {
+    let _t = turn();
+    // Distinctive secrets: one in tdscale's argv (through the snippet's path, as `--api-key`
+    // would be), one in its environment.
+    let in_argv = format!("sk-argv-{}-7e1d", std::process::id());
+    let in_env = "sk-env-53c2a9f0";
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join(format!("api-key-{in_argv}"));
+    std::fs::create_dir(&sub).unwrap();
+    let snippet = sub.join("s.py");
+    std::fs::write(
+        &snippet,
+        "import glob, os\npaths = sorted(set(glob.glob('/proc/*/cmdline') + glob.glob('/proc/*/environ') + ['/proc/1/cmdline', '/proc/1/environ', '/proc/self/cmdline', '/proc/self/environ']))\nfor p in paths:\n    try:\n        print(p, repr(open(p, 'rb').read().replace(b'\\0', b' ')))\n    except OSError as e:\n        print(p, 'unreadable', e.errno)\nfor p in ['/proc/1/cwd', '/proc/1/exe']:\n    try:\n        print(p, os.readlink(p))\n    except OSError as e:\n        print(p, 'unreadable', e.errno)\nprint(dict(os.environ))\n",
+    )
+    .unwrap();
+    let o = crate::common::bin()
+        .args([
+            "sandbox",
+            "run",
+            "--lang",
+            "python",
+            snippet.to_str().unwrap(),
+            "--json",
+        ])
+        .env("OPENAI_API_KEY", in_env)
+        .env("AWS_SECRET_ACCESS_KEY", in_env)
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(r["outcome"]["kind"], "exited", "{r}");
+    let out = r["stdout"].as_str().unwrap();
+    assert!(!out.contains(&in_argv), "tdscale's argv is visible: {out}");
+    assert!(
+        !out.contains(in_env),
+        "tdscale's environment is visible: {out}"
+    );
+    // Init is readable and is the waiter: a fresh program with a clean argv.
+    let init = out
+        .lines()
+        .find(|l| l.starts_with("/proc/1/cmdline "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        init.contains("python") && init.contains("os.wait()") && !init.contains("sandbox"),
+        "{init}"
+    );
+    let environ = out
+        .lines()
+        .find(|l| l.starts_with("/proc/1/environ "))
+        .unwrap();
+    assert!(
+        environ == "/proc/1/environ b''" || environ.contains("unreadable"),
+        "init has no environment: {environ}"
+    );
+}
+
+#[test]
+fn working_directory_is_a_size_capped_tmpfs() {
+    let _t = turn();
+    let disk = 32u64 << 20;
+    let o = PythonOptions {
+        limits: Limits {
+            timeout: Duration::from_secs(30),
+            cpu_seconds: 30,
+            disk_bytes: disk,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // Stops before writing anything when the directory is not the capped tmpfs, so that a
+    // broken sandbox cannot fill a host disk with this test.
+    let code = format!(
+        "import os, sys\nst = os.statvfs('.')\nprint('size', st.f_blocks * st.f_frsize)\nif st.f_blocks * st.f_frsize != {disk}:\n    sys.exit(5)\nwritten = 0\ntry:\n    for i in range(16):\n        with open('f%d' % i, 'wb') as f:\n            for _ in range(8):\n                f.write(b'0' * 2**20)\n                f.flush()\n                written += 2**20\nexcept OSError as e:\n    print('errno', e.errno)\nprint('written', written)\n"
+    );
+    let r = run(&code, &o).unwrap();
+    assert!(r.success(), "{r:?}");
+    assert!(r.stdout.contains(&format!("size {disk}\n")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("errno 28\n"),
+        "writing past the size fails with ENOSPC: {}",
+        r.stdout
+    );
+    let written: u64 = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("written "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(written <= disk && written >= disk - (4 << 20), "{written}");
+    // The flag of the command line sets it.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("size.py");
+    std::fs::write(
+        &f,
+        "import os\nst = os.statvfs('.')\nprint(st.f_blocks * st.f_frsize)",
+    )
+    .unwrap();
+    let o = crate::common::run(&[
+        "sandbox",
+        "run",
+        "--lang",
+        "python",
+        f.to_str().unwrap(),
+        "--disk",
+        "8MiB",
+    ]);
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    assert_eq!(crate::common::stdout(&o), format!("{}\n", 8u64 << 20));
+}
+
+#[test]
+fn working_directories_of_dead_owners_are_removed_and_others_kept() {
+    use tdscale::store::owner::Owner;
+    let dir = tempfile::tempdir().unwrap();
+    let me = Owner::current();
+    let dead = Owner {
+        start_ticks: me.start_ticks + 1,
+        ..me
+    };
+    let names = [
+        format!("tdscale-sandbox-{}-a1b2c3", dead.tag()),
+        format!("tdscale-sandbox-{}-d4e5f6", me.tag()),
+        "tdscale-sandbox-Xy12Zw".to_string(),
+        "unrelated".to_string(),
+    ];
+    for n in &names {
+        std::fs::create_dir(dir.path().join(n)).unwrap();
+        std::fs::write(dir.path().join(n).join("main.py"), "print(1)").unwrap();
+    }
+    tdscale::sandbox::python::remove_orphan_workdirs(dir.path());
+    let left: Vec<bool> = names.iter().map(|n| dir.path().join(n).exists()).collect();
+    assert_eq!(left, [false, true, true, true]);
+}
+
 mod sql {
     use std::time::Duration;
 
