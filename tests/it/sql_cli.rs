@@ -227,3 +227,29 @@ fn a_closed_output_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_very_long_expression_is_an_error_not_a_crash() {
+    let (_dir, root) = corpus_with_data();
+    // 8,000 terms: deeper than any plan may nest.
+    let long = format!("SELECT {} AS n", vec!["1"; 8000].join(" + "));
+    let o = run(&["sql", &root, &long]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("nests too deeply"), "{err}");
+    // Deep parentheses are refused by the parser's recursion limit, also with exit code 4.
+    let parens = format!("SELECT {}1{} AS n", "(".repeat(5000), ")".repeat(5000));
+    let o = run(&["sql", &root, &parens]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    // Ordinary long expressions still run: 500 terms, and an OR chain of 300 conditions.
+    let sum = format!("SELECT {} AS n", vec!["2"; 500].join(" + "));
+    let o = run(&["sql", &root, &sum, "--format", "csv"]);
+    assert_eq!(stdout(&o), "n\n1000\n", "{}", stderr(&o));
+    let ors = (0..300)
+        .map(|i| format!("num_turns = {i}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let q = format!("SELECT count(*) AS n FROM trajectories WHERE {ors}");
+    let o = run(&["sql", &root, &q, "--format", "csv"]);
+    assert_eq!(stdout(&o), "n\n5\n", "{}", stderr(&o));
+}
