@@ -314,6 +314,9 @@ pub struct ClustersBuildArgs {
 pub enum SandboxCommand {
     /// Run a Python snippet or a SQL query and report how it ended.
     Run(SandboxRunArgs),
+    /// The child process that runs a sandboxed query (internal: reads its request on stdin).
+    #[command(hide = true)]
+    SqlWorker,
 }
 
 /// Languages the sandbox runs.

@@ -75,6 +75,9 @@ pub async fn main() -> Result<()> {
             Ok(())
         }
         Command::Sandbox(args::SandboxCommand::Run(a)) => sandbox_run(a).await,
+        Command::Sandbox(args::SandboxCommand::SqlWorker) => crate::sandbox::sql::worker_main()
+            .await
+            .map_err(|e| Error::Other(e.to_string())),
         Command::Clusters(args::ClustersCommand::Show { corpus, id }) => {
             print!(
                 "{}",
@@ -530,9 +533,16 @@ async fn sandbox_run(a: args::SandboxRunArgs) -> Result<()> {
                 .map_err(|e| Error::Other(e.to_string()))?
                 .map_err(sandbox_err)?
         }
-        args::Lang::Sql => sql::run(&code, &a.tables, &limits)
+        args::Lang::Sql => {
+            let worker =
+                std::env::current_exe().map_err(|e| Error::io("the tdscale executable", e))?;
+            tokio::task::spawn_blocking(move || {
+                sql::run_isolated(&code, &a.tables, &limits, &worker)
+            })
             .await
-            .map_err(sandbox_err)?,
+            .map_err(|e| Error::Other(e.to_string()))?
+            .map_err(sandbox_err)?
+        }
     };
     if a.json {
         print_json(&r)?;

@@ -690,3 +690,157 @@ mod sql {
         assert_eq!(r.killed_reason, Some(KillReason::WallTimeout));
     }
 }
+
+/// `tdscale sandbox run --lang sql` on hostile queries, through the command line: the query runs
+/// in a child process that the limits stop whatever it is doing.
+mod sql_hostile {
+    use std::os::unix::process::ExitStatusExt;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    /// How a run of the command went: its JSON result, the largest resident set of tdscale and
+    /// its children (getrusage of the waited process), and the wall time.
+    struct Ran {
+        json: serde_json::Value,
+        max_rss_bytes: u64,
+        wall: Duration,
+        code: Option<i32>,
+    }
+
+    // The child is reaped by wait4, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
+    fn sandbox_sql(dir: &Path, query: &str, tables: &[PathBuf], limits: &[&str]) -> Ran {
+        let q = dir.join("q.sql");
+        std::fs::write(&q, query).unwrap();
+        let out = dir.join("out.json");
+        let mut cmd = crate::common::bin();
+        cmd.args([
+            "sandbox",
+            "run",
+            "--lang",
+            "sql",
+            q.to_str().unwrap(),
+            "--json",
+        ])
+        .args(limits)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::process::Stdio::null());
+        for t in tables {
+            cmd.arg("--db").arg(t);
+        }
+        let started = Instant::now();
+        let child = cmd.spawn().unwrap();
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let pid = child.id() as libc::pid_t;
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(r, pid);
+        let wall = started.elapsed();
+        let status = std::process::ExitStatus::from_raw(status);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}, {status}): {text}"));
+        Ran {
+            json,
+            // ru_maxrss is in KiB; for a waited process it covers its waited children too.
+            max_rss_bytes: usage.ru_maxrss as u64 * 1024,
+            wall,
+            code: status.code(),
+        }
+    }
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn a_huge_scalar_result_is_stopped_by_the_memory_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sandbox_sql(
+            dir.path(),
+            "SELECT length(repeat('x', 1500000000)) AS n",
+            &[],
+            &["--memory", "64MiB", "--timeout", "5s"],
+        );
+        assert_eq!(r.code, Some(1), "{}", r.json);
+        assert!(
+            r.json["killed_reason"] == "memory_limit" || r.json["killed_reason"] == "wall_timeout",
+            "{}",
+            r.json
+        );
+        assert!(
+            r.max_rss_bytes < GIB,
+            "peak {} bytes: {}",
+            r.max_rss_bytes,
+            r.json
+        );
+        assert!(r.wall < Duration::from_secs(60), "{:?}", r.wall);
+    }
+
+    #[test]
+    fn a_self_cross_join_of_large_texts_is_stopped_by_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        // 200 rows of 50 kB: the cross join's result is 40,000 rows of 100 kB, 4 GB of text.
+        let t = dir.path().join("t.jsonl");
+        let mut text = String::new();
+        for i in 0..200 {
+            let body = format!("{i:03}").repeat(50_000 / 3);
+            text.push_str(&format!("{{\"id\": {i}, \"messages\": \"{body}\"}}\n"));
+        }
+        std::fs::write(&t, text).unwrap();
+        for query in [
+            "SELECT a.id, b.id, a.messages, b.messages FROM t a CROSS JOIN t b",
+            "SELECT sum(length(a.messages || b.messages)) AS n FROM t a CROSS JOIN t b",
+        ] {
+            let r = sandbox_sql(
+                dir.path(),
+                query,
+                std::slice::from_ref(&t),
+                &["--memory", "64MiB", "--timeout", "20s"],
+            );
+            let outcome = &r.json["outcome"]["kind"];
+            assert_ne!(outcome, "signaled", "{query}: {}", r.json);
+            let stopped = r.json["killed_reason"] == "memory_limit"
+                || r.json["killed_reason"] == "wall_timeout"
+                || (outcome == "exited" && r.json["stdout_truncated"] == true);
+            assert!(stopped, "{query}: {}", r.json);
+            assert!(
+                r.max_rss_bytes < GIB,
+                "{query}: peak {} bytes",
+                r.max_rss_bytes
+            );
+            assert!(r.wall < Duration::from_secs(60), "{query}: {:?}", r.wall);
+        }
+    }
+
+    #[test]
+    fn small_queries_still_answer_through_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("sales.csv");
+        std::fs::write(&t, "region,amount\neu,10\neu,5\nus,7\n").unwrap();
+        let r = sandbox_sql(
+            dir.path(),
+            "SELECT region, sum(amount) AS total FROM sales GROUP BY region ORDER BY region",
+            &[t],
+            &["--memory", "64MiB"],
+        );
+        assert_eq!(r.code, Some(0), "{}", r.json);
+        let out = r.json["stdout"].as_str().unwrap();
+        assert!(
+            out.contains("| eu     | 15    |") && out.contains("| us     | 7     |"),
+            "{out}"
+        );
+        // A statement that writes is refused as before.
+        let r = sandbox_sql(dir.path(), "CREATE TABLE x AS SELECT 1", &[], &[]);
+        assert_eq!(r.json["outcome"]["kind"], "failed", "{}", r.json);
+    }
+
+    #[test]
+    fn a_long_expression_is_a_clear_error_in_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let query = format!("SELECT {}", vec!["1"; 8000].join(" + "));
+        let r = sandbox_sql(dir.path(), &query, &[], &[]);
+        assert_eq!(r.code, Some(1), "{}", r.json);
+        assert_eq!(r.json["outcome"]["kind"], "failed", "{}", r.json);
+        let err = r.json["stderr"].as_str().unwrap();
+        assert!(err.contains("nest"), "{err}");
+    }
+}
