@@ -114,6 +114,10 @@ pub struct SqlArgs {
     /// Run on a Ballista cluster of tdscale nodes, e.g. df://host:50050 (needs the `cluster` build).
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
+    /// Memory the sorts, joins, aggregates and windows may hold, e.g. 4GiB; past it they spill
+    /// to temporary files (a query that cannot spill fails with "Resources exhausted").
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub memory_limit: Option<u64>,
     /// How `INSERT INTO synthesis_requests` synthesizes.
     #[command(flatten)]
     pub synth: SynthArgs,
@@ -229,6 +233,10 @@ pub struct ReportArgs {
     /// Run on a Ballista cluster of tdscale nodes, e.g. df://host:50050 (needs the `cluster` build).
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
+    /// Memory the sorts, joins, aggregates and windows may hold, e.g. 4GiB; past it they spill
+    /// to temporary files (a query that cannot spill fails with "Resources exhausted").
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub memory_limit: Option<u64>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

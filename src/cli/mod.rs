@@ -587,7 +587,14 @@ async fn report(a: args::ReportArgs) -> Result<()> {
         Some(url) => {
             crate::report::build_on(&cluster_session(url, &corpus).await?, a.by, &a.corpus).await?
         }
-        None => crate::report::build(&corpus, a.by).await?,
+        None => {
+            let opts = session::SessionOptions {
+                memory_limit: a.memory_limit.map(|b| b as usize),
+                ..Default::default()
+            };
+            let ctx = session::corpus_context_with(&corpus, &opts).await?;
+            crate::report::build_on(&ctx, a.by, corpus.display()).await?
+        }
     };
     if let Some(path) = &a.html {
         std::fs::write(path, crate::report::html::render(&r)).map_err(|e| Error::io(path, e))?;
@@ -681,7 +688,11 @@ async fn sql(a: args::SqlArgs) -> Result<()> {
                 &corpus,
                 std::io::stderr().is_terminal(),
             )?);
-            crate::evolve::evolution_context(&corpus, config, &p)
+            let opts = session::SessionOptions {
+                memory_limit: a.memory_limit.map(|b| b as usize),
+                ..Default::default()
+            };
+            crate::evolve::evolution_context(&corpus, config, &p, &opts)
                 .await?
                 .0
         }

@@ -15,7 +15,8 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::query::{params, session::corpus_context};
+use crate::query::params;
+use crate::query::session::{SessionOptions, corpus_context, corpus_context_with};
 use crate::store::Corpus;
 use crate::synth::{self, BatchSummary, SynthConfig};
 use requests::{Shared, SynthesisRequests};
@@ -82,14 +83,15 @@ pub fn seeds_sql(params: &HashMap<String, String>) -> Result<String> {
     params::substitute(SEEDS_SQL, params)
 }
 
-/// A session over the corpus with `synthesis_requests` (running batches with `config`) and the
-/// `seeds_next_round` view (with `params`).
+/// A session over the corpus (built with `session`) with `synthesis_requests` (running batches
+/// with `config`) and the `seeds_next_round` view (with `params`).
 pub async fn evolution_context(
     corpus: &Corpus,
     config: Arc<SynthConfig>,
     params: &HashMap<String, String>,
+    session: &SessionOptions,
 ) -> Result<(SessionContext, Arc<Shared>)> {
-    let ctx = corpus_context(corpus).await?;
+    let ctx = corpus_context_with(corpus, session).await?;
     let shared = Arc::new(Shared {
         corpus: corpus.clone(),
         config,
@@ -179,7 +181,8 @@ pub async fn evolve(
     p.insert("n".into(), opts.per_round.to_string());
     p.insert("seed".into(), opts.seed.to_string());
     while summary.batches.len() < opts.rounds {
-        let (ctx, shared) = evolution_context(corpus, config.clone(), &p).await?;
+        let (ctx, shared) =
+            evolution_context(corpus, config.clone(), &p, &SessionOptions::default()).await?;
         ctx.sql("INSERT INTO synthesis_requests SELECT * FROM seeds_next_round")
             .await?
             .collect()

@@ -14,6 +14,8 @@ use datafusion::prelude::{JsonReadOptions, SessionConfig, SessionContext};
 use crate::error::Result;
 use crate::store::registry::S3FromEnvRegistry;
 use crate::store::{Corpus, schema, tables};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
 /// The views of `sql/views/`, compiled in so the binary works from any directory. Order matters:
@@ -26,23 +28,52 @@ pub const VIEWS: &[(&str, &str)] = &[
     ),
 ];
 
+/// How a session is built: the defaults, or a memory limit for the queries it runs.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// Bytes the operators that buffer (sorts, joins, aggregates, windows) may hold at once,
+    /// shared fairly between them; past it they spill to temporary files, and a query that
+    /// cannot spill fails with "Resources exhausted". `None`: no limit.
+    pub memory_limit: Option<usize>,
+    /// Where spill files go (default: the system temporary folder).
+    pub spill_dir: Option<std::path::PathBuf>,
+}
+
 /// The session configuration tdscale uses everywhere.
 pub fn session_config() -> SessionConfig {
+    // The parser's recursion limit (`sql_parser.recursion_limit`, 50 by default) refuses deeply
+    // nested parentheses and sub-queries with a clear error; `query::statements` also bounds the
+    // operator chains it cannot see.
     SessionConfig::new().with_information_schema(true)
 }
 
 /// A session with the tdscale functions and no tables.
 pub fn bare_context() -> SessionContext {
+    bare_context_with(&SessionOptions::default()).expect("the default runtime settings are valid")
+}
+
+/// A session with the tdscale functions and no tables, built with `opts`.
+pub fn bare_context_with(opts: &SessionOptions) -> Result<SessionContext> {
     // s3:// URLs get a store from the AWS_* settings on first use, and files can be queried by
     // path: SELECT * FROM 'runs/x.parquet'.
-    let runtime = RuntimeEnvBuilder::new()
-        .with_object_store_registry(Arc::new(S3FromEnvRegistry::default()))
-        .build_arc()
-        .expect("the default runtime settings are valid");
-    let ctx = SessionContext::new_with_config_rt(session_config(), runtime).enable_url_table();
+    let mut runtime =
+        RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(S3FromEnvRegistry::default()));
+    if let Some(limit) = opts.memory_limit {
+        // FairSpillPool: each spilling operator gets an equal share, so one sort cannot starve
+        // the others; spilling needs a disk manager, which the default builder has.
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+    }
+    if let Some(dir) = &opts.spill_dir {
+        runtime = runtime.with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
+        );
+    }
+    let ctx = SessionContext::new_with_config_rt(session_config(), runtime.build_arc()?)
+        .enable_url_table();
     crate::metrics::register(&ctx);
     crate::select::register(&ctx);
-    ctx
+    Ok(ctx)
 }
 
 /// The full `trajectories` schema as queries see it: the file schema plus `round`.
@@ -150,7 +181,12 @@ pub async fn register_views(ctx: &SessionContext) -> Result<()> {
 /// # Ok(()) }
 /// ```
 pub async fn corpus_context(corpus: &Corpus) -> Result<SessionContext> {
-    let ctx = bare_context();
+    corpus_context_with(corpus, &SessionOptions::default()).await
+}
+
+/// [`corpus_context`] built with `opts` (e.g. a memory limit).
+pub async fn corpus_context_with(corpus: &Corpus, opts: &SessionOptions) -> Result<SessionContext> {
+    let ctx = bare_context_with(opts)?;
     register_tables(&ctx, corpus).await?;
     register_views(&ctx).await?;
     Ok(ctx)
