@@ -15,7 +15,7 @@ use crate::query::output::OutputFormat;
 #[derive(Debug, Parser)]
 #[command(name = "tdscale", version, about, long_about = None)]
 #[command(
-    after_help = "Logs: set RUST_LOG (e.g. RUST_LOG=tdscale=debug).\nExit codes: 0 ok, 1 error, 2 usage, 3 rejected input with --strict, 4 SQL error, 5 storage error."
+    after_help = "Logs: set RUST_LOG (e.g. RUST_LOG=tdscale=debug).\nExit codes: 0 ok, 1 error, 2 usage, 3 rejected input with --strict, 4 SQL error, 5 storage error, 6 every model request of a batch failed."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -397,7 +397,7 @@ async fn evolve(a: args::EvolveArgs) -> Result<()> {
     let s = crate::evolve::evolve(&corpus, &opts, config).await?;
     if a.json {
         print_json(&s)?;
-        return Ok(());
+        return evolve_outcome(&s);
     }
     if s.resumed_batches > 0 {
         println!("finished {} interrupted batch(es)", s.resumed_batches);
@@ -416,7 +416,18 @@ async fn evolve(a: args::EvolveArgs) -> Result<()> {
         "rejections and failures: tdscale sql {} \"SELECT stage, reasons FROM synthesis_rejects\"",
         a.corpus
     );
-    Ok(())
+    evolve_outcome(&s)
+}
+
+/// An error when a batch had every request fail (the summary is printed first either way).
+fn evolve_outcome(s: &crate::evolve::EvolveSummary) -> Result<()> {
+    match s.all_failed_batch() {
+        Some(b) => Err(Error::Backend(format!(
+            "every one of the {} requests of batch {} failed, so evolution stopped: check --base-url, --model and the API key (the reasons are in the synthesis_rejects table)",
+            b.requested, b.batch_id
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn print_rounds(rows: &[crate::evolve::rounds::RoundRow]) {

@@ -78,6 +78,19 @@ pub struct EvolveSummary {
     pub backend: Option<crate::synth::backend::openai::StatsSummary>,
 }
 
+impl EvolveSummary {
+    /// The first batch in which every request failed (the model server refused or never
+    /// answered: a wrong key, URL or model). Evolution stops after such a batch, and the command
+    /// exits with an error.
+    pub fn all_failed_batch(&self) -> Option<&BatchSummary> {
+        self.batches.iter().find(|b| all_failed(b))
+    }
+}
+
+fn all_failed(b: &BatchSummary) -> bool {
+    b.requested > 0 && b.failed == b.requested
+}
+
 /// The seed plan's SQL with parameters filled in.
 pub fn seeds_sql(params: &HashMap<String, String>) -> Result<String> {
     params::substitute(SEEDS_SQL, params)
@@ -172,7 +185,12 @@ pub async fn evolve(
         summary
             .rounds
             .push(rounds::append(corpus, b.round, opts.strategy.name(), Some(&b)).await?);
+        let failed = all_failed(&b);
         summary.batches.push(b);
+        if failed {
+            summary.backend = config.model.stats();
+            return Ok(summary);
+        }
     }
     let mut p: HashMap<String, String> = opts.params.clone();
     for (k, v) in opts.strategy.params() {
@@ -195,7 +213,12 @@ pub async fn evolve(
         summary
             .rounds
             .push(rounds::append(corpus, b.round, opts.strategy.name(), Some(&b)).await?);
+        let failed = all_failed(&b);
         summary.batches.push(b);
+        // Another round would fail the same way: stop and let the caller report it.
+        if failed {
+            break;
+        }
     }
     summary.backend = config.model.stats();
     Ok(summary)
