@@ -27,6 +27,10 @@ pub enum Error {
     /// Input data was rejected and the user asked for `--strict`.
     #[error("{0}")]
     Rejected(String),
+    /// The model backend failed every request of a synthesis batch (unreachable server, wrong
+    /// key, URL or model name): nothing was synthesized.
+    #[error("{0}")]
+    Backend(String),
     /// Anything else, with context.
     #[error("{0}")]
     Other(String),
@@ -42,13 +46,15 @@ impl Error {
     }
 
     /// The process exit code for this error: 2 for usage errors, 3 for rejected input under
-    /// `--strict`, 4 for SQL errors, 5 for storage errors, 1 otherwise.
+    /// `--strict`, 4 for SQL errors, 5 for storage errors, 6 when the model backend failed every
+    /// request of a batch, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
             Error::Rejected(_) => 3,
             Error::Sql(_) => 4,
             Error::Storage { .. } => 5,
+            Error::Backend(_) => 6,
             Error::Io { .. } | Error::Other(_) => 1,
         }
     }

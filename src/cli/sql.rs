@@ -20,7 +20,7 @@ pub async fn run(a: SqlArgs) -> Result<()> {
     let session = match &a.cluster {
         Some(url) => CorpusSession::on(&corpus, super::cluster_context(url).await?).await?,
         None => {
-            let session = CorpusSession::open(&corpus).await?;
+            let session = CorpusSession::open_with(&corpus, &a.session_options()).await?;
             let progress = std::io::stderr().is_terminal();
             crate::evolve::register(&session, a.synth.options(progress), &p).await?;
             session

@@ -9,6 +9,7 @@
 
 pub mod convert;
 pub mod location;
+pub mod owner;
 pub mod read;
 pub mod registry;
 pub mod rows;
