@@ -4,10 +4,11 @@
 //! verbatim in an earlier tool result), applied per parameter of B and per tool A whose result
 //! held the value, and counted over trajectories.
 //!
-//! Two cases carry no dependency and are not counted: the value was typed by the user before
-//! B's call (both calls may just repeat it), or every call of A that returned it had received it
-//! as its own argument (A only echoed it). A parameter with an enumeration in B's schema
-//! (`cabin: economy | business`) is closed vocabulary: its values are in many results by chance.
+//! Some matches carry no dependency and are not counted: the value was typed by the user before
+//! B's call (both calls may just repeat it); every call of A that returned it had received it as
+//! its own argument (A only echoed it); the parameter has an enumeration in B's schema (`cabin:
+//! economy | business`: closed vocabulary is in many results by chance); the value is a number
+//! of fewer than 3 characters (a count of bags or seats is too).
 //! Only the original trajectories (round 0) count: synthesized rounds were built from these
 //! very edges.
 
@@ -19,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::metrics::calls::carried_value;
-use crate::metrics::json_leaves::keyed_leaves;
+use crate::metrics::json_leaves::{Leaf, keyed_leaves};
 use crate::metrics::messages::{MessagesView, pair_calls};
 use crate::query::session::CorpusSession;
 
@@ -90,6 +91,10 @@ pub fn flows_of_row(
                         let Some(needle) = carried_value(leaf) else {
                             continue;
                         };
+                        // small numbers (counts of bags, seats, days) are in any result
+                        if matches!(leaf, Leaf::Num(_)) && needle.len() < 3 {
+                            continue;
+                        }
                         if field.is_empty() || closed(b, field) {
                             continue;
                         }

@@ -598,7 +598,7 @@ pub async fn build(
                 tool_ids: g.iter().map(|&i| tools[i].tool_id.clone()).collect(),
                 tool_names: names,
                 internal_edges: internal[k],
-                edge_score: best[k].values().sum(),
+                edge_score: best[k].values().fold(0.0, |a, b| a + b),
                 selected: false,
                 rank: None,
                 coverage_gain: None,
