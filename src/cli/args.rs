@@ -308,6 +308,12 @@ pub struct ClustersBuildArgs {
     /// JSON object mapping services or cluster ids to domain labels.
     #[arg(long)]
     pub domains: Option<PathBuf>,
+    /// Do not read the trajectories for observed data flows (catalog evidence only).
+    #[arg(long)]
+    pub no_observed_flows: bool,
+    /// Trajectories an observed flow must be seen in before it makes an edge.
+    #[arg(long, default_value_t = 2)]
+    pub min_flow_trajectories: u64,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -685,6 +691,8 @@ impl ClustersBuildArgs {
             max_cluster_size: self.max_cluster_size,
             select: self.select,
             domain_overrides,
+            observed_flows: !self.no_observed_flows,
+            min_flow_trajectories: self.min_flow_trajectories,
         })
     }
 }

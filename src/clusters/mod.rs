@@ -1,39 +1,51 @@
 //! Business clusters: tools of one real service that feed each other, so that a synthesised
 //! trajectory can chain them the way a real workflow does.
 //!
-//! `tdscale clusters build` reads the `tools` table and writes two tables:
-//! - `cluster_edges`: from tool, to tool, the input field that links them, the evidence and a
-//!   score (see [`edges`]);
+//! `tdscale clusters build` reads the `tools` table (and the trajectories, when the corpus has
+//! some) and writes two tables:
+//! - `cluster_edges`: from tool, to tool, the input field that links them, the kind of evidence
+//!   (`observed_flow`, `output_schema`, `entity_id`, `description`), what supports it and a
+//!   score (see [`edges`] for the catalog evidence and [`flows`] for the observed one);
 //! - `clusters`: tools grouped by service (the MCP server or catalog, and the `Name.` prefix of
-//!   namespaced tools), split along the dependency graph when larger than the maximum size, each
-//!   with a domain label from a keyword taxonomy (overridable) and, for the clusters chosen by a
-//!   greedy maximum-coverage pass ([`selection`]), its rank and marginal coverage gain.
+//!   namespaced tools), split along the strongest edges when larger than the maximum size, each
+//!   with a domain label (the catalogs' own labels first, a keyword taxonomy otherwise,
+//!   overridable) and, for the clusters chosen by a greedy maximum-coverage pass
+//!   ([`selection`]) that also values dependency edges, its rank and marginal gain.
 
 pub mod edges;
+pub mod fields;
+pub mod flows;
+pub mod lexicon;
 pub mod selection;
 pub mod taxonomy;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::query::session::CorpusSession;
 use crate::store::{rows, tables};
-use edges::{ToolShape, find_edges};
+use edges::{Edge, EvidenceKind, ToolShape, find_edges};
 
 /// A row of `cluster_edges`.
 #[derive(Debug, Clone, Serialize)]
 struct EdgeRow {
     cluster_id: String,
+    to_cluster_id: String,
     from_tool: String,
     to_tool: String,
     field: String,
+    path: String,
+    evidence_kind: String,
+    entity: Option<String>,
     evidence: String,
     score: f64,
+    trajectories: Option<i64>,
 }
 
 /// A row of `clusters`: a cluster and its size.
@@ -50,8 +62,12 @@ pub struct BuildOptions {
     pub max_cluster_size: usize,
     /// How many clusters the coverage pass selects.
     pub select: usize,
-    /// Domain labels by service or cluster id, overriding the taxonomy.
+    /// Domain labels by service or cluster id, overriding the catalogs and the taxonomy.
     pub domain_overrides: HashMap<String, String>,
+    /// Read the trajectories for observed flows.
+    pub observed_flows: bool,
+    /// Trajectories an observed flow needs before it makes an edge.
+    pub min_flow_trajectories: u64,
 }
 
 impl Default for BuildOptions {
@@ -60,6 +76,8 @@ impl Default for BuildOptions {
             max_cluster_size: 12,
             select: 500,
             domain_overrides: HashMap::new(),
+            observed_flows: true,
+            min_flow_trajectories: 2,
         }
     }
 }
@@ -70,12 +88,19 @@ pub struct Cluster {
     pub cluster_id: String,
     pub service: String,
     pub domain: String,
+    /// Where the domain comes from: `override`, `catalog` or `taxonomy`.
+    pub domain_source: String,
     pub tool_ids: Vec<String>,
     pub tool_names: Vec<String>,
     pub internal_edges: usize,
+    /// The sum, over the ordered tool pairs linked inside the cluster, of their best edge score.
+    pub edge_score: f64,
     pub selected: bool,
     pub rank: Option<usize>,
+    /// New tools and capabilities the cluster covered when it was selected.
     pub coverage_gain: Option<usize>,
+    /// What the selection valued it at: `coverage_gain` plus `edge_score`.
+    pub selection_gain: Option<f64>,
 }
 
 /// What a build did.
@@ -85,6 +110,10 @@ pub struct BuildSummary {
     pub services: usize,
     pub clusters: usize,
     pub edges: usize,
+    /// Edges by their strongest evidence.
+    pub edges_by_evidence: BTreeMap<String, usize>,
+    /// Original trajectories read for observed flows.
+    pub trajectories_read: u64,
     pub selected: usize,
     pub covered_items: usize,
     /// Problems found in the catalogs; none stops the build.
@@ -107,11 +136,34 @@ impl BuildSummary {
         out
     }
 
-    /// The summary as one line of text.
+    /// The summary as text.
     pub fn to_text(&self) -> String {
+        let by: Vec<String> = self
+            .edges_by_evidence
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        let flows = if self.trajectories_read > 0 {
+            format!(
+                " (observed flows from {} trajectories)",
+                self.trajectories_read
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{} tools in {} services → {} clusters, {} dependency edges; {} clusters selected covering {} tools and capabilities\n",
-            self.tools, self.services, self.clusters, self.edges, self.selected, self.covered_items
+            "{} tools in {} services → {} clusters, {} dependency edges{}{flows}; {} clusters selected covering {} tools and capabilities\n",
+            self.tools,
+            self.services,
+            self.clusters,
+            self.edges,
+            if by.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", by.join(", "))
+            },
+            self.selected,
+            self.covered_items
         )
     }
 }
@@ -139,14 +191,17 @@ struct Row {
     description: String,
     parameters: Option<String>,
     output: Option<String>,
+    domain: Option<String>,
 }
 
 async fn read_tools(session: &CorpusSession) -> Result<Vec<Row>> {
-    let batches = session.ctx().sql("SELECT tool_id, name, service, description, parameters, output_schema FROM tools ORDER BY tool_id").await?.collect().await?;
+    let batches = session
+        .collect("SELECT tool_id, name, service, description, parameters, output_schema, domain FROM tools ORDER BY tool_id")
+        .await?;
     let mut rows = vec![];
     for b in &batches {
         let s = |i: usize| datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8);
-        let cols: Vec<ArrayRef> = (0..6).map(s).collect::<std::result::Result<_, _>>()?;
+        let cols: Vec<ArrayRef> = (0..7).map(s).collect::<std::result::Result<_, _>>()?;
         let get = |c: usize, r: usize| {
             let a = cols[c].as_string::<i32>();
             (!datafusion::arrow::array::Array::is_null(a, r)).then(|| a.value(r).to_string())
@@ -159,51 +214,216 @@ async fn read_tools(session: &CorpusSession) -> Result<Vec<Row>> {
                 description: get(3, r).unwrap_or_default(),
                 parameters: get(4, r),
                 output: get(5, r),
+                domain: get(6, r).filter(|d| !d.trim().is_empty()),
             });
         }
     }
     Ok(rows)
 }
 
-/// Splits the tools of one service into clusters of at most `max` along the dependency graph:
-/// connected components first, then a component too large is cut in breadth-first order.
-fn split(n: usize, edges: &[edges::Edge], max: usize) -> Vec<Vec<usize>> {
-    let mut adj = vec![vec![]; n];
-    for e in edges {
-        adj[e.from].push(e.to);
-        adj[e.to].push(e.from);
+/// Splits the tools of one service into clusters of at most `max`: the strongest edges join
+/// tools first, and a join that would make a cluster larger than `max` is skipped, so a large
+/// component is cut along its weakest links. Tools without any edge are kept together.
+fn split(n: usize, edges: &[Edge], max: usize) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..n).collect();
+    let mut size = vec![1usize; n];
+    fn root(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
     }
-    let mut seen = vec![false; n];
-    let mut groups: Vec<Vec<usize>> = vec![];
+    let mut order: Vec<&Edge> = edges.iter().filter(|e| e.from != e.to).collect();
+    order.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.from.min(a.to).cmp(&b.from.min(b.to)))
+            .then(a.from.max(a.to).cmp(&b.from.max(b.to)))
+    });
+    for e in order {
+        let (ra, rb) = (root(&mut parent, e.from), root(&mut parent, e.to));
+        if ra != rb && size[ra] + size[rb] <= max {
+            let (big, small) = if size[ra] >= size[rb] {
+                (ra, rb)
+            } else {
+                (rb, ra)
+            };
+            parent[small] = big;
+            size[big] += size[small];
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..n {
+        let r = root(&mut parent, i);
+        groups.entry(r).or_default().push(i);
+    }
+    let mut linked: Vec<Vec<usize>> = vec![];
     let mut singles: Vec<usize> = vec![];
-    for start in 0..n {
-        if seen[start] {
-            continue;
-        }
-        let mut order = vec![start];
-        seen[start] = true;
-        let mut k = 0;
-        while k < order.len() {
-            for &m in &adj[order[k]] {
-                if !seen[m] {
-                    seen[m] = true;
-                    order.push(m);
-                }
-            }
-            k += 1;
-        }
-        if order.len() == 1 {
-            singles.push(start);
+    for g in groups.into_values() {
+        if g.len() == 1 {
+            singles.push(g[0]);
         } else {
-            groups.extend(order.chunks(max).map(<[usize]>::to_vec));
+            linked.push(g);
         }
     }
+    linked.sort_by_key(|g| g[0]);
     // Tools that feed nothing still belong to their service: keep them together.
-    groups.extend(singles.chunks(max).map(<[usize]>::to_vec));
-    groups
+    linked.extend(singles.chunks(max).map(<[usize]>::to_vec));
+    linked
 }
 
-/// Builds the clusters from the `tools` table and writes `clusters` and `cluster_edges`.
+/// The catalog label most of a cluster's tools carry (ties: the first in alphabetical order).
+fn catalog_domain<'a>(labels: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in labels {
+        *counts.entry(l).or_default() += 1;
+    }
+    let best = counts.values().copied().max()?;
+    counts
+        .into_iter()
+        .find(|(_, n)| *n == best)
+        .map(|(l, _)| l.to_string())
+}
+
+/// One service: its tools, their rows in the `tools` table, and their edges.
+struct Service {
+    key: String,
+    tools: Vec<ToolShape>,
+    rows: Vec<usize>,
+    edges: Vec<Edge>,
+}
+
+/// Reads a tool's schemas; a schema that is not a JSON object counts as having no fields.
+fn schema_fields(
+    text: &Option<String>,
+    tool_id: &str,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Vec<fields::Field> {
+    match text.as_deref().map(serde_json::from_str::<Value>) {
+        None => vec![],
+        Some(Ok(v)) if v.is_object() => {
+            if v.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t != "object")
+            {
+                problems.push(format!(
+                    "{tool_id}: {what} is not an object schema; treated as having no fields"
+                ));
+            }
+            fields::fields(&v)
+        }
+        Some(_) => {
+            problems.push(format!(
+                "{tool_id}: {what} is not a JSON Schema object; treated as having no fields"
+            ));
+            vec![]
+        }
+    }
+}
+
+/// Adds the observed flows to the services' edges: a flow between two tools of a service is an
+/// edge of its own, or makes the catalog edge on the same parameter an observed one.
+fn add_observed(
+    services: &mut [Service],
+    flows: &flows::ObservedFlows,
+    min: u64,
+    problems: &mut Vec<String>,
+) -> usize {
+    let mut by_name: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    for (s, svc) in services.iter().enumerate() {
+        for (i, t) in svc.tools.iter().enumerate() {
+            by_name.entry(t.name.as_str()).or_default().push((s, i));
+        }
+    }
+    let mut added: Vec<(usize, Edge)> = vec![];
+    let mut upgrades: Vec<(usize, usize, u64, String)> = vec![];
+    let mut unknown: HashSet<&str> = HashSet::new();
+    let mut cross = 0usize;
+    let mut keys: Vec<(&flows::FlowKey, &flows::FlowCount)> = flows.flows.iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(b.0));
+    for ((a, b, field), count) in keys {
+        if count.trajectories < min {
+            continue;
+        }
+        let (Some(froms), Some(tos)) = (by_name.get(a.as_str()), by_name.get(b.as_str())) else {
+            unknown.extend(
+                [a.as_str(), b.as_str()]
+                    .into_iter()
+                    .filter(|n| !by_name.contains_key(n)),
+            );
+            continue;
+        };
+        let mut placed = false;
+        for &(sa, ia) in froms {
+            for &(sb, ib) in tos.iter().filter(|(sb, _)| *sb == sa) {
+                placed = true;
+                let evidence = format!(
+                    "seen in {} trajectories: a value {a} returned was passed as `{field}` of {b} (matched in {}, counting the values the user typed or {a} echoed)",
+                    count.trajectories, count.matched
+                );
+                let svc = &services[sa];
+                match svc
+                    .edges
+                    .iter()
+                    .position(|e| e.from == ia && e.to == ib && e.field == *field)
+                {
+                    Some(k) => upgrades.push((sa, k, count.trajectories, evidence)),
+                    None => added.push((
+                        sb,
+                        Edge {
+                            from: ia,
+                            to: ib,
+                            field: field.clone(),
+                            path: field.clone(),
+                            kind: EvidenceKind::ObservedFlow,
+                            entity: String::new(),
+                            evidence,
+                            score: flows::flow_score(count.trajectories, min),
+                            trajectories: Some(count.trajectories),
+                        },
+                    )),
+                }
+            }
+        }
+        if !placed {
+            cross += 1;
+        }
+    }
+    if !unknown.is_empty() {
+        let mut names: Vec<&str> = unknown.into_iter().collect();
+        names.sort();
+        problems.push(format!(
+            "observed flows name {} tools that are not in the tools table ({}{}); ingest their catalogs to link them",
+            names.len(),
+            names.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+            if names.len() > 5 { ", …" } else { "" }
+        ));
+    }
+    if cross > 0 {
+        problems.push(format!(
+            "{cross} observed flows link tools of different services; clusters keep services apart, so they make no edge"
+        ));
+    }
+    let mut count = 0;
+    for (s, k, n, evidence) in upgrades {
+        let e = &mut services[s].edges[k];
+        e.evidence = format!("{evidence}; and {}", e.evidence);
+        e.kind = EvidenceKind::ObservedFlow;
+        e.score = e.score.max(flows::flow_score(n, min));
+        e.trajectories = Some(n);
+        count += 1;
+    }
+    for (s, e) in added {
+        services[s].edges.push(e);
+        count += 1;
+    }
+    count
+}
+
+/// Builds the clusters from the `tools` table (and the trajectories' observed flows) and writes
+/// `clusters` and `cluster_edges`.
 pub async fn build(
     session: &CorpusSession,
     opts: &BuildOptions,
@@ -212,7 +432,9 @@ pub async fn build(
     if opts.max_cluster_size == 0 {
         return Err(Error::Usage("--max-cluster-size must be at least 1".into()));
     }
+    let started = std::time::Instant::now();
     let rows = read_tools(session).await?;
+    tracing::debug!("read {} tools in {:?}", rows.len(), started.elapsed());
     if rows.is_empty() {
         return Err(Error::Usage(format!(
             "the corpus {} has no tools: ingest catalogs first with `tdscale ingest {} FILES --table tools`",
@@ -241,100 +463,151 @@ pub async fn build(
             ));
         }
     }
-    let mut services: BTreeMap<String, Vec<ToolShape>> = BTreeMap::new();
-    for r in &rows {
-        let parse = |text: &Option<String>,
-                     what: &str,
-                     problems: &mut Vec<String>|
-         -> Vec<(String, Option<String>)> {
-            match text.as_deref().map(serde_json::from_str::<Value>) {
-                None => vec![],
-                Some(Ok(v)) if v.is_object() => {
-                    if v.get("type")
-                        .and_then(Value::as_str)
-                        .is_some_and(|t| t != "object")
-                    {
-                        problems.push(format!(
-                            "{}: {what} is not an object schema; treated as having no fields",
-                            r.tool_id
-                        ));
-                    }
-                    edges::fields(&v)
-                }
-                Some(_) => {
-                    problems.push(format!(
-                        "{}: {what} is not a JSON Schema object; treated as having no fields",
-                        r.tool_id
-                    ));
-                    vec![]
-                }
-            }
-        };
-        let inputs = parse(&r.parameters, "parameters", &mut summary.problems);
-        let outputs = parse(&r.output, "output schema", &mut summary.problems);
-        services
-            .entry(service_key(&r.service, &r.name))
-            .or_default()
-            .push(ToolShape {
-                tool_id: r.tool_id.clone(),
-                name: r.name.clone(),
-                description: r.description.clone(),
-                inputs,
-                outputs,
-            });
+    let mut grouped: BTreeMap<String, Service> = BTreeMap::new();
+    // Parameters with an enumeration, by tool name: closed vocabulary for observed flows.
+    let mut closed: HashMap<String, HashSet<String>> = HashMap::new();
+    for (k, r) in rows.iter().enumerate() {
+        let inputs = schema_fields(
+            &r.parameters,
+            &r.tool_id,
+            "parameters",
+            &mut summary.problems,
+        );
+        let outputs = schema_fields(
+            &r.output,
+            &r.tool_id,
+            "output schema",
+            &mut summary.problems,
+        );
+        for f in inputs.iter().filter(|f| f.enumerated && f.path == f.top) {
+            closed
+                .entry(r.name.clone())
+                .or_default()
+                .insert(f.top.clone());
+        }
+        let key = service_key(&r.service, &r.name);
+        let svc = grouped.entry(key.clone()).or_insert_with(|| Service {
+            key,
+            tools: vec![],
+            rows: vec![],
+            edges: vec![],
+        });
+        svc.tools.push(ToolShape {
+            tool_id: r.tool_id.clone(),
+            name: r.name.clone(),
+            description: r.description.clone(),
+            inputs,
+            outputs,
+        });
+        svc.rows.push(k);
     }
+    let mut services: Vec<Service> = grouped.into_values().collect();
     summary.services = services.len();
+    tracing::debug!("parsed the schemas at {:?}", started.elapsed());
+    services
+        .par_iter_mut()
+        .for_each(|s| s.edges = find_edges(&s.tools));
+    tracing::debug!("catalog edges at {:?}", started.elapsed());
+    if opts.observed_flows {
+        let observed = flows::observe(session, &closed).await?;
+        summary.trajectories_read = observed.trajectories;
+        add_observed(
+            &mut services,
+            &observed,
+            opts.min_flow_trajectories.max(1),
+            &mut summary.problems,
+        );
+        tracing::debug!("observed flows at {:?}", started.elapsed());
+    }
     let mut clusters: Vec<Cluster> = vec![];
     let mut edge_rows: Vec<EdgeRow> = vec![];
-    for (service, tools) in &services {
-        let es = find_edges(tools);
-        let groups = split(tools.len(), &es, opts.max_cluster_size);
+    for svc in &services {
+        let (tools, es) = (&svc.tools, &svc.edges);
+        let groups = split(tools.len(), es, opts.max_cluster_size);
+        let ids: Vec<String> = (0..groups.len())
+            .map(|k| {
+                if groups.len() == 1 {
+                    svc.key.clone()
+                } else {
+                    format!("{}#{k}", svc.key)
+                }
+            })
+            .collect();
+        let mut group_of = vec![0usize; tools.len()];
         for (k, g) in groups.iter().enumerate() {
-            let cluster_id = if groups.len() == 1 {
-                service.clone()
-            } else {
-                format!("{service}#{k}")
-            };
-            let members: std::collections::HashSet<usize> = g.iter().copied().collect();
-            let internal: Vec<&edges::Edge> = es
-                .iter()
-                .filter(|e| members.contains(&e.from) && members.contains(&e.to))
-                .collect();
-            for e in &internal {
-                edge_rows.push(EdgeRow {
-                    cluster_id: cluster_id.clone(),
-                    from_tool: tools[e.from].tool_id.clone(),
-                    to_tool: tools[e.to].tool_id.clone(),
-                    field: e.field.clone(),
-                    evidence: e.evidence.clone(),
-                    score: e.score,
-                });
+            for &i in g {
+                group_of[i] = k;
             }
+        }
+        // Every edge is kept; one between two clusters of a service names both.
+        let mut ordered: Vec<&Edge> = es.iter().collect();
+        ordered.sort_by(|a, b| (a.from, a.to, &a.field).cmp(&(b.from, b.to, &b.field)));
+        let mut internal = vec![0usize; groups.len()];
+        let mut best: Vec<BTreeMap<(usize, usize), f64>> = vec![BTreeMap::new(); groups.len()];
+        for e in ordered {
+            let (gf, gt) = (group_of[e.from], group_of[e.to]);
+            if gf == gt {
+                internal[gf] += 1;
+                let s = best[gf].entry((e.from, e.to)).or_insert(0.0);
+                *s = s.max(e.score);
+            }
+            *summary
+                .edges_by_evidence
+                .entry(e.kind.as_str().to_string())
+                .or_default() += 1;
+            edge_rows.push(EdgeRow {
+                cluster_id: ids[gf].clone(),
+                to_cluster_id: ids[gt].clone(),
+                from_tool: tools[e.from].tool_id.clone(),
+                to_tool: tools[e.to].tool_id.clone(),
+                field: e.field.clone(),
+                path: e.path.clone(),
+                evidence_kind: e.kind.as_str().to_string(),
+                entity: (!e.entity.is_empty()).then(|| e.entity.clone()),
+                evidence: e.evidence.clone(),
+                score: e.score,
+                trajectories: e.trajectories.map(|n| n as i64),
+            });
+        }
+        for (k, g) in groups.iter().enumerate() {
+            let cluster_id = ids[k].clone();
             let names: Vec<String> = g.iter().map(|&i| tools[i].name.clone()).collect();
             let text: Vec<&str> = g
                 .iter()
                 .flat_map(|&i| [tools[i].name.as_str(), tools[i].description.as_str()])
                 .collect();
-            let domain = opts
+            let labels = g
+                .iter()
+                .filter_map(|&i| rows[svc.rows[i]].domain.as_deref());
+            let (domain, domain_source) = match opts
                 .domain_overrides
                 .get(&cluster_id)
-                .or_else(|| opts.domain_overrides.get(service))
-                .cloned()
-                .unwrap_or_else(|| taxonomy::domain_of(service, &text));
+                .or_else(|| opts.domain_overrides.get(&svc.key))
+            {
+                Some(d) => (d.clone(), "override"),
+                None => match catalog_domain(labels) {
+                    Some(d) => (d, "catalog"),
+                    None => (taxonomy::domain_of(&svc.key, &text), "taxonomy"),
+                },
+            };
             clusters.push(Cluster {
                 cluster_id,
-                service: service.clone(),
+                service: svc.key.clone(),
                 domain,
+                domain_source: domain_source.into(),
                 tool_ids: g.iter().map(|&i| tools[i].tool_id.clone()).collect(),
                 tool_names: names,
-                internal_edges: internal.len(),
+                internal_edges: internal[k],
+                edge_score: best[k].values().fold(0.0, |a, b| a + b),
                 selected: false,
                 rank: None,
                 coverage_gain: None,
+                selection_gain: None,
             });
         }
     }
-    // Coverage: each cluster covers its tools and the capabilities they offer.
+    // Coverage: each cluster covers its tools and the capabilities they offer; its internal
+    // dependency edges add their scores.
     let items: Vec<Vec<String>> = clusters
         .iter()
         .map(|c| {
@@ -345,18 +618,23 @@ pub async fn build(
                 .collect()
         })
         .collect();
-    let picks = selection::greedy_max_coverage(&items, opts.select);
+    let bonus: Vec<f64> = clusters.iter().map(|c| c.edge_score).collect();
+    tracing::debug!("clusters at {:?}", started.elapsed());
+    let picks = selection::greedy_weighted_coverage(&items, &bonus, opts.select);
+    tracing::debug!("selection at {:?}", started.elapsed());
     for (rank, p) in picks.iter().enumerate() {
         let c = &mut clusters[p.cluster];
         c.selected = true;
         c.rank = Some(rank + 1);
         c.coverage_gain = Some(p.gain);
+        c.selection_gain = Some(p.value);
     }
     summary.clusters = clusters.len();
     summary.edges = edge_rows.len();
     summary.selected = picks.len();
     summary.covered_items = picks.iter().map(|p| p.gain).sum();
     write_tables(session, &clusters, &edge_rows).await?;
+    tracing::debug!("written at {:?}", started.elapsed());
     Ok((summary, clusters))
 }
 
@@ -387,11 +665,11 @@ async fn write_tables(
     session.refresh(&tables::CLUSTER_EDGES)
 }
 
-/// A cluster's tools and internal edges, for `tdscale clusters show`.
+/// A cluster's tools and internal edges with their evidence, for `tdscale clusters show`.
 pub async fn show(session: &CorpusSession, cluster_id: &str) -> Result<String> {
     let (ctx, corpus) = (session.ctx(), session.corpus());
     let id = crate::query::params::string_literal(cluster_id);
-    let head = ctx.sql(&format!("SELECT cluster_id, service, domain, size, internal_edges, selected, rank, coverage_gain FROM clusters WHERE cluster_id = {id}")).await?.collect().await?;
+    let head = ctx.sql(&format!("SELECT cluster_id, service, domain, domain_source, size, internal_edges, round(edge_score, 2) AS edge_score, selected, rank, coverage_gain FROM clusters WHERE cluster_id = {id}")).await?.collect().await?;
     if head.iter().all(|b| b.num_rows() == 0) {
         let built = corpus.list_table(&tables::CLUSTERS).await?;
         return Err(Error::Usage(if built.is_empty() {
@@ -408,14 +686,22 @@ pub async fn show(session: &CorpusSession, cluster_id: &str) -> Result<String> {
         }));
     }
     let tools = ctx.sql(&format!("SELECT t.name, t.description FROM (SELECT unnest(tool_ids) AS id FROM clusters WHERE cluster_id = {id}) c JOIN tools t ON t.tool_id = c.id ORDER BY t.name")).await?.collect().await?;
-    let edges = ctx.sql(&format!("SELECT from_tool, to_tool, field, score, evidence FROM cluster_edges WHERE cluster_id = {id} ORDER BY from_tool, to_tool, field")).await?.collect().await?;
+    let edges = ctx.sql(&format!("SELECT from_tool, to_tool, path AS field, evidence_kind, round(score, 2) AS score, trajectories, evidence FROM cluster_edges WHERE cluster_id = {id} AND to_cluster_id = {id} ORDER BY from_tool, to_tool, field")).await?.collect().await?;
+    let leaving = ctx.sql(&format!("SELECT from_tool, to_tool, to_cluster_id, path AS field, evidence_kind, round(score, 2) AS score FROM cluster_edges WHERE (cluster_id = {id}) <> (to_cluster_id = {id}) AND (cluster_id = {id} OR to_cluster_id = {id}) ORDER BY from_tool, to_tool, field")).await?.collect().await?;
     let pretty = |b: &[RecordBatch]| {
         datafusion::arrow::util::pretty::pretty_format_batches(b).map(|t| t.to_string())
     };
-    Ok(format!(
+    let mut out = format!(
         "{}\n\ntools:\n{}\n\nedges:\n{}\n",
         pretty(&head)?,
         pretty(&tools)?,
         pretty(&edges)?
-    ))
+    );
+    if leaving.iter().any(|b| b.num_rows() > 0) {
+        out.push_str(&format!(
+            "\nedges to and from the other clusters of its service:\n{}\n",
+            pretty(&leaving)?
+        ));
+    }
+    Ok(out)
 }

@@ -85,26 +85,30 @@ pub const TAXONOMY: &[(&str, &[&str])] = &[
 /// ```
 pub fn domain_of(service: &str, texts: &[&str]) -> String {
     let service = service.to_lowercase();
-    let words: Vec<String> = texts
-        .iter()
-        .flat_map(|t| {
-            t.to_lowercase()
-                .split(|c: char| !c.is_alphanumeric())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .filter(|w| !w.is_empty())
-        .collect();
+    // Distinct words, sorted, with their counts: a keyword's hits (the word itself and longer
+    // words starting with it) are one contiguous range.
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for t in texts {
+        for w in t.to_lowercase().split(|c: char| !c.is_alphanumeric()) {
+            if !w.is_empty() {
+                *counts.entry(w.to_string()).or_default() += 1;
+            }
+        }
+    }
     let mut best = ("general", 0usize);
     for (domain, keys) in TAXONOMY {
         let score: usize = keys
             .iter()
             .map(|k| {
                 10 * usize::from(service.contains(k))
-                    + words
-                        .iter()
-                        .filter(|w| w.as_str() == *k || (w.len() > k.len() && w.starts_with(k)))
-                        .count()
+                    + counts
+                        .range::<str, _>((
+                            std::ops::Bound::Included(*k),
+                            std::ops::Bound::Unbounded,
+                        ))
+                        .take_while(|(w, _)| w.starts_with(k))
+                        .map(|(_, n)| n)
+                        .sum::<usize>()
             })
             .sum();
         if score > best.1 {

@@ -52,22 +52,35 @@ pub fn consumes_earlier(arguments: &str, earlier: &[&str]) -> bool {
     leaves(arguments).is_some_and(|ls| leaves_found_in(&ls, earlier))
 }
 
+/// The text an argument leaf carries from one call to another, if it can carry one: a string of
+/// at least 3 characters, or a number other than 0 and 1 as written. Booleans, null, short
+/// strings and 0/1 occur everywhere by chance.
+///
+/// ```
+/// use tdscale::metrics::{calls::carried_value, json_leaves::leaves};
+/// let ls = leaves(r#"["mia_li_3668", "ab", 250, 1, true]"#).unwrap();
+/// let carried: Vec<_> = ls.iter().filter_map(carried_value).collect();
+/// assert_eq!(carried, ["mia_li_3668", "250"]);
+/// ```
+pub fn carried_value<'a>(leaf: &'a Leaf) -> Option<&'a str> {
+    match leaf {
+        Leaf::Str(s) if s.chars().nth(2).is_some() => Some(s),
+        Leaf::Num(n) => match n.parse::<f64>() {
+            Ok(x) if x != 0.0 && x != 1.0 => Some(n),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// True when a leaf of the arguments occurs in an earlier result (see [`consumes_earlier`]).
 fn leaves_found_in(ls: &[Leaf], earlier: &[&str]) -> bool {
     if earlier.is_empty() {
         return false;
     }
-    ls.iter().any(|l| {
-        let needle: &str = match l {
-            Leaf::Str(s) if s.chars().nth(2).is_some() => s,
-            Leaf::Num(n) => match n.parse::<f64>() {
-                Ok(x) if x != 0.0 && x != 1.0 => n,
-                _ => return false,
-            },
-            _ => return false,
-        };
-        earlier.iter().any(|c| c.contains(needle))
-    })
+    ls.iter()
+        .filter_map(carried_value)
+        .any(|needle| earlier.iter().any(|c| c.contains(needle)))
 }
 
 /// The facts of every call of row `row`, in order.

@@ -33,6 +33,63 @@ pub fn leaves(text: &str) -> Option<Vec<Leaf<'_>>> {
     (p.i == p.s.len()).then_some(p.out)
 }
 
+/// The leaves of `text` with the top-level key each sits under (`{"flights": [{"date": "…"}]}`
+/// gives the date under `flights`); the leaves of text that is not an object sit under `""`.
+/// `None` when it is not valid JSON.
+///
+/// ```
+/// use tdscale::metrics::json_leaves::{keyed_leaves, Leaf};
+/// let l = keyed_leaves(r#"{"id": "r1", "flights": [{"n": 7}, {"n": 8}]}"#).unwrap();
+/// assert_eq!(l.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(), ["id", "flights", "flights"]);
+/// assert_eq!(l[2].1, Leaf::Num("8"));
+/// assert!(keyed_leaves("{\"a\": ").is_none());
+/// ```
+pub fn keyed_leaves(text: &str) -> Option<Vec<(std::borrow::Cow<'_, str>, Leaf<'_>)>> {
+    let mut p = Walker {
+        s: text.as_bytes(),
+        text,
+        i: 0,
+        out: vec![],
+    };
+    p.ws();
+    if p.s.get(p.i) != Some(&b'{') {
+        return leaves(text).map(|ls| {
+            ls.into_iter()
+                .map(|l| (std::borrow::Cow::Borrowed(""), l))
+                .collect()
+        });
+    }
+    let mut keyed = vec![];
+    p.i += 1;
+    p.ws();
+    if p.s.get(p.i) == Some(&b'}') {
+        p.i += 1;
+    } else {
+        loop {
+            p.ws();
+            let key = p.string()?;
+            p.ws();
+            if p.s.get(p.i) != Some(&b':') {
+                return None;
+            }
+            p.i += 1;
+            p.value(1)?;
+            keyed.extend(p.out.drain(..).map(|l| (key.clone(), l)));
+            p.ws();
+            match p.s.get(p.i)? {
+                b',' => p.i += 1,
+                b'}' => {
+                    p.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    p.ws();
+    (p.i == p.s.len()).then_some(keyed)
+}
+
 struct Walker<'a> {
     s: &'a [u8],
     text: &'a str,

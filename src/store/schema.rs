@@ -225,25 +225,39 @@ pub fn clusters_schema() -> SchemaRef {
         Field::new("cluster_id", DataType::Utf8, false),
         Field::new("service", DataType::Utf8, false),
         Field::new("domain", DataType::Utf8, false),
+        // `override`, `catalog` or `taxonomy` (nullable: builds before it had none).
+        Field::new("domain_source", DataType::Utf8, true),
         Field::new("size", DataType::Int64, false),
         Field::new("tool_ids", list.clone(), false),
         Field::new("tool_names", list, false),
         Field::new("internal_edges", DataType::Int64, false),
+        Field::new("edge_score", DataType::Float64, true),
         Field::new("selected", DataType::Boolean, false),
         Field::new("rank", DataType::Int64, true),
         Field::new("coverage_gain", DataType::Int64, true),
+        Field::new("selection_gain", DataType::Float64, true),
     ]))
 }
 
-/// `cluster_edges`: the dependency edges inside each cluster.
+/// `cluster_edges`: the dependency edges of each service, each with its strongest evidence
+/// (`evidence_kind`: `observed_flow`, `output_schema`, `entity_id` or `description`), what
+/// supports it, and for an observed flow the number of trajectories it was seen in. The columns
+/// added since the first builds are nullable so those builds stay readable.
 pub fn cluster_edges_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("cluster_id", DataType::Utf8, false),
+        // The cluster of `to_tool`: the same as `cluster_id` for an edge inside a cluster, another
+        // cluster of the same service for one a split cut (nullable: builds before it had none).
+        Field::new("to_cluster_id", DataType::Utf8, true),
         Field::new("from_tool", DataType::Utf8, false),
         Field::new("to_tool", DataType::Utf8, false),
         Field::new("field", DataType::Utf8, false),
+        Field::new("path", DataType::Utf8, true),
+        Field::new("evidence_kind", DataType::Utf8, true),
+        Field::new("entity", DataType::Utf8, true),
         Field::new("evidence", DataType::Utf8, false),
         Field::new("score", DataType::Float64, false),
+        Field::new("trajectories", DataType::Int64, true),
     ]))
 }
 

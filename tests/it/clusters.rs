@@ -78,10 +78,11 @@ async fn real_dependencies_of_the_multi_turn_apis_are_found() {
     );
     let domains = strings(&corpus, "SELECT DISTINCT domain FROM clusters WHERE service IN ('trading_bot', 'travel_booking', 'gorilla_file_system', 'ticket_api') ORDER BY 1").await;
     assert_eq!(domains, ["files", "finance", "support", "travel"]);
-    // Selection: ranks 1..n, gains never increase.
-    let gains: Vec<i64> = strings(
+    // Selection: ranks 1..n, gains (new tools and capabilities plus the cluster's edge scores)
+    // never increase.
+    let gains: Vec<f64> = strings(
         &corpus,
-        "SELECT CAST(coverage_gain AS VARCHAR) FROM clusters WHERE selected ORDER BY rank",
+        "SELECT CAST(selection_gain AS VARCHAR) FROM clusters WHERE selected ORDER BY rank",
     )
     .await
     .iter()
@@ -91,6 +92,10 @@ async fn real_dependencies_of_the_multi_turn_apis_are_found() {
     assert!(
         gains.windows(2).all(|w| w[0] >= w[1]),
         "greedy gains are non-increasing"
+    );
+    assert_eq!(
+        scalar_i64(&corpus, "SELECT count(*) FROM clusters WHERE selected AND abs(selection_gain - coverage_gain - edge_score) > 1e-9").await,
+        0
     );
     // Show one.
     let o = run(&["clusters", "show", &root, "trading_bot#0"]);
@@ -276,13 +281,14 @@ async fn bundled_catalogs_cluster_with_their_edges() {
         "--table".into(),
         "tools".into(),
     ];
-    // The catalogs directly in testdata/catalogs (mcp_servers/ is the labelled edge set).
-    for f in std::fs::read_dir(testdata("catalogs")).unwrap() {
-        let p = f.unwrap().path();
-        if p.is_file() {
-            args.push(p.to_str().unwrap().to_string());
-        }
-    }
+    // The catalog files at the top (the labelled servers have tests of their own).
+    let mut files: Vec<_> = std::fs::read_dir(testdata("catalogs"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    args.extend(files.iter().map(|p| p.to_str().unwrap().to_string()));
     assert!(bin().args(&args).output().unwrap().status.success());
     let o = run(&["clusters", "build", root.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -4,6 +4,7 @@ mod bad_input;
 mod budget;
 #[cfg(feature = "cluster")]
 mod cluster;
+mod cluster_quality;
 mod clusters;
 mod common;
 mod durability;
