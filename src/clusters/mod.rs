@@ -203,8 +203,19 @@ fn split(n: usize, edges: &[edges::Edge], max: usize) -> Vec<Vec<usize>> {
     groups
 }
 
-/// Builds the clusters from the `tools` table and writes `clusters` and `cluster_edges`.
+/// Builds the clusters from the `tools` table and writes `clusters` and `cluster_edges`,
+/// holding the corpus's writer lock.
 pub async fn build(
+    session: &CorpusSession,
+    opts: &BuildOptions,
+) -> Result<(BuildSummary, Vec<Cluster>)> {
+    let lock = session.lock_writer("clusters build").await?;
+    let result = build_locked(session, opts).await;
+    lock.release().await;
+    result
+}
+
+async fn build_locked(
     session: &CorpusSession,
     opts: &BuildOptions,
 ) -> Result<(BuildSummary, Vec<Cluster>)> {
