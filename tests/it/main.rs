@@ -6,6 +6,7 @@ mod budget;
 mod cluster;
 mod clusters;
 mod common;
+mod concurrency;
 mod durability;
 mod evolve;
 mod export;
