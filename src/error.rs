@@ -27,6 +27,10 @@ pub enum Error {
     /// Input data was rejected and the user asked for `--strict`.
     #[error("{0}")]
     Rejected(String),
+    /// The model backend failed every request of a synthesis batch (unreachable server, wrong
+    /// key, URL or model name): nothing was synthesized.
+    #[error("{0}")]
+    Backend(String),
     /// Another process holds the corpus's writer lock and did not release it in time
     /// (`--lock-timeout`); the message names the holder.
     #[error("{0}")]
@@ -53,15 +57,17 @@ impl Error {
     }
 
     /// The process exit code for this error: 2 for usage errors, 3 for rejected input under
-    /// `--strict`, 4 for SQL errors, 5 for storage errors, 7 when another writer held the corpus
-    /// past `--lock-timeout`, 8 when this writer lost its lock, 128 + the signal's number when
-    /// interrupted (130 for SIGINT, 143 for SIGTERM), 1 otherwise.
+    /// `--strict`, 4 for SQL errors, 5 for storage errors, 6 when the model backend failed every
+    /// request of a batch, 7 when another writer held the corpus past `--lock-timeout`, 8 when
+    /// this writer lost its lock, 128 + the signal's number when interrupted (130 for SIGINT,
+    /// 143 for SIGTERM), 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
             Error::Rejected(_) => 3,
             Error::Sql(_) => 4,
             Error::Storage { .. } => 5,
+            Error::Backend(_) => 6,
             Error::Locked(_) => 7,
             Error::LockLost(_) => 8,
             Error::Interrupted { signal, .. } => 128 + signal,

@@ -29,7 +29,7 @@ fn choice<T: Choice>() -> impl clap::builder::TypedValueParser<Value = T> {
 #[derive(Debug, Parser)]
 #[command(name = "tdscale", version, about, long_about = None)]
 #[command(
-    after_help = "Logs: set RUST_LOG (e.g. RUST_LOG=tdscale=debug).\nExit codes: 0 ok, 1 error, 2 usage, 3 rejected input with --strict, 4 SQL error, 5 storage error, 7 another writer held the corpus past --lock-timeout, 8 this writer lost its lock, 130/143 interrupted by SIGINT/SIGTERM."
+    after_help = "Logs: set RUST_LOG (e.g. RUST_LOG=tdscale=debug).\nExit codes: 0 ok, 1 error, 2 usage, 3 rejected input with --strict, 4 SQL error, 5 storage error, 6 every model request of a batch failed, 7 another writer held the corpus past --lock-timeout, 8 this writer lost its lock, 130/143 interrupted by SIGINT/SIGTERM."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -132,6 +132,10 @@ pub struct SqlArgs {
     /// Run on a Ballista cluster of tdscale nodes, e.g. df://host:50050 (needs the `cluster` build).
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
+    /// Memory the sorts, joins, aggregates and windows may hold, e.g. 4GiB; past it they spill
+    /// to temporary files (a query that cannot spill fails with "Resources exhausted").
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub memory_limit: Option<u64>,
     /// How `INSERT INTO synthesis_requests` synthesizes.
     #[command(flatten)]
     pub synth: SynthArgs,
@@ -228,6 +232,10 @@ pub struct ReportArgs {
     /// Run on a Ballista cluster of tdscale nodes, e.g. df://host:50050 (needs the `cluster` build).
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
+    /// Memory the sorts, joins, aggregates and windows may hold, e.g. 4GiB; past it they spill
+    /// to temporary files (a query that cannot spill fails with "Resources exhausted").
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub memory_limit: Option<u64>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -313,6 +321,9 @@ pub struct ClustersBuildArgs {
 pub enum SandboxCommand {
     /// Run a Python snippet or a SQL query and report how it ended.
     Run(SandboxRunArgs),
+    /// The child process that runs a sandboxed query (internal: reads its request on stdin).
+    #[command(hide = true)]
+    SqlWorker,
 }
 
 /// Languages the sandbox runs.
@@ -335,6 +346,9 @@ pub struct SandboxRunArgs {
     /// Memory limit, e.g. 512MiB, 1GiB.
     #[arg(long, default_value = "512MiB", value_parser = parse_bytes)]
     pub memory: u64,
+    /// Size of the Python snippet's working directory (a tmpfs inside the sandbox), e.g. 64MiB.
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    pub disk: u64,
     /// Tables for SQL: Parquet, CSV or JSON lines files, each named after its file (repeatable).
     #[arg(long = "db")]
     pub tables: Vec<PathBuf>,
@@ -621,6 +635,24 @@ impl SynthArgs {
     }
 }
 
+impl SqlArgs {
+    pub fn session_options(&self) -> crate::query::session::SessionOptions {
+        crate::query::session::SessionOptions {
+            memory_limit: self.memory_limit.map(|b| b as usize),
+            ..Default::default()
+        }
+    }
+}
+
+impl ReportArgs {
+    pub fn session_options(&self) -> crate::query::session::SessionOptions {
+        crate::query::session::SessionOptions {
+            memory_limit: self.memory_limit.map(|b| b as usize),
+            ..Default::default()
+        }
+    }
+}
+
 impl EvolveArgs {
     pub fn options(&self) -> crate::error::Result<crate::evolve::EvolveOptions> {
         Ok(crate::evolve::EvolveOptions {
@@ -712,6 +744,7 @@ impl SandboxRunArgs {
     pub fn limits(&self) -> crate::sandbox::Limits {
         crate::sandbox::Limits {
             memory_bytes: self.memory,
+            disk_bytes: self.disk,
             ..crate::sandbox::Limits::with_timeout(self.timeout)
         }
     }

@@ -95,6 +95,9 @@ async fn run(command: Command) -> Result<()> {
             emit(a.json, &s, || s.to_text(&a.corpus))
         }
         Command::Sandbox(SandboxCommand::Run(a)) => sandbox_run(a).await,
+        Command::Sandbox(SandboxCommand::SqlWorker) => crate::sandbox::sql::worker_main()
+            .await
+            .map_err(|e| Error::Other(e.to_string())),
         Command::Clusters(ClustersCommand::Show { corpus, id }) => {
             print!(
                 "{}",
@@ -117,15 +120,22 @@ async fn run(command: Command) -> Result<()> {
             let s =
                 crate::evolve::evolve(&session, &a.options()?, a.synth.options(progress)).await?;
             if a.json {
-                return print_json(&s);
+                print_json(&s)?;
+            } else {
+                let all = crate::evolve::rounds::list(&session).await?;
+                print!("{}", s.to_text(&all));
+                println!(
+                    "rejections and failures: tdscale sql {} \"SELECT stage, reasons FROM synthesis_rejects\"",
+                    a.corpus
+                );
             }
-            let all = crate::evolve::rounds::list(&session).await?;
-            print!("{}", s.to_text(&all));
-            println!(
-                "rejections and failures: tdscale sql {} \"SELECT stage, reasons FROM synthesis_rejects\"",
-                a.corpus
-            );
-            Ok(())
+            match s.all_failed_batch() {
+                Some(b) => Err(Error::Backend(format!(
+                    "every one of the {} requests of batch {} failed, so evolution stopped: check --base-url, --model and the API key (the reasons are in the synthesis_rejects table)",
+                    b.requested, b.batch_id
+                ))),
+                None => Ok(()),
+            }
         }
         Command::Rounds(a) => {
             let rows = crate::evolve::rounds::list(&open(&a.corpus).await?).await?;
@@ -237,7 +247,7 @@ async fn report(a: args::ReportArgs) -> Result<()> {
     let corpus = corpus(&a.corpus)?;
     let session = match &a.cluster {
         Some(url) => CorpusSession::on(&corpus, cluster_context(url).await?).await?,
-        None => CorpusSession::open(&corpus).await?,
+        None => CorpusSession::open_with(&corpus, &a.session_options()).await?,
     };
     let r = crate::report::build(&session, a.by).await?;
     if let Some(path) = &a.html {
@@ -295,9 +305,17 @@ async fn sandbox_run(a: args::SandboxRunArgs) -> Result<()> {
                 .map_err(|e| Error::Other(e.to_string()))?
                 .map_err(sandbox_err)?
         }
-        args::Lang::Sql => sql::run(&code, &a.tables, &a.limits())
+        args::Lang::Sql => {
+            let worker =
+                std::env::current_exe().map_err(|e| Error::io("the tdscale executable", e))?;
+            let limits = a.limits();
+            tokio::task::spawn_blocking(move || {
+                sql::run_isolated(&code, &a.tables, &limits, &worker)
+            })
             .await
-            .map_err(sandbox_err)?,
+            .map_err(|e| Error::Other(e.to_string()))?
+            .map_err(sandbox_err)?
+        }
     };
     if a.json {
         print_json(&r)?;

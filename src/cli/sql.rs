@@ -22,7 +22,7 @@ pub async fn run(a: SqlArgs) -> Result<()> {
     let session = match &a.cluster {
         Some(url) => CorpusSession::on(&corpus, super::cluster_context(url).await?).await?,
         None => {
-            let session = CorpusSession::open(&corpus).await?;
+            let session = CorpusSession::open_with(&corpus, &a.session_options()).await?;
             let progress = std::io::stderr().is_terminal();
             crate::evolve::register(&session, a.synth.options(progress), &p).await?;
             session
@@ -80,17 +80,26 @@ async fn run_statements(a: &SqlArgs, ctx: &SessionContext, text: &str) -> Result
 }
 
 /// Whether a statement of `sql` writes into the corpus: INSERT, UPDATE, DELETE, MERGE or
-/// TRUNCATE on a table, or COPY … TO a place inside the corpus's folder. Text that does not parse
-/// writes nothing (running it reports the error).
+/// TRUNCATE on a table, or COPY … TO a place inside the corpus's folder. Text that does not parse,
+/// or nests too deeply to parse safely, writes nothing (running it reports the error).
 pub fn writes_into(corpus: &Corpus, ctx: &SessionContext, sql: &str) -> bool {
-    use datafusion::sql::parser::{DFParser, Statement};
+    use datafusion::sql::parser::{DFParserBuilder, Statement};
     use datafusion::sql::sqlparser::ast::Statement as Sql;
+    if crate::query::check_expression_depth(sql, crate::query::MAX_EXPRESSION_DEPTH).is_err() {
+        return false;
+    }
     let state = ctx.state();
-    let dialect_name = state.config().options().sql_parser.dialect.to_string();
+    let options = state.config().options();
+    let dialect_name = options.sql_parser.dialect.to_string();
     let Some(dialect) = datafusion::sql::sqlparser::dialect::dialect_from_str(&dialect_name) else {
         return false;
     };
-    let Ok(statements) = DFParser::parse_sql_with_dialect(sql, dialect.as_ref()) else {
+    let parsed = DFParserBuilder::new(sql)
+        .with_dialect(dialect.as_ref())
+        .with_recursion_limit(options.sql_parser.recursion_limit.get())
+        .build()
+        .and_then(|mut p| p.parse_statements());
+    let Ok(statements) = parsed else {
         return false;
     };
     statements.iter().any(|s| match s {

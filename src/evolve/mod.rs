@@ -79,6 +79,13 @@ pub struct EvolveSummary {
 }
 
 impl EvolveSummary {
+    /// The first batch in which every request failed (the model server refused or never
+    /// answered: a wrong key, URL or model). Evolution stops after such a batch, and the command
+    /// exits with an error.
+    pub fn all_failed_batch(&self) -> Option<&BatchSummary> {
+        self.batches.iter().find(|b| all_failed(b))
+    }
+
     /// The batches, the backend's numbers and the rounds so far (`all_rounds`) as text.
     pub fn to_text(&self, all_rounds: &[RoundRow]) -> String {
         let mut out = String::new();
@@ -100,6 +107,10 @@ impl EvolveSummary {
         }
         out + &rounds::to_text(all_rounds)
     }
+}
+
+fn all_failed(b: &BatchSummary) -> bool {
+    b.requested > 0 && b.failed == b.requested
 }
 
 /// The seed plan's SQL with parameters filled in.
@@ -207,7 +218,12 @@ async fn evolve_locked(
         summary
             .rounds
             .push(rounds::append(session, b.round, opts.strategy.name(), Some(&b)).await?);
+        let failed = all_failed(&b);
         summary.batches.push(b);
+        if failed {
+            summary.backend = config.model.stats();
+            return Ok(summary);
+        }
     }
     while summary.batches.len() < opts.rounds {
         session
@@ -221,7 +237,12 @@ async fn evolve_locked(
         summary
             .rounds
             .push(rounds::append(session, b.round, opts.strategy.name(), Some(&b)).await?);
+        let failed = all_failed(&b);
         summary.batches.push(b);
+        // Another round would fail the same way: stop and let the caller report it.
+        if failed {
+            break;
+        }
     }
     summary.backend = config.model.stats();
     Ok(summary)

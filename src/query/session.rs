@@ -25,6 +25,8 @@ use datafusion::datasource::listing::{
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::TableScopedPath;
 use datafusion::execution::cache::cache_manager::{CacheManagerConfig, CachedFileList};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -53,27 +55,56 @@ const DEFAULT_SCHEMA: &str = "public";
 /// Memory for the cached listings of a session's tables: room for ~100k files.
 const LIST_CACHE_BYTES: usize = 64 << 20;
 
+/// How a session is built: the defaults, or a memory limit for the queries it runs.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// Bytes the operators that buffer (sorts, joins, aggregates, windows) may hold at once,
+    /// shared fairly between them; past it they spill to temporary files, and a query that
+    /// cannot spill fails with "Resources exhausted". `None`: no limit.
+    pub memory_limit: Option<usize>,
+    /// Where spill files go (default: the system temporary folder).
+    pub spill_dir: Option<std::path::PathBuf>,
+}
+
 /// The session configuration tdscale uses everywhere.
 pub fn session_config() -> SessionConfig {
+    // The parser's recursion limit (`sql_parser.recursion_limit`, 50 by default) refuses deeply
+    // nested parentheses and sub-queries with a clear error; `query::statements` also bounds the
+    // operator chains it cannot see.
     SessionConfig::new().with_information_schema(true)
 }
 
 /// A session with the tdscale functions and no tables.
 pub fn bare_context() -> SessionContext {
+    bare_context_with(&SessionOptions::default()).expect("the default runtime settings are valid")
+}
+
+/// A session with the tdscale functions and no tables, built with `opts`.
+pub fn bare_context_with(opts: &SessionOptions) -> Result<SessionContext> {
     // s3:// URLs get a store from the AWS_* settings on first use, and files can be queried by
     // path: SELECT * FROM 'runs/x.parquet'.
-    let runtime = RuntimeEnvBuilder::new()
+    let mut runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(S3FromEnvRegistry::default()))
         .with_cache_manager(
             CacheManagerConfig::default()
                 .with_list_files_cache(Some(Arc::new(TableListings::new(LIST_CACHE_BYTES, None))))
                 .with_list_files_cache_limit(LIST_CACHE_BYTES),
-        )
-        .build_arc()
-        .expect("the default runtime settings are valid");
-    let ctx = SessionContext::new_with_config_rt(session_config(), runtime).enable_url_table();
+        );
+    if let Some(limit) = opts.memory_limit {
+        // FairSpillPool: each spilling operator gets an equal share, so one sort cannot starve
+        // the others; spilling needs a disk manager, which the default builder has.
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+    }
+    if let Some(dir) = &opts.spill_dir {
+        runtime = runtime.with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
+        );
+    }
+    let ctx = SessionContext::new_with_config_rt(session_config(), runtime.build_arc()?)
+        .enable_url_table();
     crate::metrics::register(&ctx);
-    ctx
+    Ok(ctx)
 }
 
 /// The listing table of one corpus table. Nothing is listed until a query reads it.
@@ -138,10 +169,15 @@ impl std::fmt::Debug for CorpusSession {
 impl CorpusSession {
     /// Opens a session over `corpus` with every table, function and view.
     pub async fn open(corpus: &Corpus) -> Result<Self> {
+        Self::open_with(corpus, &SessionOptions::default()).await
+    }
+
+    /// [`CorpusSession::open`] built with `opts` (e.g. a memory limit).
+    pub async fn open_with(corpus: &Corpus, opts: &SessionOptions) -> Result<Self> {
         if !corpus.is_local() {
             corpus.location().check_reachable().await?;
         }
-        Self::on(corpus, bare_context()).await
+        Self::on(corpus, bare_context_with(opts)?).await
     }
 
     /// Registers the corpus's tables and views on a prepared context (e.g. one connected to a

@@ -5,7 +5,10 @@
 //!   new user namespace): no network at all, a private `/tmp`, `/var/tmp` and `/dev/shm`
 //!   and `/run/lock` (fresh tmpfs, gone afterwards), its own `/proc` so no host process is visible, and every
 //!   process it starts dies with it because the namespace's init exits when the snippet does;
-//! - a fresh, empty working directory, removed afterwards, and a cleared environment;
+//! - a fresh working directory that is a size-capped tmpfs of the namespace (nothing the snippet
+//!   writes reaches a host disk; it vanishes with the namespace), and a cleared environment;
+//! - an init (PID 1) that is a fresh `exec` with a clean argv and no environment, so that
+//!   `/proc/1` shows nothing of tdscale (its command line may hold `--api-key`);
 //! - limits on CPU time, address space, file size, open files, processes and output, and a
 //!   wall-clock timeout that kills the whole tree;
 //! - the unprivileged uid 65534 (`nobody`) when started as root, and `no_new_privs`.
@@ -46,6 +49,9 @@ pub struct Limits {
     pub output_bytes: usize,
     /// Size of each private tmpfs (`/tmp`, `/var/tmp`, `/dev/shm`).
     pub tmpfs_bytes: u64,
+    /// Size of the working directory, a tmpfs inside the sandbox: writing past it fails with
+    /// ENOSPC (not enforced without namespaces, where the directory is on the host).
+    pub disk_bytes: u64,
 }
 
 impl Limits {
@@ -70,6 +76,7 @@ impl Default for Limits {
             processes: 32,
             output_bytes: 1 << 20,
             tmpfs_bytes: 64 << 20,
+            disk_bytes: 256 << 20,
         }
     }
 }

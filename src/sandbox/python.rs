@@ -1,9 +1,18 @@
 //! Running a Python snippet in the sandbox (see the module documentation of [`super`]).
 //!
 //! Process tree: tdscale → *keeper* (host PID namespace; creates the namespaces) → *init*
-//! (PID 1 of the new namespace; mounts the private `/tmp` and `/proc`) → *python*. The keeper
-//! and init only wait and pass the exit status up; when init exits the kernel kills every process
-//! left in the namespace, so nothing the snippet started outlives the run.
+//! (PID 1 of the new namespace; mounts the private `/tmp`, the size-capped working directory and
+//! `/proc`, writes the snippet, forks *python*, then replaces itself with a small waiter) →
+//! *python*. The keeper and init only wait and pass the exit status up; when init exits the
+//! kernel kills every process left in the namespace, so nothing the snippet started outlives the
+//! run.
+//!
+//! Init is the one process of the namespace the snippet can look at (`/proc/1/…`). Before the
+//! snippet starts, init `exec`s the interpreter as a waiter ([`WAITER`]) with an argv that holds
+//! only the waiter's code and the child's pid and an empty environment: from then on nothing of
+//! tdscale's memory, command line (which may carry `--api-key`) or environment exists inside the
+//! namespace. The snippet's own process is started with a fixed argv and environment. The
+//! python child waits, on a close-on-exec pipe, until init's `exec` has happened.
 
 use std::ffi::CString;
 use std::io::Read;
@@ -197,10 +206,14 @@ fn namespace_flags(root: bool) -> libc::c_int {
 struct Plan {
     isolate: bool,
     root: bool,
-    workdir: CString,
+    /// The host working directory (only without isolation; with it the working directory is a
+    /// tmpfs inside the namespace).
+    host_workdir: Option<CString>,
     tmp_targets: Vec<CString>,
     tmpfs: CString,
     tmpfs_opts: CString,
+    /// Options of the working directory's tmpfs: its size is the disk limit.
+    workdir_opts: CString,
     proc_target: CString,
     proc_fs: CString,
     slash: CString,
@@ -209,20 +222,43 @@ struct Plan {
     uid_map_path: CString,
     gid_map_path: CString,
     setgroups_path: CString,
-    /// `/proc/self/fd/<WD_FD>`: the host working directory, reachable after `/tmp` is replaced.
-    wd_link: CString,
     /// Where the working directory appears inside the sandbox.
     wd_inside: CString,
+    /// The snippet, written to `main.py` in the working directory by init.
+    code: Vec<u8>,
+    main_py_inside: CString,
+    /// The waiter init becomes: the interpreter, its argv (the pid slot is filled by init).
+    waiter_program: CString,
+    waiter_args: [CString; 5],
     /// Landlock write rights to handle (0: Landlock unavailable).
     landlock_rights: u64,
+    /// Where writes stay allowed under Landlock (with isolation): the private mounts.
+    landlock_dirs: Vec<CString>,
     dev_null: CString,
     limits: Limits,
 }
 
-/// The descriptor number the working directory is kept at across the forks.
+/// The descriptor number the working directory is kept at (without isolation).
 const WD_FD: libc::c_int = 200;
 /// The working directory as the snippet sees it.
 pub const WORKDIR_INSIDE: &str = "/tmp/work";
+
+/// What init becomes once the snippet's process is forked: a waiter for that process (its pid is
+/// the last argument) that passes its exit status up, ignoring the signals a snippet could send
+/// to it. As PID 1 it also reaps every orphan of the namespace.
+pub const WAITER: &str = "import os, signal, sys
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE):
+    signal.signal(s, signal.SIG_IGN)
+child = int(sys.argv[1])
+while True:
+    try:
+        pid, status = os.wait()
+    except ChildProcessError:
+        os._exit(126)
+    if pid == child:
+        break
+os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+";
 
 /// Writes a whole buffer to a path (async-signal-safe).
 unsafe fn write_file(path: &CString, data: &[u8]) -> bool {
@@ -269,6 +305,155 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> bool 
     unsafe { libc::setrlimit(resource, &l) == 0 }
 }
 
+/// Writes `pid` in decimal into `buf` with a terminating NUL (async-signal-safe).
+fn pid_digits(pid: libc::pid_t, buf: &mut [u8; 16]) {
+    let mut digits = [0u8; 12];
+    let mut n = pid.max(0) as u32;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[i] = digits[len - 1 - i];
+    }
+    buf[len] = 0;
+}
+
+/// Init's part once the namespaces exist: mounts, the snippet file, the python child; then init
+/// becomes the waiter. Returns only in the python child.
+unsafe fn init_setup(p: &Plan) -> std::io::Result<()> {
+    unsafe {
+        let fail = || Err(std::io::Error::last_os_error());
+        if libc::mount(
+            std::ptr::null(),
+            p.slash.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return fail();
+        }
+        for t in &p.tmp_targets {
+            // A missing mount point (no /dev/shm) is not an error; a failed mount over an
+            // existing one is.
+            if libc::access(t.as_ptr(), libc::F_OK) == 0
+                && libc::mount(
+                    p.tmpfs.as_ptr(),
+                    t.as_ptr(),
+                    p.tmpfs.as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    p.tmpfs_opts.as_ptr().cast(),
+                ) != 0
+            {
+                return fail();
+            }
+        }
+        // The working directory: a tmpfs of its own, so its size is the disk limit and nothing
+        // the snippet writes reaches a disk of the host.
+        if libc::mkdir(p.wd_inside.as_ptr(), 0o700) != 0
+            || libc::mount(
+                p.tmpfs.as_ptr(),
+                p.wd_inside.as_ptr(),
+                p.tmpfs.as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                p.workdir_opts.as_ptr().cast(),
+            ) != 0
+        {
+            return fail();
+        }
+        let fd = libc::open(
+            p.main_py_inside.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd < 0 {
+            return fail();
+        }
+        let mut rest: &[u8] = &p.code;
+        while !rest.is_empty() {
+            let n = libc::write(fd, rest.as_ptr().cast(), rest.len());
+            if n < 0 {
+                if *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                libc::close(fd);
+                return fail();
+            }
+            rest = &rest[n as usize..];
+        }
+        libc::close(fd);
+        if p.root
+            && (libc::chown(p.wd_inside.as_ptr(), NOBODY, NOBODY) != 0
+                || libc::chown(p.main_py_inside.as_ptr(), NOBODY, NOBODY) != 0)
+        {
+            return fail();
+        }
+        if libc::mount(
+            p.proc_fs.as_ptr(),
+            p.proc_target.as_ptr(),
+            p.proc_fs.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        ) != 0
+        {
+            return fail();
+        }
+        // Closed in init by its exec: the python child waits for that before the snippet runs.
+        let mut gate = [0 as libc::c_int; 2];
+        if libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return fail();
+        }
+        let py = libc::fork();
+        if py < 0 {
+            return fail();
+        }
+        if py == 0 {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            libc::close(gate[1]);
+            let mut byte = 0u8;
+            while libc::read(gate[0], (&mut byte as *mut u8).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
+            libc::close(gate[0]);
+            return Ok(());
+        }
+        // Init: nothing of tdscale may stay visible at /proc/1, so become the waiter now, with no
+        // environment, no descriptor but the standard ones and the gate, and `/` as directory.
+        libc::close(gate[0]);
+        libc::chdir(p.slash.as_ptr());
+        if gate[1] != 3 {
+            libc::dup3(gate[1], 3, libc::O_CLOEXEC);
+            libc::close(gate[1]);
+        }
+        libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+        let mut pid_arg = [0u8; 16];
+        pid_digits(py, &mut pid_arg);
+        let argv: [*const libc::c_char; 7] = [
+            p.waiter_args[0].as_ptr(),
+            p.waiter_args[1].as_ptr(),
+            p.waiter_args[2].as_ptr(),
+            p.waiter_args[3].as_ptr(),
+            p.waiter_args[4].as_ptr(),
+            pid_arg.as_ptr().cast(),
+            std::ptr::null(),
+        ];
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        libc::execve(p.waiter_program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        // No waiter: refuse to run the snippet with tdscale's image as init. Init's exit kills
+        // the (still gated) child with the namespace.
+        let msg = b"sandbox: cannot start the namespace's init (exec of the interpreter failed)\n";
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::kill(py, libc::SIGKILL);
+        libc::_exit(126);
+    }
+}
+
 /// The code that runs between fork and exec.
 unsafe fn child_setup(p: &Plan) -> std::io::Result<()> {
     unsafe {
@@ -281,17 +466,6 @@ unsafe fn child_setup(p: &Plan) -> std::io::Result<()> {
         if p.isolate && libc::unshare(namespace_flags(p.root)) != 0 {
             return fail();
         }
-        // Opened after unshare, so that it refers to the new mount namespace's copy (a bind
-        // mount from another namespace is refused).
-        let opened = libc::open(
-            p.workdir.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        );
-        if opened < 0 || libc::dup3(opened, WD_FD, libc::O_CLOEXEC) < 0 {
-            return fail();
-        }
-        libc::close(opened);
-        let wd = WD_FD;
         if p.isolate {
             let mapped = p.root
                 || (write_file(&p.setgroups_path, b"deny")
@@ -308,71 +482,27 @@ unsafe fn child_setup(p: &Plan) -> std::io::Result<()> {
             if init > 0 {
                 reap_and_exit(init);
             }
-            // Init: PID 1 of the new namespace.
+            // Init: PID 1 of the new namespace. Returns only in the python child.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::mount(
-                std::ptr::null(),
-                p.slash.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) != 0
-            {
+            init_setup(p)?;
+            if libc::chdir(p.wd_inside.as_ptr()) != 0 {
                 return fail();
             }
-            for t in &p.tmp_targets {
-                // A missing mount point (no /dev/shm) is not an error; a failed mount over an
-                // existing one is.
-                if libc::access(t.as_ptr(), libc::F_OK) == 0
-                    && libc::mount(
-                        p.tmpfs.as_ptr(),
-                        t.as_ptr(),
-                        p.tmpfs.as_ptr(),
-                        libc::MS_NOSUID | libc::MS_NODEV,
-                        p.tmpfs_opts.as_ptr().cast(),
-                    ) != 0
-                {
-                    return fail();
-                }
-            }
-            // The working directory was under the old /tmp: show it at /tmp/work.
-            if libc::mkdir(p.wd_inside.as_ptr(), 0o755) != 0
-                || libc::mount(
-                    p.wd_link.as_ptr(),
-                    p.wd_inside.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) != 0
-            {
-                return fail();
-            }
-            if libc::mount(
-                p.proc_fs.as_ptr(),
-                p.proc_target.as_ptr(),
-                p.proc_fs.as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                std::ptr::null(),
-            ) != 0
-            {
-                return fail();
-            }
-            let py = libc::fork();
-            if py < 0 {
-                return fail();
-            }
-            if py > 0 {
-                reap_and_exit(py);
-            }
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        }
-        let moved = if p.isolate {
-            libc::chdir(p.wd_inside.as_ptr())
         } else {
-            libc::fchdir(wd)
-        };
-        if moved != 0 {
-            return fail();
+            let Some(dir) = &p.host_workdir else {
+                return Err(std::io::Error::other("no working directory"));
+            };
+            let opened = libc::open(
+                dir.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if opened < 0 || libc::dup3(opened, WD_FD, libc::O_CLOEXEC) < 0 {
+                return fail();
+            }
+            libc::close(opened);
+            if libc::fchdir(WD_FD) != 0 {
+                return fail();
+            }
         }
         let l = &p.limits;
         let ok = set_limit(libc::RLIMIT_CPU, l.cpu_seconds, l.cpu_seconds + 1)
@@ -396,12 +526,18 @@ unsafe fn child_setup(p: &Plan) -> std::io::Result<()> {
         }
         if p.landlock_rights != 0 {
             // Writes only beneath the working directory and the private tmpfs mounts.
-            let dirs: &[CString] = if p.isolate { &p.tmp_targets } else { &[] };
-            if !landlock_confine(p.landlock_rights, dirs, &[wd], &p.dev_null) {
+            let (dirs, fds): (&[CString], &[libc::c_int]) = if p.isolate {
+                (&p.landlock_dirs, &[])
+            } else {
+                (&[], &[WD_FD])
+            };
+            if !landlock_confine(p.landlock_rights, dirs, fds, &p.dev_null) {
                 return fail();
             }
         }
-        libc::close(wd);
+        if !p.isolate {
+            libc::close(WD_FD);
+        }
         Ok(())
     }
 }
@@ -442,6 +578,49 @@ fn child_cpu_ms() -> u64 {
 /// see each other's time.
 static CPU_LOCK: Mutex<()> = Mutex::new(());
 
+/// Prefix of the per-run working directories on the host (only used without namespaces); the
+/// owner's tag and a random part follow.
+const HOST_WORKDIR_PREFIX: &str = "tdscale-sandbox-";
+
+/// A fresh working directory on the host, named after this process so that a later run can tell
+/// whether its owner is gone.
+fn host_workdir() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!(
+            "{HOST_WORKDIR_PREFIX}{}-",
+            crate::store::owner::Owner::current().tag()
+        ))
+        .tempdir()
+}
+
+/// Removes the per-run working directories under `dir` whose owner process is gone. Directories
+/// without an owner tag (or of a live owner) are left alone.
+pub fn remove_orphan_workdirs(dir: &std::path::Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(HOST_WORKDIR_PREFIX))
+        else {
+            continue;
+        };
+        let Some(owner) = rest
+            .split('-')
+            .next()
+            .and_then(crate::store::owner::Owner::parse)
+        else {
+            continue;
+        };
+        if !owner.is_alive() {
+            tracing::debug!(
+                "removing {}, left by a process that is gone",
+                e.path().display()
+            );
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Runs `code` with `python3` in the sandbox and returns how it ended.
 ///
 /// ```no_run
@@ -450,6 +629,10 @@ static CPU_LOCK: Mutex<()> = Mutex::new(());
 /// assert_eq!(r.stdout, "45\n");
 /// ```
 pub fn run(code: &str, opts: &PythonOptions) -> Result<RunResult, SandboxError> {
+    // The first run of a process removes the working directories of owners that are gone (a
+    // tdscale killed mid-run cannot remove its own).
+    static CLEANED: OnceLock<()> = OnceLock::new();
+    CLEANED.get_or_init(|| remove_orphan_workdirs(&std::env::temp_dir()));
     let root = unsafe { libc::geteuid() } == 0;
     let abi = landlock_abi();
     let mut isolation = Isolation {
@@ -481,29 +664,25 @@ pub fn run(code: &str, opts: &PythonOptions) -> Result<RunResult, SandboxError> 
         );
     }
 
-    let workdir = tempfile::Builder::new()
-        .prefix("tdscale-sandbox-")
-        .tempdir()?;
-    std::fs::write(workdir.path().join("main.py"), code)?;
-    if root {
+    // Only without namespaces does the working directory live on the host.
+    let host_workdir = if isolate {
+        None
+    } else {
+        let dir = host_workdir()?;
+        std::fs::write(dir.path().join("main.py"), code)?;
+        Some(dir)
+    };
+    let cstr = |s: &str| CString::new(s).expect("no NUL in constants");
+    let path_cstr = |p: &std::path::Path| {
+        CString::new(p.as_os_str().as_encoded_bytes())
+            .map_err(|e| SandboxError::Start(e.to_string()))
+    };
+    if root && let Some(dir) = &host_workdir {
         // The snippet runs as nobody: it owns its working directory and nothing else.
-        let c = CString::new(workdir.path().as_os_str().as_encoded_bytes())
-            .map_err(|e| SandboxError::Start(e.to_string()))?;
-        for p in [
-            c.clone(),
-            CString::new(
-                workdir
-                    .path()
-                    .join("main.py")
-                    .as_os_str()
-                    .as_encoded_bytes(),
-            )
-            .map_err(|e| SandboxError::Start(e.to_string()))?,
-        ] {
-            unsafe { libc::chown(p.as_ptr(), NOBODY, NOBODY) };
+        for p in [dir.path().to_path_buf(), dir.path().join("main.py")] {
+            unsafe { libc::chown(path_cstr(&p)?.as_ptr(), NOBODY, NOBODY) };
         }
     }
-    let cstr = |s: &str| CString::new(s).expect("no NUL in constants");
     let uid = unsafe { libc::getuid() };
     let gid = unsafe { libc::getgid() };
     let mut tmp_targets = vec![
@@ -519,15 +698,32 @@ pub fn run(code: &str, opts: &PythonOptions) -> Result<RunResult, SandboxError> 
                 .map_err(|e| SandboxError::Start(e.to_string()))?,
         );
     }
+    let mut landlock_dirs = tmp_targets.clone();
+    landlock_dirs.push(cstr(WORKDIR_INSIDE));
+    // A bound on files too: an empty file costs memory of the kernel but no bytes of the size.
+    let inodes = |bytes: u64| (bytes / (16 << 10)).max(1024);
+    let python = path_cstr(&opts.python)?;
     let plan = Plan {
         isolate,
         root,
-        workdir: CString::new(workdir.path().as_os_str().as_encoded_bytes())
-            .map_err(|e| SandboxError::Start(e.to_string()))?,
+        host_workdir: host_workdir
+            .as_ref()
+            .map(|d| path_cstr(d.path()))
+            .transpose()?,
         tmp_targets,
         tmpfs: cstr("tmpfs"),
-        tmpfs_opts: CString::new(format!("size={},mode=1777", opts.limits.tmpfs_bytes))
-            .expect("no NUL"),
+        tmpfs_opts: CString::new(format!(
+            "size={},nr_inodes={},mode=1777",
+            opts.limits.tmpfs_bytes,
+            inodes(opts.limits.tmpfs_bytes)
+        ))
+        .expect("no NUL"),
+        workdir_opts: CString::new(format!(
+            "size={},nr_inodes={},mode=0700",
+            opts.limits.disk_bytes,
+            inodes(opts.limits.disk_bytes)
+        ))
+        .expect("no NUL"),
         proc_target: cstr("/proc"),
         proc_fs: cstr("proc"),
         slash: cstr("/"),
@@ -536,13 +732,17 @@ pub fn run(code: &str, opts: &PythonOptions) -> Result<RunResult, SandboxError> 
         uid_map_path: cstr("/proc/self/uid_map"),
         gid_map_path: cstr("/proc/self/gid_map"),
         setgroups_path: cstr("/proc/self/setgroups"),
-        wd_link: CString::new(format!("/proc/self/fd/{WD_FD}")).expect("no NUL"),
         wd_inside: cstr(WORKDIR_INSIDE),
+        code: code.as_bytes().to_vec(),
+        main_py_inside: cstr(&format!("{WORKDIR_INSIDE}/main.py")),
+        waiter_program: python.clone(),
+        waiter_args: [python, cstr("-I"), cstr("-S"), cstr("-c"), cstr(WAITER)],
         landlock_rights: if abi >= 1 {
             landlock_write_rights(abi)
         } else {
             0
         },
+        landlock_dirs,
         dev_null: cstr("/dev/null"),
         limits: opts.limits.clone(),
     };
@@ -554,10 +754,9 @@ pub fn run(code: &str, opts: &PythonOptions) -> Result<RunResult, SandboxError> 
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env(
             "HOME",
-            if isolate {
-                std::path::Path::new(WORKDIR_INSIDE)
-            } else {
-                workdir.path()
+            match &host_workdir {
+                None => std::path::Path::new(WORKDIR_INSIDE),
+                Some(dir) => dir.path(),
             },
         )
         .env("LANG", "C.UTF-8")

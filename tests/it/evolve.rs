@@ -536,8 +536,10 @@ fn killed_batch_resumes_without_duplicates_or_repeated_calls() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    // A `#n` file is an answer still being written when the process was killed: not cached.
     let cached: HashSet<String> = crate::common::files_under(&cache)
         .iter()
+        .filter(|f| !f.contains('#'))
         .filter_map(|f| {
             Path::new(f)
                 .file_stem()
@@ -590,4 +592,42 @@ fn killed_batch_resumes_without_duplicates_or_repeated_calls() {
     let again = json_out(&args);
     assert_eq!(again["resumed_batches"], json!(0));
     assert_eq!(again["batches"][0]["round"], json!(2));
+}
+
+#[test]
+fn a_batch_where_every_request_fails_stops_evolution_with_exit_code_6() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = generate(dir.path(), "c", 200, 5);
+    let stub = OpenAiStub::start(
+        &dir.path().join("requests.jsonl"),
+        &["--always-status", "401"],
+    );
+    let mut args = openai_args(&c, &stub, "6");
+    args[3] = "3"; // --rounds 3: the first batch fails whole, so no second one starts
+    assert_eq!(args[2], "--rounds");
+    let o = bin()
+        .args(&args)
+        .args(["--api-key", "sk-wrong-key-4d1f"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("every one of the 6 requests") && err.contains("API key"),
+        "{err}"
+    );
+    assert!(!err.contains("sk-wrong-key-4d1f") && !stdout(&o).contains("sk-wrong-key-4d1f"));
+    // The summary is still printed, and says what happened.
+    let s: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let batches = s["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 1, "stopped after the failed batch: {s}");
+    assert_eq!(num(&batches[0], "requested"), 6.0);
+    assert_eq!(num(&batches[0], "failed"), 6.0);
+    assert_eq!(num(&batches[0], "accepted"), 0.0);
+    // 401 is not retried: one request per item, none for a second round.
+    let log = stub.requests();
+    assert_eq!(log.len(), 6, "{log:?}");
+    assert!(log.iter().all(|r| r["outcome"] == "401"));
+    let rejects = sql_rows(&c, "SELECT count(*) AS n FROM synthesis_rejects");
+    assert_eq!(num(&rejects[0], "n"), 6.0);
 }

@@ -621,3 +621,80 @@ fn export_to_s3_retries_transient_faults_and_leaves_nothing_on_persistent_ones()
         .collect();
     assert_eq!(keys, expected);
 }
+
+/// The state letter of a process (`R`, `S`, `T` for stopped…), from `/proc/<pid>/stat`.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+#[test]
+fn export_killed_mid_commit_is_cleaned_and_completed_by_the_next_run() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let c = eval_corpus(dir.path());
+    let reference = dir.path().join("reference");
+    let o = run(&["export", "bfcl", &c, "--to", reference.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = files_under(&reference);
+    assert!(expected.len() >= 4, "{expected:?}");
+
+    // A complete earlier export, then the same export again, stopped right after its commit
+    // made the first file visible, and killed there.
+    let to = dir.path().join("out");
+    let o = run(&["export", "bfcl", &c, "--to", to.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = bin()
+        .args(["export", "bfcl", &c, "--to", to.to_str().unwrap()])
+        .env("TDSCALE_PAUSE_AT", "export-commit")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while process_state(child.id()) != Some('T') {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export finished instead of stopping in its commit"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the export never reached its commit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = files_under(&to);
+    assert!(
+        left.iter().any(|f| f == ".tdscale-commit.json"),
+        "the commit journal is there: {left:?}"
+    );
+    assert!(
+        !left.iter().any(|f| f == "manifest.json"),
+        "no manifest describes a half-replaced export: {left:?}"
+    );
+    assert!(
+        left.iter().any(|f| f.contains('#')),
+        "files not yet committed are still staged: {left:?}"
+    );
+
+    // The next run removes the interrupted commit and every stale staging file, then completes.
+    let o = run(&["export", "bfcl", &c, "--to", to.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(files_under(&to), expected, "nothing but the export is left");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(to.join("manifest.json")).unwrap()).unwrap();
+    let listed: Vec<&Value> = manifest["files"].as_array().unwrap().iter().collect();
+    assert_eq!(listed.len() + 1, expected.len());
+    for f in listed {
+        let rel = f["path"].as_str().unwrap();
+        let bytes = std::fs::read(to.join(rel)).unwrap();
+        assert_eq!(
+            f["sha256"],
+            json!(hex::encode(Sha256::digest(&bytes))),
+            "{rel}"
+        );
+        assert_eq!(bytes, std::fs::read(reference.join(rel)).unwrap(), "{rel}");
+    }
+}

@@ -298,7 +298,7 @@ fn daemons_do_not_outlive_the_run() {
         &opts(5),
     )
     .unwrap();
-    assert_eq!(r.stdout, "spawned\n");
+    assert_eq!(r.stdout, "spawned\n", "{r:?}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(nobody_processes().len(), before);
 }
@@ -464,6 +464,142 @@ fn cli_reports_and_exits() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+#[test]
+fn init_and_snippet_show_nothing_of_tdscale_command_line_or_environment() {
+    let _t = turn();
+    // Distinctive secrets: one in tdscale's argv (through the snippet's path, as `--api-key`
+    // would be), one in its environment.
+    let in_argv = format!("sk-argv-{}-7e1d", std::process::id());
+    let in_env = "sk-env-53c2a9f0";
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join(format!("api-key-{in_argv}"));
+    std::fs::create_dir(&sub).unwrap();
+    let snippet = sub.join("s.py");
+    std::fs::write(
+        &snippet,
+        "import glob, os\npaths = sorted(set(glob.glob('/proc/*/cmdline') + glob.glob('/proc/*/environ') + ['/proc/1/cmdline', '/proc/1/environ', '/proc/self/cmdline', '/proc/self/environ']))\nfor p in paths:\n    try:\n        print(p, repr(open(p, 'rb').read().replace(b'\\0', b' ')))\n    except OSError as e:\n        print(p, 'unreadable', e.errno)\nfor p in ['/proc/1/cwd', '/proc/1/exe']:\n    try:\n        print(p, os.readlink(p))\n    except OSError as e:\n        print(p, 'unreadable', e.errno)\nprint(dict(os.environ))\n",
+    )
+    .unwrap();
+    let o = crate::common::bin()
+        .args([
+            "sandbox",
+            "run",
+            "--lang",
+            "python",
+            snippet.to_str().unwrap(),
+            "--json",
+        ])
+        .env("OPENAI_API_KEY", in_env)
+        .env("AWS_SECRET_ACCESS_KEY", in_env)
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(r["outcome"]["kind"], "exited", "{r}");
+    let out = r["stdout"].as_str().unwrap();
+    assert!(!out.contains(&in_argv), "tdscale's argv is visible: {out}");
+    assert!(
+        !out.contains(in_env),
+        "tdscale's environment is visible: {out}"
+    );
+    // Init is readable and is the waiter: a fresh program with a clean argv.
+    let init = out
+        .lines()
+        .find(|l| l.starts_with("/proc/1/cmdline "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        init.contains("python") && init.contains("os.wait()") && !init.contains("sandbox"),
+        "{init}"
+    );
+    let environ = out
+        .lines()
+        .find(|l| l.starts_with("/proc/1/environ "))
+        .unwrap();
+    assert!(
+        environ == "/proc/1/environ b''" || environ.contains("unreadable"),
+        "init has no environment: {environ}"
+    );
+}
+
+#[test]
+fn working_directory_is_a_size_capped_tmpfs() {
+    let _t = turn();
+    let disk = 32u64 << 20;
+    let o = PythonOptions {
+        limits: Limits {
+            timeout: Duration::from_secs(30),
+            cpu_seconds: 30,
+            disk_bytes: disk,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // Stops before writing anything when the directory is not the capped tmpfs, so that a
+    // broken sandbox cannot fill a host disk with this test.
+    let code = format!(
+        "import os, sys\nst = os.statvfs('.')\nprint('size', st.f_blocks * st.f_frsize)\nif st.f_blocks * st.f_frsize != {disk}:\n    sys.exit(5)\nwritten = 0\ntry:\n    for i in range(16):\n        with open('f%d' % i, 'wb') as f:\n            for _ in range(8):\n                f.write(b'0' * 2**20)\n                f.flush()\n                written += 2**20\nexcept OSError as e:\n    print('errno', e.errno)\nprint('written', written)\n"
+    );
+    let r = run(&code, &o).unwrap();
+    assert!(r.success(), "{r:?}");
+    assert!(r.stdout.contains(&format!("size {disk}\n")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("errno 28\n"),
+        "writing past the size fails with ENOSPC: {}",
+        r.stdout
+    );
+    let written: u64 = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("written "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(written <= disk && written >= disk - (4 << 20), "{written}");
+    // The flag of the command line sets it.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("size.py");
+    std::fs::write(
+        &f,
+        "import os\nst = os.statvfs('.')\nprint(st.f_blocks * st.f_frsize)",
+    )
+    .unwrap();
+    let o = crate::common::run(&[
+        "sandbox",
+        "run",
+        "--lang",
+        "python",
+        f.to_str().unwrap(),
+        "--disk",
+        "8MiB",
+    ]);
+    assert!(o.status.success(), "{}", crate::common::stderr(&o));
+    assert_eq!(crate::common::stdout(&o), format!("{}\n", 8u64 << 20));
+}
+
+#[test]
+fn working_directories_of_dead_owners_are_removed_and_others_kept() {
+    use tdscale::store::owner::Owner;
+    let dir = tempfile::tempdir().unwrap();
+    let me = Owner::current();
+    let dead = Owner {
+        start_ticks: me.start_ticks + 1,
+        ..me
+    };
+    let names = [
+        format!("tdscale-sandbox-{}-a1b2c3", dead.tag()),
+        format!("tdscale-sandbox-{}-d4e5f6", me.tag()),
+        "tdscale-sandbox-Xy12Zw".to_string(),
+        "unrelated".to_string(),
+    ];
+    for n in &names {
+        std::fs::create_dir(dir.path().join(n)).unwrap();
+        std::fs::write(dir.path().join(n).join("main.py"), "print(1)").unwrap();
+    }
+    tdscale::sandbox::python::remove_orphan_workdirs(dir.path());
+    let left: Vec<bool> = names.iter().map(|n| dir.path().join(n).exists()).collect();
+    assert_eq!(left, [false, true, true, true]);
+}
+
 mod sql {
     use std::time::Duration;
 
@@ -552,5 +688,176 @@ mod sql {
         };
         let r = run("SELECT count(*) FROM generate_series(1, 100000) a CROSS JOIN generate_series(1, 100000) b", &[], &quick).await.unwrap();
         assert_eq!(r.killed_reason, Some(KillReason::WallTimeout));
+    }
+}
+
+/// `tdscale sandbox run --lang sql` on hostile queries, through the command line: the query runs
+/// in a child process that the limits stop whatever it is doing.
+mod sql_hostile {
+    use std::os::unix::process::ExitStatusExt;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    /// How a run of the command went: its JSON result, the largest resident set of tdscale and
+    /// its children (getrusage of the waited process), and the wall time.
+    struct Ran {
+        json: serde_json::Value,
+        max_rss_bytes: u64,
+        wall: Duration,
+        code: Option<i32>,
+    }
+
+    // The child is reaped by wait4, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
+    fn sandbox_sql(dir: &Path, query: &str, tables: &[PathBuf], limits: &[&str]) -> Ran {
+        let q = dir.join("q.sql");
+        std::fs::write(&q, query).unwrap();
+        let out = dir.join("out.json");
+        let mut cmd = crate::common::bin();
+        cmd.args([
+            "sandbox",
+            "run",
+            "--lang",
+            "sql",
+            q.to_str().unwrap(),
+            "--json",
+        ])
+        .args(limits)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::process::Stdio::null());
+        for t in tables {
+            cmd.arg("--db").arg(t);
+        }
+        let started = Instant::now();
+        let child = cmd.spawn().unwrap();
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let pid = child.id() as libc::pid_t;
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(r, pid);
+        let wall = started.elapsed();
+        let status = std::process::ExitStatus::from_raw(status);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}, {status}): {text}"));
+        Ran {
+            json,
+            // ru_maxrss is in KiB; for a waited process it covers its waited children too.
+            max_rss_bytes: usage.ru_maxrss as u64 * 1024,
+            wall,
+            code: status.code(),
+        }
+    }
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn a_huge_scalar_result_is_stopped_by_the_memory_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sandbox_sql(
+            dir.path(),
+            "SELECT length(repeat('x', 1500000000)) AS n",
+            &[],
+            &["--memory", "64MiB", "--timeout", "5s"],
+        );
+        assert_eq!(r.code, Some(1), "{}", r.json);
+        assert!(
+            r.json["killed_reason"] == "memory_limit" || r.json["killed_reason"] == "wall_timeout",
+            "{}",
+            r.json
+        );
+        assert!(
+            r.max_rss_bytes < GIB,
+            "peak {} bytes: {}",
+            r.max_rss_bytes,
+            r.json
+        );
+        assert!(r.wall < Duration::from_secs(60), "{:?}", r.wall);
+    }
+
+    #[test]
+    fn a_self_cross_join_of_large_texts_is_stopped_by_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        // 200 rows of 50 kB: the cross join's result is 40,000 rows of 100 kB, 4 GB of text.
+        let t = dir.path().join("t.jsonl");
+        let mut text = String::new();
+        for i in 0..200 {
+            let body = format!("{i:03}").repeat(50_000 / 3);
+            text.push_str(&format!("{{\"id\": {i}, \"messages\": \"{body}\"}}\n"));
+        }
+        std::fs::write(&t, text).unwrap();
+        // Each row's text is 16,666 times three digits: 49,998 bytes.
+        let row_bytes: u64 = 49_998;
+        for (query, whole) in [
+            (
+                "SELECT a.id, b.id, a.messages, b.messages FROM t a CROSS JOIN t b",
+                None,
+            ),
+            // Small enough batch by batch to finish within the limit, or stopped by it.
+            (
+                "SELECT sum(length(a.messages || b.messages)) AS n FROM t a CROSS JOIN t b",
+                Some(200 * 200 * 2 * row_bytes),
+            ),
+        ] {
+            let r = sandbox_sql(
+                dir.path(),
+                query,
+                std::slice::from_ref(&t),
+                &["--memory", "64MiB", "--timeout", "20s"],
+            );
+            let outcome = &r.json["outcome"]["kind"];
+            let stopped = r.json["killed_reason"] == "memory_limit"
+                || r.json["killed_reason"] == "wall_timeout";
+            let answered = outcome == "exited"
+                && match whole {
+                    // The full answer, computed here.
+                    Some(n) => r.json["stdout"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&format!("| {n} |")),
+                    // Only the rows that fit the output cap.
+                    None => r.json["stdout_truncated"] == true,
+                };
+            assert!(stopped || answered, "{query}: {}", r.json);
+            assert!(
+                r.max_rss_bytes < GIB,
+                "{query}: peak {} bytes",
+                r.max_rss_bytes
+            );
+            assert!(r.wall < Duration::from_secs(60), "{query}: {:?}", r.wall);
+        }
+    }
+
+    #[test]
+    fn small_queries_still_answer_through_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("sales.csv");
+        std::fs::write(&t, "region,amount\neu,10\neu,5\nus,7\n").unwrap();
+        let r = sandbox_sql(
+            dir.path(),
+            "SELECT region, sum(amount) AS total FROM sales GROUP BY region ORDER BY region",
+            &[t],
+            &["--memory", "64MiB"],
+        );
+        assert_eq!(r.code, Some(0), "{}", r.json);
+        let out = r.json["stdout"].as_str().unwrap();
+        assert!(
+            out.contains("| eu     | 15    |") && out.contains("| us     | 7     |"),
+            "{out}"
+        );
+        // A statement that writes is refused as before.
+        let r = sandbox_sql(dir.path(), "CREATE TABLE x AS SELECT 1", &[], &[]);
+        assert_eq!(r.json["outcome"]["kind"], "failed", "{}", r.json);
+    }
+
+    #[test]
+    fn a_long_expression_is_a_clear_error_in_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let query = format!("SELECT {}", vec!["1"; 8000].join(" + "));
+        let r = sandbox_sql(dir.path(), &query, &[], &[]);
+        assert_eq!(r.code, Some(1), "{}", r.json);
+        assert_eq!(r.json["outcome"]["kind"], "failed", "{}", r.json);
+        let err = r.json["stderr"].as_str().unwrap();
+        assert!(err.contains("nest"), "{err}");
     }
 }

@@ -227,3 +227,106 @@ fn a_closed_output_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_very_long_expression_is_an_error_not_a_crash() {
+    let (_dir, root) = corpus_with_data();
+    // 8,000 terms: deeper than any plan may nest.
+    let long = format!("SELECT {} AS n", vec!["1"; 8000].join(" + "));
+    let o = run(&["sql", &root, &long]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("nests too deeply"), "{err}");
+    // Deep parentheses are refused by the parser's recursion limit, also with exit code 4.
+    let parens = format!("SELECT {}1{} AS n", "(".repeat(5000), ")".repeat(5000));
+    let o = run(&["sql", &root, &parens]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    // Ordinary long expressions still run: 500 terms, and an OR chain of 300 conditions.
+    let sum = format!("SELECT {} AS n", vec!["2"; 500].join(" + "));
+    let o = run(&["sql", &root, &sum, "--format", "csv"]);
+    assert_eq!(stdout(&o), "n\n1000\n", "{}", stderr(&o));
+    let ors = (0..300)
+        .map(|i| format!("num_turns = {i}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let q = format!("SELECT count(*) AS n FROM trajectories WHERE {ors}");
+    let o = run(&["sql", &root, &q, "--format", "csv"]);
+    assert_eq!(stdout(&o), "n\n5\n", "{}", stderr(&o));
+}
+
+/// The `spill_count` of the SortExec in an EXPLAIN ANALYZE output.
+fn sort_spills(explain_csv: &str) -> u64 {
+    let at = explain_csv
+        .find("SortExec")
+        .unwrap_or_else(|| panic!("no SortExec: {explain_csv}"));
+    let rest = &explain_csv[at..];
+    let n = rest
+        .split("spill_count=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no spill_count: {rest}"));
+    n[..n.find(|c: char| !c.is_ascii_digit()).unwrap()]
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn memory_limit_makes_sorts_spill_and_refuses_what_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("c").to_str().unwrap().to_string();
+    let o = run(&["gen", &root, "--trajectories", "60000", "--seed", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // About 50 MB of rows to sort. One partition and small batches make a 16 MiB pool hold many
+    // batches, as a large corpus would under a few GiB.
+    let settings = "SET datafusion.execution.target_partitions = 1; SET datafusion.execution.batch_size = 1024; SET datafusion.execution.sort_spill_reservation_bytes = 2097152;";
+    let q = "SELECT traj_id, messages FROM trajectories ORDER BY num_tokens DESC, traj_id";
+    let explain = format!("{settings} EXPLAIN ANALYZE {q}");
+    let limited = run(&[
+        "sql",
+        &root,
+        &explain,
+        "--format",
+        "csv",
+        "--memory-limit",
+        "16MiB",
+    ]);
+    assert!(limited.status.success(), "{}", stderr(&limited));
+    assert!(sort_spills(&stdout(&limited)) > 0, "{}", stdout(&limited));
+    let unlimited = run(&["sql", &root, &explain, "--format", "csv"]);
+    assert!(unlimited.status.success(), "{}", stderr(&unlimited));
+    assert_eq!(sort_spills(&stdout(&unlimited)), 0);
+    // Spilling changes nothing in the result.
+    let q = format!("{settings} {q}");
+    let limited = run(&[
+        "sql",
+        &root,
+        &q,
+        "--format",
+        "json",
+        "--memory-limit",
+        "16MiB",
+    ]);
+    let unlimited = run(&["sql", &root, &q, "--format", "json"]);
+    assert!(limited.status.success(), "{}", stderr(&limited));
+    assert_eq!(stdout(&limited).lines().count(), 60_000);
+    assert!(
+        stdout(&limited) == stdout(&unlimited),
+        "the spilled sort differs"
+    );
+    // With the default batches a 16 MiB pool is too small even for spilling: a clear SQL error.
+    let o = run(&[
+        "sql",
+        &root,
+        q.trim_start_matches(settings),
+        "--memory-limit",
+        "16MiB",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Resources exhausted"), "{}", stderr(&o));
+    // `report` takes the option too, and reports the same.
+    let a = run(&["report", &root, "--json", "--memory-limit", "256MiB"]);
+    let b = run(&["report", &root, "--json"]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(stdout(&a), stdout(&b));
+    let o = run(&["sql", &root, "SELECT 1", "--memory-limit", "lots"]);
+    assert_eq!(o.status.code(), Some(2));
+}

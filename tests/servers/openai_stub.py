@@ -5,13 +5,15 @@ It answers each agent of a synthesis batch the way a cooperative model would (th
 the draft blueprint, the assistant makes the plan's next move with tool calls, the tool simulator
 returns the fields the plan needs) and injects faults on a fixed schedule: 429, 500, a response
 slower than the client's timeout, a truncated body and a body that is not JSON. Requests whose
-body contains --always-fail are answered 500 every time, so the items that need them fail.
+body contains --always-fail are answered 500 every time, so the items that need them fail;
+--always-status CODE answers every request with that status (e.g. 401 for a wrong key).
 
 Every request is logged as one JSON line: {"n", "key", "agent", "outcome"}; "outcome" is "ok" for
 a complete answer, else the fault. Usage:
 
     openai_stub.py --port 0 --log requests.jsonl [--faults 429,500,timeout,truncated,nonjson]
                    [--every 5] [--delay 0.0] [--timeout-sleep 3] [--always-fail TEXT]
+                   [--always-status CODE]
 
 The chosen port is printed on the first line of stdout.
 """
@@ -111,6 +113,9 @@ class Handler(BaseHTTPRequestHandler):
             n = COUNTER[0]
             COUNTER[0] += 1
         entry = {"n": n, "key": key, "agent": agent}
+        if ARGS.always_status:
+            log({**entry, "outcome": str(ARGS.always_status)})
+            return self.send(ARGS.always_status, {"error": {"message": "injected status for every request"}})
         if ARGS.always_fail and ARGS.always_fail.encode() in raw:
             log({**entry, "outcome": "always-fail"})
             return self.send(500, {"error": {"message": "injected persistent failure"}})
@@ -174,6 +179,7 @@ def main():
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--timeout-sleep", type=float, default=3.0)
     p.add_argument("--always-fail", default="")
+    p.add_argument("--always-status", type=int, default=0)
     ARGS = p.parse_args()
     ARGS.faults = [f for f in ARGS.faults.split(",") if f]
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
