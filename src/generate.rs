@@ -326,8 +326,22 @@ impl GenSummary {
     }
 }
 
-/// Writes trajectories `0..n` into the corpus (round 0) and, when asked, as OpenAI JSONL too.
+/// Writes trajectories `0..n` into the corpus (round 0) and, when asked, as OpenAI JSONL too,
+/// holding the corpus's writer lock.
 pub async fn generate(
+    corpus: &crate::store::Corpus,
+    n: u64,
+    opts: GenOptions,
+    jsonl: Option<&str>,
+    progress: bool,
+) -> crate::error::Result<GenSummary> {
+    let lock = corpus.lock_writer("gen").await?;
+    let result = write_generated(corpus, n, opts, jsonl, progress).await;
+    lock.release().await;
+    result
+}
+
+async fn write_generated(
     corpus: &crate::store::Corpus,
     n: u64,
     opts: GenOptions,
@@ -397,7 +411,7 @@ pub async fn generate(
                 message: e.to_string(),
             })?;
     }
-    let files = parts.finish().await?;
+    let files = parts.finish().await?.files;
     pb.finish_and_clear();
     Ok(GenSummary {
         trajectories: n,

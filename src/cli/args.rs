@@ -29,11 +29,15 @@ fn choice<T: Choice>() -> impl clap::builder::TypedValueParser<Value = T> {
 #[derive(Debug, Parser)]
 #[command(name = "tdscale", version, about, long_about = None)]
 #[command(
-    after_help = "Logs: set RUST_LOG (e.g. RUST_LOG=tdscale=debug).\nExit codes: 0 ok, 1 error, 2 usage, 3 rejected input with --strict, 4 SQL error, 5 storage error, 6 every model request of a batch failed."
+    after_help = "Logs: set RUST_LOG (e.g. RUST_LOG=tdscale=debug).\nExit codes: 0 ok, 1 error, 2 usage, 3 rejected input with --strict, 4 SQL error, 5 storage error, 6 every model request of a batch failed, 7 another writer held the corpus past --lock-timeout, 8 this writer lost its lock, 130/143 interrupted by SIGINT/SIGTERM."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How long a command that writes into a corpus waits while another process writes it
+    /// (e.g. 30s, 10m; 0: fail at once). Past it the command fails with exit code 7.
+    #[arg(long, global = true, default_value = "10m", value_parser = parse_wait)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -384,6 +388,15 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err(format!("`{s}`: the duration must be positive"));
     }
     Ok(std::time::Duration::from_secs_f64(v * mult))
+}
+
+/// Parses a duration like [`parse_duration`], or zero (`0`, `0s`).
+pub fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let digits = s.trim().trim_end_matches(['m', 's', 'h']);
+    if digits.parse::<f64>().is_ok_and(|v| v == 0.0) {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_duration(s)
 }
 
 /// Parses `512MiB`, `1GiB`, `100MB`, `64k` or a number of bytes.

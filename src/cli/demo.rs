@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::ingest::{IngestOptions, TargetTable};
 use crate::query::output::{self, OutputFormat};
 use crate::query::session::CorpusSession;
-use crate::store::{Corpus, tables};
+use crate::store::tables;
 
 /// The files directly in `dir`, sorted.
 fn files_in(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
@@ -28,7 +28,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             a.data.display()
         )));
     }
-    let corpus = Corpus::open(&a.corpus)?;
+    let corpus = super::corpus(&a.corpus)?;
     let trajectories = files_in(&a.data.join("formats"))?;
     let catalogs = files_in(&a.data.join("catalogs"))?;
     println!(
@@ -103,7 +103,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     println!(
         "\n== tdscale gen {evolved} --trajectories 2000, then tdscale evolve {evolved} --rounds 2 --per-round 50 --backend offline"
     );
-    let ev = Corpus::open(&evolved)?;
+    let ev = super::corpus(&evolved)?;
     if ev.list_table(&tables::ROUNDS).await?.is_empty() {
         crate::generate::generate(&ev, 2000, Default::default(), None, false).await?;
     }

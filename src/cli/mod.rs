@@ -12,11 +12,58 @@ use clap::Parser;
 use crate::error::{Error, Result};
 use crate::query::session::CorpusSession;
 use crate::store::Corpus;
+use crate::store::lock::WriterLock;
 use args::{Cli, ClusterCommand, ClustersCommand, Command, ExportCommand, SandboxCommand};
 
-/// Parses the command line and runs the command.
+/// How long writers wait for one another (`--lock-timeout`), set once from the command line.
+static LOCK_TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+/// Opens the corpus at `root` with the command line's `--lock-timeout`.
+fn corpus(root: &str) -> Result<Corpus> {
+    let c = Corpus::open(root)?;
+    Ok(match LOCK_TIMEOUT.get() {
+        Some(t) => c.with_lock_timeout(*t),
+        None => c,
+    })
+}
+
+/// Parses the command line and runs the command. SIGINT and SIGTERM end it with exit code
+/// 128 + the signal, after letting go of the S3 leases it holds (what it had not committed
+/// stays invisible; local locks go with the process).
 pub async fn main() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let _ = LOCK_TIMEOUT.set(cli.lock_timeout);
+    tokio::select! {
+        r = run(cli.command) => r,
+        (signal, name) = interrupted() => {
+            crate::store::lock::release_all().await;
+            Err(Error::Interrupted {
+                signal,
+                message: format!(
+                    "interrupted by {name}: nothing half-written is visible; run the same command again to finish"
+                ),
+            })
+        }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and returns its number and name.
+async fn interrupted() -> (i32, &'static str) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => (libc::SIGINT, "SIGINT"),
+            _ = term.recv() => (libc::SIGTERM, "SIGTERM"),
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
         Command::Ingest(a) => ingest(a).await,
         Command::Sql(a) => sql::run(a).await,
         Command::Report(a) => report(a).await,
@@ -35,7 +82,7 @@ pub async fn main() -> Result<()> {
             emit(a.json, &ab, || crate::select::ablation::to_text(&ab))
         }
         Command::Gen(a) => {
-            let corpus = Corpus::open(&a.corpus)?;
+            let corpus = corpus(&a.corpus)?;
             let progress = !a.json && std::io::stderr().is_terminal();
             let s = crate::generate::generate(
                 &corpus,
@@ -130,16 +177,20 @@ pub async fn main() -> Result<()> {
             )
         }
         Command::Export(ExportCommand::Bfcl(a)) => {
-            let (trajectories, target) = eval_selection(&a).await?;
-            let s = crate::export::bfcl::export(&trajectories, target).await?;
+            let (trajectories, target, lock) = eval_selection(&a).await?;
+            let s = crate::export::bfcl::export(&trajectories, target).await;
+            release(lock).await;
+            let s = s?;
             if !a.json {
                 eprint!("{}", s.skipped_lines());
             }
             emit(a.json, &s, || s.to_text(&a.to))
         }
         Command::Export(ExportCommand::Tau2(a)) => {
-            let (trajectories, target) = eval_selection(&a.common).await?;
-            let s = crate::export::tau2::export(&trajectories, &a.domain_name, target).await?;
+            let (trajectories, target, lock) = eval_selection(&a.common).await?;
+            let s = crate::export::tau2::export(&trajectories, &a.domain_name, target).await;
+            release(lock).await;
+            let s = s?;
             emit(a.common.json, &s, || s.to_text(&a.common.to))
         }
     }
@@ -147,7 +198,7 @@ pub async fn main() -> Result<()> {
 
 /// Opens the corpus at `root` and a session over it.
 async fn open(root: &str) -> Result<CorpusSession> {
-    CorpusSession::open(&Corpus::open(root)?).await
+    CorpusSession::open(&corpus(root)?).await
 }
 
 /// Prints `value` as JSON when `json`, else the text `text` makes.
@@ -175,7 +226,7 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
 }
 
 async fn ingest(a: args::IngestArgs) -> Result<()> {
-    let corpus = Corpus::open(&a.corpus)?;
+    let corpus = corpus(&a.corpus)?;
     let s = crate::ingest::ingest(&corpus, &a.inputs, &a.options()).await?;
     if a.json {
         print_json(&s)?;
@@ -193,7 +244,7 @@ async fn ingest(a: args::IngestArgs) -> Result<()> {
 }
 
 async fn report(a: args::ReportArgs) -> Result<()> {
-    let corpus = Corpus::open(&a.corpus)?;
+    let corpus = corpus(&a.corpus)?;
     let session = match &a.cluster {
         Some(url) => CorpusSession::on(&corpus, cluster_context(url).await?).await?,
         None => CorpusSession::open_with(&corpus, &a.session_options()).await?,
@@ -205,20 +256,34 @@ async fn report(a: args::ReportArgs) -> Result<()> {
     emit(a.json, &r, || crate::report::to_text(&r))
 }
 
-/// The trajectories an evaluation export writes, and where it writes them.
+/// The trajectories an evaluation export writes, where it writes them, and the corpus's writer
+/// lock when that is inside the corpus.
 async fn eval_selection(
     a: &args::ExportEvalArgs,
 ) -> Result<(
     Vec<crate::model::Trajectory>,
     crate::export::target::ExportTarget,
+    Option<WriterLock>,
 )> {
     let session = open(&a.corpus).await?;
+    let lock = if session.corpus().contains(&a.to) {
+        Some(session.lock_writer("export").await?)
+    } else {
+        None
+    };
     let params = crate::query::params::parse_pairs(&a.params)?;
     let trajectories =
         crate::export::split_trajectories(&session, &a.split, a.query_text()?.as_deref(), &params)
             .await?;
     let target = crate::export::target::ExportTarget::open(&a.to, a.retry())?;
-    Ok((trajectories, target))
+    Ok((trajectories, target, lock))
+}
+
+/// Lets a writer lock go, if there is one.
+async fn release(lock: Option<WriterLock>) {
+    if let Some(l) = lock {
+        l.release().await;
+    }
 }
 
 async fn sandbox_run(a: args::SandboxRunArgs) -> Result<()> {

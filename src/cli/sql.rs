@@ -4,6 +4,8 @@
 
 use std::io::{IsTerminal, Write};
 
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 
 use super::args::SqlArgs;
@@ -15,7 +17,7 @@ use crate::store::Corpus;
 
 /// Runs the command.
 pub async fn run(a: SqlArgs) -> Result<()> {
-    let corpus = Corpus::open(&a.corpus)?;
+    let corpus = super::corpus(&a.corpus)?;
     let p = params::parse_pairs(&a.params)?;
     let session = match &a.cluster {
         Some(url) => CorpusSession::on(&corpus, super::cluster_context(url).await?).await?,
@@ -36,10 +38,26 @@ pub async fn run(a: SqlArgs) -> Result<()> {
         text.push_str(s);
     }
     if text.trim().is_empty() {
-        return prompt(ctx, a.format).await;
+        return prompt(&session, a.format).await;
     }
     let text = params::substitute(&text, &p)?;
-    let results = crate::query::run_sql(ctx, &text).await?;
+    // Statements that write into the corpus (and a result written into its folder) run under
+    // its writer lock, taken before anything is read.
+    let lock = if writes_into(&corpus, ctx, &text)
+        || a.out.as_deref().is_some_and(|o| corpus.contains(o))
+    {
+        Some(session.lock_writer("sql").await?)
+    } else {
+        None
+    };
+    let result = run_statements(&a, ctx, &text).await;
+    super::release(lock).await;
+    result
+}
+
+/// Runs the statements and prints or writes the result.
+async fn run_statements(a: &SqlArgs, ctx: &SessionContext, text: &str) -> Result<()> {
+    let results = crate::query::run_sql(ctx, text).await?;
     match &a.out {
         Some(out) => {
             let Some((schema, batches)) = results.into_iter().last() else {
@@ -61,9 +79,57 @@ pub async fn run(a: SqlArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether a statement of `sql` writes into the corpus: INSERT, UPDATE, DELETE, MERGE or
+/// TRUNCATE on a table, or COPY … TO a place inside the corpus's folder. Text that does not parse,
+/// or nests too deeply to parse safely, writes nothing (running it reports the error).
+pub fn writes_into(corpus: &Corpus, ctx: &SessionContext, sql: &str) -> bool {
+    use datafusion::sql::parser::{DFParserBuilder, Statement};
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    if crate::query::check_expression_depth(sql, crate::query::MAX_EXPRESSION_DEPTH).is_err() {
+        return false;
+    }
+    let state = ctx.state();
+    let options = state.config().options();
+    let dialect_name = options.sql_parser.dialect.to_string();
+    let Some(dialect) = datafusion::sql::sqlparser::dialect::dialect_from_str(&dialect_name) else {
+        return false;
+    };
+    let parsed = DFParserBuilder::new(sql)
+        .with_dialect(dialect.as_ref())
+        .with_recursion_limit(options.sql_parser.recursion_limit.get())
+        .build()
+        .and_then(|mut p| p.parse_statements());
+    let Ok(statements) = parsed else {
+        return false;
+    };
+    statements.iter().any(|s| match s {
+        Statement::CopyTo(c) => corpus.contains(&c.target),
+        Statement::Statement(s) => matches!(
+            s.as_ref(),
+            Sql::Insert(_)
+                | Sql::Update { .. }
+                | Sql::Delete(_)
+                | Sql::Merge { .. }
+                | Sql::Truncate { .. }
+        ),
+        _ => false,
+    })
+}
+
+/// Runs `sql` in the prompt's session, under the corpus's writer lock when it writes into it.
+async fn run_in(session: &CorpusSession, sql: &str) -> Result<Vec<(SchemaRef, Vec<RecordBatch>)>> {
+    if !writes_into(session.corpus(), session.ctx(), sql) {
+        return crate::query::run_sql(session.ctx(), sql).await;
+    }
+    let lock = session.lock_writer("sql").await?;
+    let result = crate::query::run_sql(session.ctx(), sql).await;
+    lock.release().await;
+    result
+}
+
 /// The interactive prompt: statements end with `;`, `\q` or end of input quits. Without a
 /// terminal, standard input is read as a file of statements.
-async fn prompt(ctx: &SessionContext, format: OutputFormat) -> Result<()> {
+async fn prompt(session: &CorpusSession, format: OutputFormat) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
@@ -73,7 +139,7 @@ async fn prompt(ctx: &SessionContext, format: OutputFormat) -> Result<()> {
                 "no SQL given: pass a statement, -f FILE, or SQL on standard input".into(),
             ));
         }
-        for (schema, batches) in crate::query::run_sql(ctx, &text).await? {
+        for (schema, batches) in run_in(session, &text).await? {
             output::write_text(&mut std::io::stdout(), format, &schema, &batches)?;
         }
         return Ok(());
@@ -97,7 +163,7 @@ async fn prompt(ctx: &SessionContext, format: OutputFormat) -> Result<()> {
         buf.push('\n');
         if line.trim_end().ends_with(';') {
             let _ = rl.add_history_entry(buf.trim());
-            match crate::query::run_sql(ctx, &buf).await {
+            match run_in(session, &buf).await {
                 Ok(results) => {
                     for (schema, batches) in results {
                         output::write_text(&mut std::io::stdout(), format, &schema, &batches)?;

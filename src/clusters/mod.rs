@@ -423,8 +423,18 @@ fn add_observed(
 }
 
 /// Builds the clusters from the `tools` table (and the trajectories' observed flows) and writes
-/// `clusters` and `cluster_edges`.
+/// `clusters` and `cluster_edges`, holding the corpus's writer lock.
 pub async fn build(
+    session: &CorpusSession,
+    opts: &BuildOptions,
+) -> Result<(BuildSummary, Vec<Cluster>)> {
+    let lock = session.lock_writer("clusters build").await?;
+    let result = build_locked(session, opts).await;
+    lock.release().await;
+    result
+}
+
+async fn build_locked(
     session: &CorpusSession,
     opts: &BuildOptions,
 ) -> Result<(BuildSummary, Vec<Cluster>)> {

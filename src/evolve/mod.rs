@@ -167,8 +167,19 @@ async fn unfinished_batches(
 }
 
 /// Runs `opts.rounds` rounds of evolution (an unfinished batch found first counts as one), all
-/// in `session`.
+/// in `session`, holding the corpus's writer lock throughout.
 pub async fn evolve(
+    session: &CorpusSession,
+    opts: &EvolveOptions,
+    synth: SynthOptions,
+) -> Result<EvolveSummary> {
+    let lock = session.lock_writer("evolve").await?;
+    let result = evolve_locked(session, opts, synth).await;
+    lock.release().await;
+    result
+}
+
+async fn evolve_locked(
     session: &CorpusSession,
     opts: &EvolveOptions,
     synth: SynthOptions,

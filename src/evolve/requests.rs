@@ -222,11 +222,20 @@ impl DataSink for RequestSink {
         }
         let shared = &self.0;
         let id = synth::batch_id(&requests);
-        shared.store(&id, &requests).await.map_err(external)?;
-        let config = shared.config().await.map_err(external)?;
-        let summary = synth::run_batch(&shared.session, &id, &requests, &config)
+        // The stored requests and the batch are one write into the corpus.
+        let lock = shared
+            .session
+            .lock_writer("synthesis batch")
             .await
             .map_err(external)?;
+        let run = async {
+            shared.store(&id, &requests).await?;
+            let config = shared.config().await?;
+            synth::run_batch(&shared.session, &id, &requests, &config).await
+        }
+        .await;
+        lock.release().await;
+        let summary = run.map_err(external)?;
         let accepted = summary.accepted as u64;
         shared.finished.lock().expect("lock").push(summary);
         Ok(accepted)

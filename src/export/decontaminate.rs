@@ -185,8 +185,20 @@ fn records(path: &Path, unreadable: &mut Vec<String>) -> Result<Vec<(String, Val
     Ok(out)
 }
 
-/// Flags training trajectories within `threshold` of any item of the evaluation files.
+/// Flags training trajectories within `threshold` of any item of the evaluation files and
+/// replaces the `contamination` table, holding the corpus's writer lock.
 pub async fn decontaminate(
+    session: &CorpusSession,
+    against: &[PathBuf],
+    threshold: f64,
+) -> Result<(DecontaminationSummary, Vec<Flag>)> {
+    let lock = session.lock_writer("decontaminate").await?;
+    let result = decontaminate_locked(session, against, threshold).await;
+    lock.release().await;
+    result
+}
+
+async fn decontaminate_locked(
     session: &CorpusSession,
     against: &[PathBuf],
     threshold: f64,

@@ -11,8 +11,21 @@ use crate::store::convert;
 use crate::store::location::Location;
 
 /// Writes the trajectories selected by `filter` (a SQL boolean expression, or all) to `out` as
-/// OpenAI JSONL. Returns the number of lines written.
+/// OpenAI JSONL (under the corpus's writer lock when `out` is inside the corpus's folder).
+/// Returns the number of lines written.
 pub async fn export(session: &CorpusSession, out: &str, filter: Option<&str>) -> Result<u64> {
+    // Only an output inside the corpus's folder is a write into the corpus.
+    if !session.corpus().contains(out) {
+        return write_jsonl(session, out, filter).await;
+    }
+    let lock = session.lock_writer("export").await?;
+    let result = write_jsonl(session, out, filter).await;
+    lock.release().await;
+    result
+}
+
+/// Writes the JSONL.
+async fn write_jsonl(session: &CorpusSession, out: &str, filter: Option<&str>) -> Result<u64> {
     let ctx = session.ctx();
     let sql = match filter {
         Some(f) => format!("SELECT * FROM trajectories WHERE {f} ORDER BY traj_id"),

@@ -109,8 +109,18 @@ fn find(parent: &mut [usize], mut x: usize) -> usize {
     x
 }
 
-/// Computes the split and replaces the `splits` table.
+/// Computes the split and replaces the `splits` table, holding the corpus's writer lock.
 pub async fn split(
+    session: &CorpusSession,
+    opts: &SplitOptions,
+) -> Result<(SplitSummary, Vec<SplitRow>)> {
+    let lock = session.lock_writer("split").await?;
+    let result = split_locked(session, opts).await;
+    lock.release().await;
+    result
+}
+
+async fn split_locked(
     session: &CorpusSession,
     opts: &SplitOptions,
 ) -> Result<(SplitSummary, Vec<SplitRow>)> {

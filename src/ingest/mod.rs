@@ -10,7 +10,6 @@
 pub mod input;
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,9 +24,13 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::formats::{self, Format, ParseContext, Parsed};
 use crate::model::{CatalogTool, Trajectory};
+use crate::store::read::id_key;
 use crate::store::tables::{self, Table};
 use crate::store::{Corpus, convert, read, writer};
 use input::{RawRecord, Records};
+
+/// A file's location in the corpus's store (ingest's `Path`s are input files).
+type StorePath = object_store::path::Path;
 
 /// Records per parse chunk: large enough to keep both cores busy, small enough to bound memory.
 const CHUNK_RECORDS: usize = 2048;
@@ -129,24 +132,25 @@ enum Out {
     File(FileSummary),
 }
 
-/// A 128-bit key of an id, so the set of known ids stays small for large corpora.
-fn id_key(id: &str) -> u128 {
-    let mut a = std::collections::hash_map::DefaultHasher::new();
-    let mut b = std::collections::hash_map::DefaultHasher::new();
-    (0u8, id).hash(&mut a);
-    (1u8, id).hash(&mut b);
-    ((a.finish() as u128) << 64) | b.finish() as u128
+/// The id column of each table ingest writes.
+fn id_column(table: &Table) -> &'static str {
+    if table.name == tables::TOOLS.name {
+        "tool_id"
+    } else {
+        "traj_id"
+    }
 }
 
-/// Reads the ids already stored in a table (only the id column is decoded).
-async fn existing_ids(corpus: &Corpus, table: &Table, column: &str) -> Result<HashSet<u128>> {
+/// Reads the ids already stored in a table (only the id column is decoded), and the files they
+/// were read from.
+async fn existing_ids(corpus: &Corpus, table: &Table) -> Result<(HashSet<u128>, Vec<StorePath>)> {
     let mut ids = HashSet::new();
     let files = corpus.list_table(table).await?;
-    read::for_each_string(corpus, &files, column, |id| {
+    read::for_each_string(corpus, &files, id_column(table), |id| {
         ids.insert(id_key(id));
     })
     .await?;
-    Ok(ids)
+    Ok((ids, files.into_iter().map(|m| m.location).collect()))
 }
 
 /// Guesses a domain label from a file name for datasets whose files are split by domain.
@@ -481,14 +485,26 @@ pub async fn ingest(
             )));
         }
     }
-    for t in [&tables::TRAJECTORIES, &tables::TOOLS] {
-        let n = corpus.remove_stale_staging(t);
-        if n > 0 {
-            tracing::info!("removed {n} staging file(s) left in {t}/ by an interrupted write");
-        }
-    }
-    let seen_traj = existing_ids(corpus, &tables::TRAJECTORIES, "traj_id").await?;
-    let seen_tools = existing_ids(corpus, &tables::TOOLS, "tool_id").await?;
+    // One writer at a time: taking the lock also removes the staging files of writers that
+    // are gone (and only theirs).
+    let lock = corpus.lock_writer("ingest").await?;
+    let result = ingest_locked(corpus, inputs, opts, started).await;
+    lock.release().await;
+    result
+}
+
+async fn ingest_locked(
+    corpus: &Corpus,
+    inputs: &[PathBuf],
+    opts: &IngestOptions,
+    started: Instant,
+) -> Result<IngestSummary> {
+    let (seen_traj, traj_files) = existing_ids(corpus, &tables::TRAJECTORIES).await?;
+    let (seen_tools, tool_files) = existing_ids(corpus, &tables::TOOLS).await?;
+    let mut known_files: HashMap<&'static str, Vec<StorePath>> = HashMap::from([
+        (tables::TRAJECTORIES.name, traj_files),
+        (tables::TOOLS.name, tool_files),
+    ]);
     let total: u64 = inputs
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
@@ -529,8 +545,15 @@ pub async fn ingest(
             match msg {
                 Out::Batch(table, batch) => {
                     let w = writers.entry(table.name).or_insert_with(|| {
+                        // Each part is committed only after dropping the ids that another
+                        // writer committed since this ingest read the table's ids.
                         writer::PartWriter::for_table(corpus, table, opts.round)
                             .with_rows_per_file(opts.rows_per_file)
+                            .unique_by(
+                                table,
+                                id_column(table),
+                                known_files.remove(table.name).unwrap_or_default(),
+                            )
                     });
                     w.write(&batch).await?;
                 }
@@ -563,11 +586,15 @@ pub async fn ingest(
         .map_err(|e| Error::Other(format!("ingest worker failed: {e}")))?;
     result?;
     for (table, w) in writers {
-        for (_, rows) in w.finish().await? {
-            if table == tables::TRAJECTORIES.name && opts.table == TargetTable::Trajectories {
-                summary.ingested += rows as u64;
-            } else {
-                summary.tools_ingested += rows as u64;
+        let committed = w.finish().await?;
+        let rows = committed.rows() as u64;
+        if table == tables::TRAJECTORIES.name && opts.table == TargetTable::Trajectories {
+            summary.ingested += rows;
+            summary.duplicates += committed.duplicates as u64;
+        } else {
+            summary.tools_ingested += rows;
+            if opts.table == TargetTable::Tools {
+                summary.duplicates += committed.duplicates as u64;
             }
         }
     }

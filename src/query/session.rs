@@ -30,8 +30,8 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::listings::TableListings;
 use crate::error::Result;
@@ -201,6 +201,19 @@ impl CorpusSession {
         &self.corpus
     }
 
+    /// Takes the corpus's writer lock for `command` (see [`Corpus::lock_writer`]). When it was
+    /// not held by this process already, the session forgets every listing it made before, as
+    /// another writer may have changed the tables meanwhile.
+    pub async fn lock_writer(&self, command: &str) -> Result<crate::store::lock::WriterLock> {
+        let lock = self.corpus.lock_writer(command).await?;
+        if lock.taken_now() {
+            for t in tables::ALL {
+                self.refresh(t)?;
+            }
+        }
+        Ok(lock)
+    }
+
     /// Forgets what the session knows of `table`'s files, after something wrote to it.
     pub fn refresh(&self, table: &Table) -> Result<()> {
         let r = TableReference::bare(table.name);
@@ -221,12 +234,7 @@ impl CorpusSession {
         let Some(cache) = self.ctx.runtime_env().cache_manager.get_list_files_cache() else {
             return Ok(());
         };
-        let key = TableScopedPath {
-            table: Some(TableReference::bare(table.name)),
-            path: ListingTableUrl::parse(self.corpus.table_url(table))?
-                .prefix()
-                .clone(),
-        };
+        let key = self.listing_key(table)?;
         let Some(cached) = cache.get(&key) else {
             return Ok(());
         };
@@ -243,6 +251,26 @@ impl CorpusSession {
         }
         cache.put(&key, CachedFileList::new(listed));
         Ok(())
+    }
+
+    /// The files of `table` as this session last listed them — what its queries read — if it
+    /// has listed the table.
+    pub fn listed_files(&self, table: &Table) -> Result<Option<Vec<ObjectMeta>>> {
+        let Some(cache) = self.ctx.runtime_env().cache_manager.get_list_files_cache() else {
+            return Ok(None);
+        };
+        Ok(cache
+            .get(&self.listing_key(table)?)
+            .map(|c| c.files.as_ref().clone()))
+    }
+
+    fn listing_key(&self, table: &Table) -> Result<TableScopedPath> {
+        Ok(TableScopedPath {
+            table: Some(TableReference::bare(table.name)),
+            path: ListingTableUrl::parse(self.corpus.table_url(table))?
+                .prefix()
+                .clone(),
+        })
     }
 
     /// A session of its own over the same tables, views, functions and caches: tables a step

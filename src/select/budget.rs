@@ -103,8 +103,21 @@ async fn cache_metrics(ctx: &SessionContext) -> Result<()> {
 /// Runs the experiment grid and writes everything under `opts.out`.
 ///
 /// The run works in a scope of `session`: the cached metrics and the `selection` table it
-/// registers are not seen by the caller's session.
+/// registers are not seen by the caller's session. An `opts.out` inside the corpus's folder is
+/// written under the corpus's writer lock.
 pub async fn run(session: &CorpusSession, opts: &BudgetOptions) -> Result<Vec<SubsetSummary>> {
+    // Only an output inside the corpus's folder is a write into the corpus.
+    if !session.corpus().contains(&opts.out) {
+        return run_grid(session, opts).await;
+    }
+    let lock = session.lock_writer("budget").await?;
+    let result = run_grid(session, opts).await;
+    lock.release().await;
+    result
+}
+
+/// Runs the grid and writes its outputs.
+async fn run_grid(session: &CorpusSession, opts: &BudgetOptions) -> Result<Vec<SubsetSummary>> {
     if opts.budgets.is_empty() || opts.strategies.is_empty() || opts.seeds == 0 {
         return Err(Error::Usage(
             "give at least one budget, one strategy and one seed".into(),

@@ -5,10 +5,11 @@
 //! [`writer::PartWriter`], which makes a file visible only when it is complete: a single PUT, or
 //! a multipart upload that is completed last (on a local root the object store stages the bytes
 //! under a `#n` name that listings skip, then renames). [`read`] streams stored rows back without
-//! a SQL session.
+//! a SQL session. [`lock`] keeps to one writer at a time per corpus.
 
 pub mod convert;
 pub mod location;
+pub mod lock;
 pub mod owner;
 pub mod read;
 pub mod registry;
@@ -21,15 +22,17 @@ use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use location::Location;
 use tables::Table;
 
-/// A corpus: the location of its root.
+/// A corpus: the location of its root, and how long its writers wait for one another.
 #[derive(Debug, Clone)]
 pub struct Corpus {
     location: Location,
+    lock_timeout: Duration,
 }
 
 impl Corpus {
@@ -43,13 +46,73 @@ impl Corpus {
     /// ```
     pub fn open(root: &str) -> Result<Self> {
         Location::open(root)
-            .map(|location| Self { location })
+            .map(|location| Self {
+                location,
+                lock_timeout: lock::DEFAULT_TIMEOUT,
+            })
             .map_err(|e| match e {
                 Error::Usage(m) if m.starts_with("unsupported URL") => {
                     Error::Usage(format!("corpus: {m}"))
                 }
                 other => other,
             })
+    }
+
+    /// How long a writer waits for another one that holds the corpus (default 10 minutes;
+    /// zero: one attempt).
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How long a writer waits for another one.
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
+    }
+
+    /// Takes the corpus's writer lock for `command` (waiting for another writer up to the lock
+    /// timeout); every command that writes into the corpus holds it while it writes.
+    pub async fn lock_writer(&self, command: &str) -> Result<lock::WriterLock> {
+        lock::acquire(self, command).await
+    }
+
+    /// Whether `url` (a folder or object given by the user) lies inside the corpus's root, so
+    /// that writing it is writing into the corpus.
+    pub fn contains(&self, url: &str) -> bool {
+        let root = self.location.url_of("");
+        let target = match location::s3_parts(url) {
+            Some(Ok((bucket, key))) => format!("s3://{bucket}/{}", key.trim_start_matches('/')),
+            Some(Err(_)) => return false,
+            None => {
+                let local = url.strip_prefix("file://").unwrap_or(url);
+                let path = std::path::Path::new(local);
+                // The path may not exist yet: resolve its nearest existing ancestor.
+                let mut existing = path;
+                let mut rest = vec![];
+                while !existing.exists() {
+                    match (existing.parent(), existing.file_name()) {
+                        (Some(p), Some(n)) => {
+                            rest.push(n.to_os_string());
+                            existing = if p.as_os_str().is_empty() {
+                                std::path::Path::new(".")
+                            } else {
+                                p
+                            };
+                        }
+                        _ => return false,
+                    }
+                }
+                let Ok(mut abs) = std::fs::canonicalize(existing) else {
+                    return false;
+                };
+                abs.extend(rest.iter().rev());
+                match url::Url::from_file_path(&abs) {
+                    Ok(u) => u.to_string(),
+                    Err(_) => return false,
+                }
+            }
+        };
+        format!("{}/", target.trim_end_matches('/')).starts_with(&root)
     }
 
     /// The root's location.
@@ -112,14 +175,18 @@ impl Corpus {
         self.location.delete(files).await
     }
 
-    /// Removes staging files left by a process that was killed mid-write (local roots only;
-    /// on S3 an unfinished multipart upload is never visible and expires by bucket policy).
-    pub fn remove_stale_staging(&self, table: &Table) -> usize {
-        let Some(dir) = self.local_dir().map(|d| d.join(table.name)) else {
+    /// Removes, from every table folder of a local corpus, the staging files (`…#n`) and
+    /// uncommitted parts (`….pending`) of writers that are gone — each name carries its owner's
+    /// pid and start time — and returns how many. Files of live processes are left alone. Run by
+    /// the writer that takes the corpus's lock. On S3 an unfinished multipart upload is never
+    /// visible; uncommitted parts left there are removed by the next commit into their table.
+    pub fn remove_stale_staging(&self) -> usize {
+        let Some(root) = self.local_dir() else {
             return 0;
         };
         let mut removed = 0;
-        let mut stack = vec![dir];
+        let mut stack: Vec<std::path::PathBuf> =
+            tables::ALL.iter().map(|t| root.join(t.name)).collect();
         while let Some(d) = stack.pop() {
             let Ok(entries) = std::fs::read_dir(&d) else {
                 continue;
@@ -128,11 +195,13 @@ impl Corpus {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.rsplit_once('#'))
-                    .is_some_and(|(_, s)| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    continue;
+                }
+                let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if (is_staging_name(name) || is_pending_name(name))
+                    && lock::owner_gone(name)
                     && std::fs::remove_file(&p).is_ok()
                 {
                     removed += 1;
@@ -146,4 +215,20 @@ impl Corpus {
     pub fn storage_error(&self, e: object_store::Error) -> Error {
         self.location.storage_error(e)
     }
+}
+
+/// A local object store's staging name: `<final name>#<digits>`.
+pub fn is_staging_name(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(_, s)| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The suffix of a part written but not yet committed.
+pub const PENDING_SUFFIX: &str = ".pending";
+
+/// A part written but not committed: `<final name>.pending` (or its staging file).
+pub fn is_pending_name(name: &str) -> bool {
+    name.split('#')
+        .next()
+        .is_some_and(|n| n.ends_with(PENDING_SUFFIX))
 }

@@ -58,6 +58,16 @@ impl AsyncFileReader for StoreFile {
     }
 }
 
+/// A 128-bit key of an id, so that sets of known ids stay small for large corpora.
+pub fn id_key(id: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    (0u8, id).hash(&mut a);
+    (1u8, id).hash(&mut b);
+    ((a.finish() as u128) << 64) | b.finish() as u128
+}
+
 /// Calls `f` with every batch of the Parquet files `files`, decoding only `columns` (all when
 /// `None`).
 pub async fn for_each_batch(

@@ -63,7 +63,7 @@ pub async fn append_to<T: Serialize>(
     let batch = to_batch(schema.clone(), rows)?;
     let mut w = PartWriter::new(corpus, rel, schema);
     w.write(&batch).await?;
-    Ok(w.finish().await?.into_iter().map(|(p, _)| p).collect())
+    Ok(w.finish().await?.paths())
 }
 
 /// Replaces a table's rows: the new part is written first, then the old files are removed, so

@@ -1,16 +1,27 @@
 //! Atomic Parquet part files: a file is visible only when it is complete.
+//!
+//! A table whose rows are unique by an id (`trajectories`, `tools`) is written with
+//! [`PartWriter::unique_by`]: each part is first written under a `.pending` name that listings
+//! skip, and its commit — one at a time per corpus in a process, with the writer lock checked
+//! first — re-reads the ids of the parts other writers committed since this one started and drops
+//! this part's rows whose ids are now present before making it visible. So even two writers that
+//! both got past the lock (two tasks of one process, a lock lost on S3) never store an id twice.
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
 use crate::error::Result;
-use crate::store::Corpus;
 use crate::store::tables::Table;
+use crate::store::{Corpus, PENDING_SUFFIX, lock, owner::Owner, read};
 
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 16 * 1024;
@@ -20,11 +31,19 @@ const ROW_GROUP_BYTES: usize = 64 << 20;
 /// Start a new part file after this many rows.
 pub const FILE_ROWS: usize = 500_000;
 
-/// A unique name for this process's output files: time and pid, so concurrent or repeated
-/// runs never collide.
+/// A unique name for a run's output files: the time, the process's owner tag (pid and start
+/// time, [`Owner::tag`], so a later writer can tell whether the run is still going) and a
+/// counter, so concurrent or repeated runs never collide.
 pub fn run_id() -> String {
+    static OWNER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| Owner::current().tag());
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let now = chrono::Utc::now();
-    format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6f"), std::process::id())
+    format!(
+        "{}-{}-{}",
+        now.format("%Y%m%dT%H%M%S%.6f"),
+        *OWNER,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn writer_properties() -> WriterProperties {
@@ -34,6 +53,37 @@ fn writer_properties() -> WriterProperties {
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build()
+}
+
+/// What a [`PartWriter`] committed.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Every file made visible, with its row count.
+    pub files: Vec<(Path, usize)>,
+    /// Rows dropped at commit because another writer had committed their ids meanwhile.
+    pub duplicates: usize,
+}
+
+impl Committed {
+    /// The files made visible.
+    pub fn paths(&self) -> Vec<Path> {
+        self.files.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// The rows made visible.
+    pub fn rows(&self) -> usize {
+        self.files.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The id check of a table whose rows are unique by an id column.
+struct UniqueIds {
+    table: &'static Table,
+    column: &'static str,
+    /// Files whose ids the writer accounts for: those it started from, and those checked since.
+    known: HashSet<Path>,
+    /// Keys of the ids other writers committed since this one started.
+    foreign: HashSet<u128>,
 }
 
 /// Writes record batches into part files `<dir>/part-<run>-<n>.parquet`, rolling to a new file
@@ -46,10 +96,12 @@ pub struct PartWriter {
     schema: SchemaRef,
     run: String,
     seq: usize,
-    current: Option<(AsyncArrowWriter<BufWriter>, Path)>,
+    /// The open file: its writer, where it is written, and the name it gets when committed.
+    current: Option<(AsyncArrowWriter<BufWriter>, Path, Path)>,
     rows_in_file: usize,
     rows_per_file: usize,
-    written: Vec<(Path, usize)>,
+    unique: Option<UniqueIds>,
+    committed: Committed,
 }
 
 impl PartWriter {
@@ -64,8 +116,28 @@ impl PartWriter {
             current: None,
             rows_in_file: 0,
             rows_per_file: FILE_ROWS,
-            written: vec![],
+            unique: None,
+            committed: Committed::default(),
         }
+    }
+
+    /// Keeps `table`'s rows unique by `column` (a string id) across writers: each part is
+    /// committed only after dropping its rows whose ids were committed by others since this
+    /// writer started. `known` are the table's files the caller already read the ids of (or
+    /// otherwise accounts for); every other file that appears is checked.
+    pub fn unique_by(
+        mut self,
+        table: &'static Table,
+        column: &'static str,
+        known: impl IntoIterator<Item = Path>,
+    ) -> Self {
+        self.unique = Some(UniqueIds {
+            table,
+            column,
+            known: known.into_iter().collect(),
+            foreign: HashSet::new(),
+        });
+        self
     }
 
     /// A writer of `table`'s files (into partition `round` for a table partitioned by round).
@@ -80,15 +152,18 @@ impl PartWriter {
     }
 
     fn open(&mut self) -> Result<()> {
-        let path = self.corpus.path(&format!(
-            "{}/part-{}-{:04}.parquet",
-            self.dir, self.run, self.seq
-        ));
+        let name = format!("{}/part-{}-{:04}.parquet", self.dir, self.run, self.seq);
+        let path = self.corpus.path(&name);
+        let written_at = if self.unique.is_some() {
+            self.corpus.path(&format!("{name}{PENDING_SUFFIX}"))
+        } else {
+            path.clone()
+        };
         self.seq += 1;
-        let sink = BufWriter::new(self.corpus.store(), path.clone());
+        let sink = BufWriter::new(self.corpus.store(), written_at.clone());
         let writer =
             AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(writer_properties()))?;
-        self.current = Some((writer, path));
+        self.current = Some((writer, written_at, path));
         self.rows_in_file = 0;
         Ok(())
     }
@@ -105,7 +180,7 @@ impl PartWriter {
                 self.open()?;
             }
             let take = (self.rows_per_file - self.rows_in_file).min(batch.num_rows() - offset);
-            let (w, _) = self.current.as_mut().expect("opened above");
+            let (w, _, _) = self.current.as_mut().expect("opened above");
             w.write(&batch.slice(offset, take)).await?;
             if w.in_progress_size() > ROW_GROUP_BYTES {
                 w.flush().await?;
@@ -120,18 +195,157 @@ impl PartWriter {
     }
 
     async fn close_current(&mut self) -> Result<()> {
-        if let Some((w, path)) = self.current.take() {
+        let Some((w, written_at, path)) = self.current.take() else {
+            return Ok(());
+        };
+        let rows = self.rows_in_file;
+        if self.unique.is_none() {
+            // A writer that lost its lock must not make anything more visible.
+            lock::check(&self.corpus)?;
             w.close().await?;
-            self.written.push((path, self.rows_in_file));
+            self.committed.files.push((path, rows));
+            return Ok(());
+        }
+        w.close().await?;
+        let result = self.commit(&written_at, &path, rows).await;
+        if result.is_err() {
+            // Never leave an uncommitted part behind a failed commit.
+            let _ = self.corpus.store().delete(&written_at).await;
+        }
+        result
+    }
+
+    /// Makes the pending part `pending` visible as `path`, without the rows whose ids another
+    /// writer committed since this one started.
+    async fn commit(&mut self, pending: &Path, path: &Path, rows: usize) -> Result<()> {
+        let corpus = self.corpus.clone();
+        let _section = lock::commit_section(&corpus).await?;
+        let unique = self.unique.as_mut().expect("a unique writer");
+        let own: HashSet<&Path> = self.committed.files.iter().map(|(p, _)| p).collect();
+        let listed = corpus.list(unique.table.name).await?;
+        let mut new: Vec<ObjectMeta> = vec![];
+        for m in listed {
+            let name = m.location.filename().unwrap_or("");
+            if name.ends_with(unique.table.extension()) {
+                if !unique.known.contains(&m.location) && !own.contains(&m.location) {
+                    new.push(m);
+                }
+            } else if !corpus.is_local()
+                && super::is_pending_name(name)
+                && m.location != *pending
+                && stale_on_s3(&m)
+            {
+                // The uncommitted part of a writer that lost the lease long ago.
+                let _ = corpus.store().delete(&m.location).await;
+            }
+        }
+        if !new.is_empty() {
+            let foreign = &mut unique.foreign;
+            read::for_each_string(&corpus, &new, unique.column, |id| {
+                foreign.insert(read::id_key(id));
+            })
+            .await?;
+            unique.known.extend(new.into_iter().map(|m| m.location));
+        }
+        let kept = if unique.foreign.is_empty() {
+            corpus
+                .store()
+                .rename(pending, path)
+                .await
+                .map_err(|e| corpus.storage_error(e))?;
+            rows
+        } else {
+            let kept = copy_without(
+                &corpus,
+                self.schema.clone(),
+                unique.column,
+                &unique.foreign,
+                pending,
+                path,
+            )
+            .await?;
+            corpus
+                .store()
+                .delete(pending)
+                .await
+                .map_err(|e| corpus.storage_error(e))?;
+            kept
+        };
+        self.committed.duplicates += rows - kept;
+        if kept > 0 {
+            self.committed.files.push((path.clone(), kept));
         }
         Ok(())
     }
 
-    /// Completes the open file and returns every file written with its row count.
-    pub async fn finish(mut self) -> Result<Vec<(Path, usize)>> {
+    /// Completes the open file and returns what was committed.
+    pub async fn finish(mut self) -> Result<Committed> {
         self.close_current().await?;
-        Ok(std::mem::take(&mut self.written))
+        Ok(std::mem::take(&mut self.committed))
     }
+}
+
+/// Writes the rows of `pending` whose ids (`column`) are not in `foreign` to `path` (visible
+/// when complete; nothing when no row is left) and returns how many.
+async fn copy_without(
+    corpus: &Corpus,
+    schema: SchemaRef,
+    column: &str,
+    foreign: &HashSet<u128>,
+    pending: &Path,
+    path: &Path,
+) -> Result<usize> {
+    let meta = corpus
+        .store()
+        .head(pending)
+        .await
+        .map_err(|e| corpus.storage_error(e))?;
+    let mut batches = vec![];
+    read::for_each_batch(corpus, &[meta], None, |b| {
+        batches.push(b);
+        Ok(())
+    })
+    .await?;
+    let mut out: Option<AsyncArrowWriter<BufWriter>> = None;
+    let mut kept = 0;
+    for b in batches {
+        let ids = datafusion::arrow::compute::cast(
+            b.column_by_name(column)
+                .expect("the table's schema has its id column"),
+            &DataType::Utf8,
+        )?;
+        let keep: BooleanArray = ids
+            .as_string::<i32>()
+            .iter()
+            .map(|id| Some(id.is_none_or(|id| !foreign.contains(&read::id_key(id)))))
+            .collect();
+        let b = datafusion::arrow::compute::filter_record_batch(&b, &keep)?;
+        if b.num_rows() == 0 {
+            continue;
+        }
+        if out.is_none() {
+            let sink = BufWriter::new(corpus.store(), path.clone());
+            out = Some(AsyncArrowWriter::try_new(
+                sink,
+                schema.clone(),
+                Some(writer_properties()),
+            )?);
+        }
+        kept += b.num_rows();
+        out.as_mut().expect("opened above").write(&b).await?;
+    }
+    if let Some(w) = out {
+        w.close().await?;
+    }
+    Ok(kept)
+}
+
+/// Whether an uncommitted part on S3 is older than a writer lease lasts: its writer lost the
+/// lease (it renews the lease right before committing), so the part will never be committed.
+fn stale_on_s3(m: &ObjectMeta) -> bool {
+    let age = chrono::Utc::now() - m.last_modified;
+    age.to_std()
+        .is_ok_and(|age| age > 2 * lock::lease_duration())
 }
 
 /// A streaming text object (NDJSON) that becomes visible when finished.

@@ -380,10 +380,23 @@ fn blueprint_row(bp: &Blueprint, batch_id: &str, round: i32) -> BlueprintRow {
     }
 }
 
-/// Runs one batch and records it. Returns the counts (accepted + rejected + failed = requested).
+/// Runs one batch and records it, holding the corpus's writer lock. Returns the counts
+/// (accepted + rejected + failed = requested).
 ///
 /// Every table it writes is added to `session`, so the caller's next query sees the batch.
 pub async fn run_batch(
+    session: &CorpusSession,
+    batch_id: &str,
+    requests: &[SynthRequest],
+    cfg: &SynthConfig,
+) -> Result<BatchSummary> {
+    let lock = session.lock_writer("synthesis batch").await?;
+    let result = run_batch_locked(session, batch_id, requests, cfg).await;
+    lock.release().await;
+    result
+}
+
+async fn run_batch_locked(
     session: &CorpusSession,
     batch_id: &str,
     requests: &[SynthRequest],
@@ -449,6 +462,13 @@ pub async fn run_batch(
             .flatten()
             .collect()
     };
+    // The files that query read: the commit checks the ids of any other file that appears.
+    let read_from: Vec<object_store::path::Path> = session
+        .listed_files(&tables::TRAJECTORIES)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.location)
+        .collect();
     let mut summary = BatchSummary {
         batch_id: batch_id.to_string(),
         round,
@@ -500,12 +520,21 @@ pub async fn run_batch(
         }
     }
     // A run of this batch that was killed after writing some tables must not double them.
+    // Its commit drops trajectories that another writer stored meanwhile (the same batch run
+    // twice at once), so no id is ever stored twice.
     if !accepted.is_empty() {
         let batch = convert::trajectories_to_batch(&accepted)?;
-        let mut w = PartWriter::for_table(corpus, &tables::TRAJECTORIES, round);
+        let mut w = PartWriter::for_table(corpus, &tables::TRAJECTORIES, round).unique_by(
+            &tables::TRAJECTORIES,
+            "traj_id",
+            read_from,
+        );
         w.write(&batch).await?;
-        let files: Vec<_> = w.finish().await?.into_iter().map(|(p, _)| p).collect();
-        session.add_files(&tables::TRAJECTORIES, &files).await?;
+        let committed = w.finish().await?;
+        summary.already_present += committed.duplicates as i64;
+        session
+            .add_files(&tables::TRAJECTORIES, &committed.paths())
+            .await?;
     }
     if !has_batch_rows(ctx, tables::BLUEPRINTS.name, batch_id).await? {
         let files = rows::append(corpus, &tables::BLUEPRINTS, &bps).await?;

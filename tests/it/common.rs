@@ -177,13 +177,14 @@ pub fn moto() -> &'static S3Server {
             panic!("cannot start moto_server ({e}): install it with `pip install 'moto[server]'`");
         }
         let endpoint = format!("http://127.0.0.1:{port}");
-        for _ in 0..100 {
+        // Its imports take seconds, many more on a busy machine.
+        for _ in 0..600 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return S3Server { endpoint };
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("moto_server did not start listening on port {port} within 10 s");
+        panic!("moto_server did not start listening on port {port} within 60 s");
     })
 }
 

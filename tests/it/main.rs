@@ -7,6 +7,7 @@ mod cluster;
 mod cluster_quality;
 mod clusters;
 mod common;
+mod concurrency;
 mod durability;
 mod evolve;
 mod export;

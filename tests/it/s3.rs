@@ -157,6 +157,14 @@ fn evolution_on_s3_lists_each_table_once() {
     for t in &listed {
         *counts.entry(t.as_str()).or_default() += 1;
     }
+    // The session lists each table once; besides, each batch's commit lists `trajectories` to
+    // check the ids other writers committed meanwhile (one listing per batch, not per query).
+    let batches = 2;
+    assert_eq!(
+        counts.remove("trajectories"),
+        Some(1 + batches),
+        "two evolution rounds listed trajectories more than once per batch: {listed:?}"
+    );
     assert!(
         counts.values().all(|&n| n == 1),
         "two evolution rounds listed a table more than once: {counts:?}"
