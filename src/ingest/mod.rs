@@ -6,8 +6,16 @@
 //! complete. Memory is bounded by the chunk size and the row-group buffer, not by the input.
 //! Bad records never stop the run: each is reported with file, line and reason and copied to
 //! `rejects/ingest-<run>.jsonl` in the corpus.
+//!
+//! Inputs are files, folders, glob patterns and `s3://` objects or prefixes ([`sources`]); JSON
+//! inputs are split into records by [`input`], Parquet inputs row by row by [`parquet`]. A
+//! session log (one file, one run: Claude Code, Codex, an OpenHands event list) is gathered
+//! into one record before it is parsed. [`explain`] says what a file is and where its fields go,
+//! without writing anything.
 
 pub mod input;
+pub mod parquet;
+pub mod sources;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -27,7 +35,8 @@ use crate::formats::{self, Format, ParseContext, Parsed};
 use crate::model::{CatalogTool, Trajectory};
 use crate::store::tables::{self, Table};
 use crate::store::{Corpus, convert, read, writer};
-use input::{RawRecord, Records};
+use input::{RawRecord, Records, SplitError};
+use sources::Input;
 
 /// Records per parse chunk: large enough to keep both cores busy, small enough to bound memory.
 const CHUNK_RECORDS: usize = 2048;
@@ -68,6 +77,13 @@ pub struct IngestOptions {
     /// Rows per Parquet part file.
     pub rows_per_file: usize,
     pub progress: bool,
+    /// With folders and `s3://` prefixes: read the files whose relative path matches this
+    /// pattern (default: every `.json`, `.jsonl`, `.ndjson`, `.traj` and `.parquet` file, also
+    /// `.gz` / `.zst` compressed).
+    pub glob: Option<String>,
+    /// The largest record read, in bytes ([`input::MAX_RECORD_BYTES`] by default); a larger
+    /// one is rejected without being held in memory.
+    pub max_record_bytes: usize,
 }
 
 impl Default for IngestOptions {
@@ -80,6 +96,8 @@ impl Default for IngestOptions {
             round: 0,
             rows_per_file: writer::FILE_ROWS,
             progress: false,
+            glob: None,
+            max_record_bytes: input::MAX_RECORD_BYTES,
         }
     }
 }
@@ -158,13 +176,23 @@ fn guess_domain(stem: &str) -> Option<String> {
         .map(|d| d.to_string())
 }
 
-fn file_context(path: &Path, opts: &IngestOptions, format: Format) -> ParseContext {
-    let stem = input::stem(path);
+fn file_context(input: &Input, opts: &IngestOptions, format: Format) -> ParseContext {
+    let stem = input::stem_of_name(input.name());
+    let default_source = if format.names_its_runs() {
+        format.name().to_string()
+    } else {
+        stem.clone()
+    };
     let mut ctx = ParseContext {
-        source: opts.source.clone().unwrap_or_else(|| stem.clone()),
+        source: opts.source.clone().unwrap_or(default_source),
+        file_stem: stem.clone(),
         round: opts.round,
         domain: opts.domain.clone().or_else(|| guess_domain(&stem)),
         ..Default::default()
+    };
+    // Sibling files are read for local inputs only.
+    let Some(path) = input.local_path() else {
+        return ctx;
     };
     if format == Format::Bfcl {
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -221,6 +249,56 @@ fn tools_of(t: &Trajectory) -> Vec<CatalogTool> {
         .collect()
 }
 
+/// The records of an input, split by a reader thread.
+type Items = Vec<std::result::Result<RawRecord, SplitError>>;
+
+/// How an input's bytes are split into records.
+enum Splitter {
+    Json(Records),
+    Parquet(parquet::ParquetRecords),
+}
+
+impl Iterator for Splitter {
+    type Item = std::result::Result<RawRecord, SplitError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Splitter::Json(r) => r.next(),
+            Splitter::Parquet(r) => r.next(),
+        }
+    }
+}
+
+/// Opens an input for splitting; the error is the reason of the file's one reject.
+fn open_input(
+    input: &Input,
+    count: Arc<AtomicU64>,
+    max_record: usize,
+) -> std::result::Result<Splitter, String> {
+    if input.is_parquet() {
+        return parquet::open(input, count, max_record).map(Splitter::Parquet);
+    }
+    let raw = sources::open_raw(input, count).map_err(|e| format!("cannot open: {e}"))?;
+    let reader = input::decompress(input.name(), raw).map_err(|e| format!("cannot open: {e}"))?;
+    Ok(Splitter::Json(Records::with_limit(reader, max_record)))
+}
+
+/// True when a file's records must be gathered into one: a session log, or a bare list of
+/// OpenHands events split by the array layout.
+fn gathers(format: Format, first: Option<&Value>) -> bool {
+    format.is_session()
+        || (format == Format::Openhands && first.is_some_and(formats::openhands::is_event))
+}
+
+/// The records of one session file, gathered up to the record limit.
+#[derive(Default)]
+struct Gathered {
+    first_line: usize,
+    lines: Vec<(usize, String)>,
+    bytes: usize,
+    /// Why the session cannot be read whole (a line that could not be split, the size).
+    broken: Option<String>,
+}
+
 struct Worker {
     opts: IngestOptions,
     seen_traj: HashSet<u128>,
@@ -251,34 +329,28 @@ impl Worker {
         }))
     }
 
-    fn run_file(&mut self, path: &Path) -> bool {
-        let display = path.display().to_string();
+    fn run_file(&mut self, input: &Input) -> bool {
+        let display = input.display.clone();
         let mut summary = FileSummary {
             path: display.clone(),
             ..Default::default()
         };
         let before = self.bytes.load(Ordering::Relaxed);
-        let reader = match input::open(path, self.bytes.clone()) {
+        let splitter = match open_input(input, self.bytes.clone(), self.opts.max_record_bytes) {
             Ok(r) => r,
-            Err(e) => {
-                let ok = self.reject(
-                    &display,
-                    0,
-                    format!("cannot open: {e}"),
-                    String::new(),
-                    &mut summary,
-                );
+            Err(reason) => {
+                summary.read += 1;
+                let ok = self.reject(&display, 0, reason, String::new(), &mut summary);
                 return ok && self.send(Out::File(summary));
             }
         };
         // A reader thread splits the input into chunks while this thread parses the previous
         // chunk on both cores.
-        let (chunks_tx, chunks_rx) =
-            std::sync::mpsc::sync_channel::<Vec<Result<RawRecord, input::SplitError>>>(2);
+        let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel::<Items>(2);
         let reader_thread = std::thread::spawn(move || {
             let mut chunk = Vec::with_capacity(CHUNK_RECORDS);
             let mut bytes = 0usize;
-            for item in Records::new(reader) {
+            for item in splitter {
                 bytes += match &item {
                     Ok(r) => r.text.len(),
                     Err(e) => e.text.len(),
@@ -295,10 +367,63 @@ impl Worker {
         });
         // The format is detected from the first records that parse as JSON (at most 16 tried).
         let mut format = self.opts.format;
-        let mut tried = 0;
+        let mut first_value: Option<Value> = None;
         let mut ctx: Option<ParseContext> = None;
+        let mut gathered: Option<Gathered> = None;
         let mut alive = true;
         for items in chunks_rx.iter() {
+            if ctx.is_none() {
+                let forced = format.is_some();
+                for r in items.iter().flatten().take(16) {
+                    let Ok(v) = serde_json::from_str::<Value>(&r.text) else {
+                        continue;
+                    };
+                    if !forced {
+                        format = formats::detect_next(format, &v);
+                    }
+                    if first_value.is_none() {
+                        first_value = Some(v);
+                    }
+                    if forced || formats::settled(format) {
+                        break;
+                    }
+                }
+                ctx = format.map(|f| file_context(input, &self.opts, f));
+                if let Some(f) = format
+                    && gathers(f, first_value.as_ref())
+                {
+                    gathered = Some(Gathered::default());
+                }
+            }
+            if let Some(g) = &mut gathered {
+                summary.read = 1;
+                for item in items {
+                    match item {
+                        Ok(r) => {
+                            if g.lines.is_empty() {
+                                g.first_line = r.line;
+                            }
+                            g.bytes += r.text.len();
+                            if g.bytes > self.opts.max_record_bytes {
+                                g.broken.get_or_insert(format!(
+                                    "the session is over the limit of {} bytes (--max-record-mb)",
+                                    self.opts.max_record_bytes
+                                ));
+                                g.lines.clear();
+                            } else if g.broken.is_none() {
+                                g.lines.push((r.line, r.text));
+                            }
+                        }
+                        Err(e) => {
+                            g.broken.get_or_insert(format!(
+                                "line {}: {}; the session it belongs to is rejected",
+                                e.line, e.reason
+                            ));
+                        }
+                    }
+                }
+                continue;
+            }
             let mut chunk: Vec<RawRecord> = Vec::with_capacity(items.len());
             for item in items {
                 match item {
@@ -308,18 +433,6 @@ impl Worker {
                         alive &= self.reject(&display, e.line, e.reason, e.text, &mut summary);
                     }
                 }
-            }
-            for r in &chunk {
-                if format.is_some() || tried >= 16 {
-                    break;
-                }
-                tried += 1;
-                if let Ok(v) = serde_json::from_str::<Value>(&r.text) {
-                    format = formats::detect(&v);
-                }
-            }
-            if ctx.is_none() {
-                ctx = format.map(|f| file_context(path, &self.opts, f));
             }
             alive &= self.process(&display, format, ctx.as_ref(), chunk, &mut summary);
             if !alive {
@@ -331,9 +444,61 @@ impl Worker {
         if !alive {
             return false;
         }
+        if let (Some(g), Some(f), Some(c)) = (gathered, format, ctx.as_ref()) {
+            alive &= self.session(&display, f, c, g, &mut summary);
+        }
         summary.format = format.map(|f| f.name().to_string());
         summary.bytes = self.bytes.load(Ordering::Relaxed) - before;
         alive && self.send(Out::File(summary))
+    }
+
+    /// Parses a gathered session file as one record.
+    fn session(
+        &mut self,
+        file: &str,
+        format: Format,
+        ctx: &ParseContext,
+        g: Gathered,
+        summary: &mut FileSummary,
+    ) -> bool {
+        let text = || {
+            g.lines
+                .iter()
+                .map(|(_, t)| t.trim_end_matches(['\n', '\r']))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let res = match &g.broken {
+            Some(reason) => Err(reason.clone()),
+            None if format.is_session() => {
+                let refs: Vec<(usize, &str)> =
+                    g.lines.iter().map(|(n, t)| (*n, t.as_str())).collect();
+                formats::parse_session(format, ctx, &refs)
+            }
+            None => {
+                // Array elements back into the array they came from.
+                let joined = format!(
+                    "[{}]",
+                    g.lines
+                        .iter()
+                        .map(|(_, t)| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                serde_json::from_str::<Value>(&joined)
+                    .map_err(|e| format!("malformed JSON: {e}"))
+                    .and_then(|v| formats::parse(format, ctx, v))
+            }
+        };
+        let raw = RawRecord {
+            line: g.first_line.max(1),
+            text: if g.broken.is_some() && g.lines.is_empty() {
+                String::new()
+            } else {
+                text()
+            },
+        };
+        self.handle(file, vec![(raw, res)], summary)
     }
 
     fn process(
@@ -361,32 +526,29 @@ impl Worker {
                 (r, res)
             })
             .collect();
+        self.handle(file, parsed, summary)
+    }
+
+    /// Keeps the new rows of parsed records, rejects the rest, and sends the batches.
+    fn handle(
+        &mut self,
+        file: &str,
+        parsed: Vec<(RawRecord, std::result::Result<Parsed, String>)>,
+        summary: &mut FileSummary,
+    ) -> bool {
         let mut trajectories: Vec<Trajectory> = vec![];
         let mut tools: Vec<CatalogTool> = vec![];
         let want_tools = self.opts.table == TargetTable::Tools;
         for (raw, res) in parsed {
-            match res {
+            let ts = match res {
                 Err(reason) => {
                     if !self.reject(file, raw.line, reason, raw.text, summary) {
                         return false;
                     }
+                    continue;
                 }
-                Ok(Parsed::Trajectory(t)) if want_tools => {
-                    let new: Vec<CatalogTool> = tools_of(&t)
-                        .into_iter()
-                        .filter(|c| self.seen_tools.insert(id_key(&c.tool_id)))
-                        .collect();
-                    summary.ingested += new.len() as u64;
-                    tools.extend(new);
-                }
-                Ok(Parsed::Trajectory(t)) => {
-                    if self.seen_traj.insert(id_key(&t.traj_id)) {
-                        summary.ingested += 1;
-                        trajectories.push(*t);
-                    } else {
-                        summary.duplicates += 1;
-                    }
-                }
+                Ok(Parsed::Trajectory(t)) => vec![*t],
+                Ok(Parsed::Trajectories(ts)) => ts,
                 Ok(Parsed::Tools(ts)) => {
                     for c in ts {
                         let c = match c {
@@ -405,6 +567,22 @@ impl Worker {
                             summary.duplicates += 1;
                         }
                     }
+                    continue;
+                }
+            };
+            for t in ts {
+                if want_tools {
+                    let new: Vec<CatalogTool> = tools_of(&t)
+                        .into_iter()
+                        .filter(|c| self.seen_tools.insert(id_key(&c.tool_id)))
+                        .collect();
+                    summary.ingested += new.len() as u64;
+                    tools.extend(new);
+                } else if self.seen_traj.insert(id_key(&t.traj_id)) {
+                    summary.ingested += 1;
+                    trajectories.push(t);
+                } else {
+                    summary.duplicates += 1;
                 }
             }
         }
@@ -473,14 +651,11 @@ pub async fn ingest(
     opts: &IngestOptions,
 ) -> Result<IngestSummary> {
     let started = Instant::now();
-    for p in inputs {
-        if !p.exists() {
-            return Err(Error::Usage(format!(
-                "input `{}` does not exist",
-                p.display()
-            )));
-        }
-    }
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let inputs = sources::expand(&names, opts.glob.as_deref()).await?;
     for t in [&tables::TRAJECTORIES, &tables::TOOLS] {
         let n = corpus.remove_stale_staging(t);
         if n > 0 {
@@ -489,11 +664,7 @@ pub async fn ingest(
     }
     let seen_traj = existing_ids(corpus, &tables::TRAJECTORIES, "traj_id").await?;
     let seen_tools = existing_ids(corpus, &tables::TOOLS, "tool_id").await?;
-    let total: u64 = inputs
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = inputs.iter().map(|i| i.size).sum();
     let bytes = Arc::new(AtomicU64::new(0));
     let pb = progress_bar(total, opts.progress);
     let (tx, mut rx) = mpsc::channel::<Out>(4);
@@ -504,7 +675,7 @@ pub async fn ingest(
         tx,
         bytes: bytes.clone(),
     };
-    let files = inputs.to_vec();
+    let files = inputs;
     let handle = tokio::task::spawn_blocking(move || {
         for f in &files {
             if !worker.run_file(f) {
@@ -561,7 +732,11 @@ pub async fn ingest(
     handle
         .await
         .map_err(|e| Error::Other(format!("ingest worker failed: {e}")))?;
-    result?;
+    if let Err(e) = result {
+        // Leave no staging object of the rejects file behind.
+        rejects.abort().await;
+        return Err(e);
+    }
     for (table, w) in writers {
         for (_, rows) in w.finish().await? {
             if table == tables::TRAJECTORIES.name && opts.table == TargetTable::Trajectories {
