@@ -6,6 +6,7 @@ mod budget;
 mod cluster;
 mod clusters;
 mod common;
+mod dialects;
 mod durability;
 mod evolve;
 mod export;
