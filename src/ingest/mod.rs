@@ -461,42 +461,35 @@ impl Worker {
         g: Gathered,
         summary: &mut FileSummary,
     ) -> bool {
-        let text = || {
+        // Array elements go back into the array they came from; session lines stay lines.
+        let whole = |sep: &str| {
             g.lines
                 .iter()
                 .map(|(_, t)| t.trim_end_matches(['\n', '\r']))
                 .collect::<Vec<_>>()
-                .join("\n")
+                .join(sep)
         };
-        let res = match &g.broken {
-            Some(reason) => Err(reason.clone()),
-            None if format.is_session() => {
+        let array = (!format.is_session()).then(|| format!("[{}]", whole(",\n")));
+        let res = match (&g.broken, &array) {
+            (Some(reason), _) => Err(reason.clone()),
+            (None, None) => {
                 let refs: Vec<(usize, &str)> =
                     g.lines.iter().map(|(n, t)| (*n, t.as_str())).collect();
                 formats::parse_session(format, ctx, &refs)
             }
-            None => {
-                // Array elements back into the array they came from.
-                let joined = format!(
-                    "[{}]",
-                    g.lines
-                        .iter()
-                        .map(|(_, t)| t.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                );
-                serde_json::from_str::<Value>(&joined)
-                    .map_err(|e| format!("malformed JSON: {e}"))
-                    .and_then(|v| formats::parse(format, ctx, v))
-            }
+            (None, Some(a)) => serde_json::from_str::<Value>(a)
+                .map_err(|e| format!("malformed JSON: {e}"))
+                .and_then(|v| formats::parse(format, ctx, v)),
+        };
+        // The text is only needed for the rejects file.
+        let text = match (&res, array) {
+            (Ok(_), _) => String::new(),
+            (Err(_), Some(a)) => a,
+            (Err(_), None) => whole("\n"),
         };
         let raw = RawRecord {
             line: g.first_line.max(1),
-            text: if g.broken.is_some() && g.lines.is_empty() {
-                String::new()
-            } else {
-                text()
-            },
+            text,
         };
         self.handle(file, vec![(raw, res)], summary)
     }

@@ -14,6 +14,7 @@ mod ingest_formats;
 mod ingest_real;
 mod layers;
 mod metrics;
+mod nothing_lost;
 mod report;
 mod round_trip;
 mod s3;
