@@ -205,6 +205,16 @@ impl Records {
         }
     }
 
+    /// The layout found so far, in words (once the first record was read).
+    pub fn layout_name(&self) -> &'static str {
+        match self.layout {
+            None => "not read yet",
+            Some(Layout::Lines) => "JSON lines",
+            Some(Layout::Array) => "a JSON array",
+            Some(Layout::Document) => "one JSON document",
+        }
+    }
+
     fn skip_ws(&mut self) -> std::io::Result<Option<u8>> {
         loop {
             let buf = self.reader.fill_buf()?;

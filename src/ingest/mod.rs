@@ -13,6 +13,7 @@
 //! into one record before it is parsed. [`explain`] says what a file is and where its fields go,
 //! without writing anything.
 
+pub mod explain;
 pub mod input;
 pub mod parquet;
 pub mod sources;

@@ -66,6 +66,25 @@ impl ChunkReader for CountingFile {
     }
 }
 
+/// A column type in a few words: `list<struct<role, content, tool_calls>>`, `string`.
+fn short_type(t: &DataType) -> String {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => {
+            format!("list<{}>", short_type(f.data_type()))
+        }
+        DataType::Struct(fields) => format!(
+            "struct<{}>",
+            fields
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
 /// How a conversation column is read.
 #[derive(Debug, Clone)]
 enum Column {
@@ -138,6 +157,17 @@ pub fn open(
 }
 
 impl ParquetRecords {
+    /// The file's columns and their types, in words.
+    pub fn describe(&self) -> String {
+        let schema = self.reader.schema();
+        let cols: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), short_type(f.data_type())))
+            .collect();
+        format!("Parquet with columns {}", cols.join(", "))
+    }
+
     fn rows_of(&mut self, batch: &RecordBatch) {
         let mut buf = Vec::new();
         let written = {
