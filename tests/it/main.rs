@@ -12,6 +12,7 @@ mod evolve;
 mod export;
 mod ingest_formats;
 mod ingest_real;
+mod inputs;
 mod layers;
 mod metrics;
 mod nothing_lost;
