@@ -162,13 +162,18 @@ impl Trajectory {
     }
 
     /// A content hash used as `traj_id` when the source has no id of its own: SHA-256 over the
-    /// canonical JSON of the system prompt, the tools and the messages.
+    /// canonical JSON of the system prompt, the tools and the messages, and — when the source
+    /// had any — the parts and fields of its messages kept in `metadata.message_fields` (two
+    /// records that differ only in an image are two records).
     pub fn content_hash(&self) -> String {
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "system": self.system,
             "tools": self.tools,
             "messages": self.messages,
         });
+        if let Some(fields) = self.metadata.get("message_fields") {
+            canonical["message_fields"] = fields.clone();
+        }
         let digest = Sha256::digest(canonical.to_string().as_bytes());
         format!("h:{}", hex::encode(&digest[..16]))
     }

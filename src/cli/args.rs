@@ -82,9 +82,21 @@ pub enum Command {
 pub struct IngestArgs {
     /// Corpus root: a folder (created if missing) or s3://bucket/prefix.
     pub corpus: String,
-    /// Input files: .json, .jsonl, optionally .gz or .zst compressed.
+    /// Inputs: files (.json, .jsonl, .traj, .parquet, optionally .gz or .zst compressed),
+    /// folders (read recursively), glob patterns, s3://bucket/key or s3://bucket/prefix/.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// In folders and s3:// prefixes, read the files whose relative path matches this pattern
+    /// (e.g. '*.jsonl.zst'; default: every input file).
+    #[arg(long)]
+    pub glob: Option<String>,
+    /// Print each file's detected dialect and where its fields go, and write nothing.
+    #[arg(long)]
+    pub explain: bool,
+    /// The largest record read, in MiB: a larger one (a line, an array element, a document or
+    /// a whole session log) is rejected with its first bytes.
+    #[arg(long, default_value_t = crate::ingest::input::MAX_RECORD_BYTES >> 20)]
+    pub max_record_mb: usize,
     /// Table to fill: trajectories, or tools (catalogs and the tools offered in trajectories).
     #[arg(long, value_parser = choice::<TargetTable>(), default_value = "trajectories")]
     pub table: TargetTable,
@@ -615,6 +627,8 @@ impl IngestArgs {
             round: self.round,
             rows_per_file: self.rows_per_file,
             progress: progress_bar_wanted(self.json),
+            glob: self.glob.clone(),
+            max_record_bytes: self.max_record_mb.max(1) << 20,
         }
     }
 }

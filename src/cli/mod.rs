@@ -226,6 +226,10 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
 }
 
 async fn ingest(a: args::IngestArgs) -> Result<()> {
+    if a.explain {
+        let files = crate::ingest::explain::explain(&a.inputs, &a.options()).await?;
+        return emit(a.json, &files, || crate::ingest::explain::to_text(&files));
+    }
     let corpus = corpus(&a.corpus)?;
     let s = crate::ingest::ingest(&corpus, &a.inputs, &a.options()).await?;
     if a.json {

@@ -110,39 +110,6 @@ fn show(path: &str) -> &str {
     if path.is_empty() { "record" } else { path }
 }
 
-/// Text of a `content` field: a string, null, or a list of parts whose `text` parts are
-/// joined. Non-text parts are returned separately so they can be kept in metadata.
-pub fn content_text(v: Option<&Value>, path: &str) -> RecordResult<(Option<String>, Vec<Value>)> {
-    match v {
-        None | Some(Value::Null) => Ok((None, vec![])),
-        Some(Value::String(s)) => Ok((Some(s.clone()), vec![])),
-        Some(Value::Array(parts)) => {
-            let mut text = String::new();
-            let mut other = vec![];
-            for (i, p) in parts.iter().enumerate() {
-                match p {
-                    Value::String(s) => text.push_str(s),
-                    Value::Object(o) => match o.get("text") {
-                        Some(Value::String(s)) => text.push_str(s),
-                        _ => other.push(p.clone()),
-                    },
-                    v => {
-                        return Err(format!(
-                            "{path}[{i}]: expected a content part, found {}",
-                            kind(v)
-                        ));
-                    }
-                }
-            }
-            Ok((Some(text), other))
-        }
-        Some(other) => Err(format!(
-            "{path}: expected a string or a list of parts, found {}",
-            kind(other)
-        )),
-    }
-}
-
 /// Arguments as JSON text: strings are kept verbatim, objects are serialised.
 pub fn arguments_text(v: Option<&Value>, path: &str) -> RecordResult<String> {
     match v {

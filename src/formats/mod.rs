@@ -1,12 +1,26 @@
-//! Input formats. Each turns one JSON record into canonical trajectories or catalog tools.
+//! Input formats. Each turns one JSON record into canonical trajectories or catalog tools;
+//! session logs ([`Format::is_session`]) turn the lines of a whole file into one record.
+//! [`conv`] and [`parts`] are the helpers the dialects share: a conversation builder with one
+//! metadata layout, and content parts in every dialect's spelling.
 
+pub mod adp;
+pub mod anthropic;
 pub mod bfcl;
 pub mod catalog;
+pub mod claude_code;
+pub mod codex;
+pub mod conv;
 pub mod fields;
 pub mod hermes;
+pub mod llamafactory;
+pub mod mcp_collection;
 pub mod openai;
+pub mod openhands;
+pub mod parts;
 pub mod pylit;
+pub mod responses;
 pub mod sharegpt;
+pub mod swe_agent;
 pub mod tau2;
 pub mod tau_bench;
 pub mod tool_schema;
@@ -40,6 +54,24 @@ pub enum Format {
     Tau2,
     /// A tool catalog: MCP `tools/list`, an OpenAI `tools` array, or BFCL function docs.
     Catalog,
+    /// LLaMA-Factory's typed parts: `messages[].content` as `[{"type", "value"}]`.
+    Llamafactory,
+    /// Anthropic Messages records: content blocks `text`, `thinking`, `tool_use`, `tool_result`.
+    Anthropic,
+    /// OpenAI Responses API records: `input` / `output` item lists.
+    OpenaiResponses,
+    /// SWE-agent trajectories (`*.traj`): `history`, `trajectory`, `info`.
+    SweAgent,
+    /// OpenHands runs: event lists, evaluation output lines and their usual wrappers.
+    Openhands,
+    /// Claude Code session logs: a JSON-lines file of typed events is one session.
+    ClaudeCode,
+    /// Codex CLI rollouts: a JSON-lines file of session items is one session.
+    Codex,
+    /// Agent Data Protocol trajectories: `content` items with `class_`.
+    Adp,
+    /// MCP server collections: labeled server files, registry entries, server bundles.
+    McpCollection,
 }
 
 crate::choice::impl_choice!(
@@ -53,6 +85,15 @@ crate::choice::impl_choice!(
         Format::Bfcl,
         Format::Tau2,
         Format::Catalog,
+        Format::Llamafactory,
+        Format::Anthropic,
+        Format::OpenaiResponses,
+        Format::SweAgent,
+        Format::Openhands,
+        Format::ClaudeCode,
+        Format::Codex,
+        Format::Adp,
+        Format::McpCollection,
     ]
 );
 
@@ -68,6 +109,108 @@ impl Format {
             Format::Bfcl => "bfcl",
             Format::Tau2 => "tau2",
             Format::Catalog => "catalog",
+            Format::Llamafactory => "llamafactory",
+            Format::Anthropic => "anthropic",
+            Format::OpenaiResponses => "openai-responses",
+            Format::SweAgent => "swe-agent",
+            Format::Openhands => "openhands",
+            Format::ClaudeCode => "claude-code",
+            Format::Codex => "codex",
+            Format::Adp => "adp",
+            Format::McpCollection => "mcp-collection",
+        }
+    }
+
+    /// True for the dialects whose file is one session written line by line: the lines of the
+    /// whole file are read as one record ([`parse_session`]).
+    pub fn is_session(self) -> bool {
+        matches!(self, Format::ClaudeCode | Format::Codex)
+    }
+
+    /// True for the formats that fill the `tools` table.
+    pub fn is_catalog(self) -> bool {
+        matches!(self, Format::Catalog | Format::McpCollection)
+    }
+
+    /// True for the formats whose one file is one run, named inside the file: their default
+    /// `source` is the format's name instead of the file name (which is the run's id).
+    pub fn names_its_runs(self) -> bool {
+        matches!(self, Format::ClaudeCode | Format::Codex | Format::SweAgent)
+    }
+
+    /// The chat dialects that differ only in their content parts: a file detected as one of
+    /// them is read record by record in whichever the record uses.
+    fn is_chat(self) -> bool {
+        matches!(
+            self,
+            Format::Openai | Format::Anthropic | Format::Llamafactory
+        )
+    }
+
+    /// Where each source field goes, for `ingest --explain`.
+    pub fn mapping(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Format::Openai => openai::MAPPING,
+            Format::Llamafactory => llamafactory::MAPPING,
+            Format::Anthropic => anthropic::MAPPING,
+            Format::OpenaiResponses => responses::MAPPING,
+            Format::SweAgent => swe_agent::MAPPING,
+            Format::Openhands => openhands::MAPPING,
+            Format::ClaudeCode => claude_code::MAPPING,
+            Format::Codex => codex::MAPPING,
+            Format::Adp => adp::MAPPING,
+            Format::McpCollection => mcp_collection::MAPPING,
+            Format::Sharegpt => &[
+                (
+                    "conversations[].from human/gpt/system",
+                    "messages[].role user/assistant/system",
+                ),
+                (
+                    "conversations[].from function_call",
+                    "messages[].tool_calls",
+                ),
+                (
+                    "conversations[].from observation",
+                    "tool messages, paired by order",
+                ),
+                ("system", "system"),
+                ("tools (JSON text)", "tools"),
+            ],
+            Format::Hermes => &[
+                ("<tool_call> in assistant text", "messages[].tool_calls"),
+                ("<tool_response> in tool/user text", "tool messages"),
+                ("<tools> in the system text", "tools"),
+                ("<think>", "messages[].reasoning"),
+            ],
+            Format::Xlam => &[
+                ("query", "a user message"),
+                ("answers (JSON text)", "one assistant message's tool_calls"),
+                ("tools (JSON text)", "tools"),
+                ("id", "traj_id"),
+            ],
+            Format::TauBench => &[
+                ("traj", "messages"),
+                ("reward", "reward"),
+                ("task_id, trial", "traj_id"),
+            ],
+            Format::Bfcl => &[
+                ("question", "messages"),
+                ("function", "tools"),
+                ("possible_answer/ sibling file", "assistant tool_calls"),
+                ("id", "traj_id"),
+            ],
+            Format::Tau2 => &[
+                ("user_scenario", "the user message"),
+                ("evaluation_criteria.actions", "assistant tool_calls"),
+                ("policy.md / tools.json siblings", "system / tools"),
+                ("id", "traj_id"),
+            ],
+            Format::Catalog => &[
+                ("tools[] / result.tools[]", "rows of the tools table"),
+                ("name, description", "name, description"),
+                ("parameters / inputSchema / input_schema", "parameters"),
+                ("outputSchema / output_schema / response", "output_schema"),
+            ],
         }
     }
 }
@@ -77,6 +220,8 @@ impl Format {
 pub struct ParseContext {
     /// Dataset name: `--source`, else the file name without extensions.
     pub source: String,
+    /// The input file's name without extensions (the run id of one-run-per-file formats).
+    pub file_stem: String,
     /// Evolution round of ingested data (0 unless told).
     pub round: i32,
     /// Domain label for every record of the file (`--domain`, else guessed from the name).
@@ -95,11 +240,18 @@ pub struct ParseContext {
 #[derive(Debug)]
 pub enum Parsed {
     Trajectory(Box<Trajectory>),
+    /// A session holding several runs (a Claude Code session with its sub-agents).
+    Trajectories(Vec<Trajectory>),
     Tools(Vec<catalog::ToolResult>),
 }
 
 /// Parses one record of a known format.
 pub fn parse(format: Format, ctx: &ParseContext, v: Value) -> RecordResult<Parsed> {
+    let format = if format.is_chat() {
+        refine(format, &v)
+    } else {
+        format
+    };
     let mut t = match format {
         Format::Openai => openai::parse(ctx, v)?,
         Format::Sharegpt => sharegpt::parse(ctx, v)?,
@@ -108,11 +260,73 @@ pub fn parse(format: Format, ctx: &ParseContext, v: Value) -> RecordResult<Parse
         Format::TauBench => tau_bench::parse(ctx, v)?,
         Format::Bfcl => bfcl::parse(ctx, v)?,
         Format::Tau2 => tau2::parse(ctx, v)?,
+        Format::Llamafactory => llamafactory::parse(ctx, v)?,
+        Format::Anthropic => anthropic::parse(ctx, v)?,
+        Format::OpenaiResponses => responses::parse(ctx, v)?,
+        Format::SweAgent => swe_agent::parse(ctx, v)?,
+        Format::Openhands => openhands::parse(ctx, v)?,
+        Format::Adp => adp::parse(ctx, v)?,
+        Format::ClaudeCode | Format::Codex => {
+            // A session given as one value: its lines as a JSON array.
+            let Value::Array(lines) = v else {
+                return Err(format!(
+                    "a {} session is read from its whole file; pass the .jsonl file",
+                    format.name()
+                ));
+            };
+            let texts: Vec<(usize, String)> = lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i + 1, l.to_string()))
+                .collect();
+            let refs: Vec<(usize, &str)> = texts.iter().map(|(n, s)| (*n, s.as_str())).collect();
+            return parse_session(format, ctx, &refs);
+        }
         Format::Catalog => return catalog::parse(ctx, &v).map(Parsed::Tools),
+        Format::McpCollection => return mcp_collection::parse(ctx, &v).map(Parsed::Tools),
     };
     t.format = format.name().to_string();
     finish(&mut t);
     Ok(Parsed::Trajectory(Box::new(t)))
+}
+
+/// Parses the lines of a whole session file (`format.is_session()`): `(line number, text)`.
+/// A line that is not JSON rejects the session: storing it without that line would lose text.
+pub fn parse_session(
+    format: Format,
+    ctx: &ParseContext,
+    lines: &[(usize, &str)],
+) -> RecordResult<Parsed> {
+    let mut values = Vec::with_capacity(lines.len());
+    for (n, text) in lines {
+        if text.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => values.push((*n, v)),
+            Err(e) => {
+                return Err(format!(
+                    "line {n} is not complete JSON (cut off?); the session it belongs to is rejected ({e})"
+                ));
+            }
+        }
+    }
+    let mut ts = match format {
+        Format::ClaudeCode => claude_code::parse(ctx, values)?,
+        Format::Codex => vec![codex::parse(ctx, values)?],
+        other => {
+            return Err(format!("{} is not a session format", other.name()));
+        }
+    };
+    for t in &mut ts {
+        t.format = format.name().to_string();
+        finish(t);
+    }
+    Ok(if ts.len() == 1 {
+        Parsed::Trajectory(Box::new(ts.pop().expect("one")))
+    } else {
+        Parsed::Trajectories(ts)
+    })
 }
 
 /// Parses one record's text. For the formats whose records carry a `tools` list, the list
@@ -153,6 +367,18 @@ pub fn detect(v: &Value) -> Option<Format> {
                 Some(Format::Bfcl)
             } else if has("query") && has("answers") {
                 Some(Format::Xlam)
+            } else if codex::looks_like(m) {
+                Some(Format::Codex)
+            } else if claude_code::looks_like(m) {
+                Some(Format::ClaudeCode)
+            } else if swe_agent::looks_like(m) {
+                Some(Format::SweAgent)
+            } else if openhands::looks_like(v) {
+                Some(Format::Openhands)
+            } else if adp::looks_like(m) {
+                Some(Format::Adp)
+            } else if responses::looks_like(m) {
+                Some(Format::OpenaiResponses)
             } else if has("conversations") {
                 Some(if hermes::looks_like(v) {
                     Format::Hermes
@@ -165,8 +391,10 @@ pub fn detect(v: &Value) -> Option<Format> {
                 } else if hermes::looks_like(v) {
                     Some(Format::Hermes)
                 } else {
-                    Some(Format::Openai)
+                    Some(refine(Format::Openai, v))
                 }
+            } else if mcp_collection::looks_like(m) {
+                Some(Format::McpCollection)
             } else if catalog::looks_like(v) {
                 Some(Format::Catalog)
             } else {
@@ -174,8 +402,76 @@ pub fn detect(v: &Value) -> Option<Format> {
             }
         }
         Value::Array(a) if a.first().is_some_and(catalog::looks_like) => Some(Format::Catalog),
+        Value::Array(a) if a.first().is_some_and(openhands::is_event) => Some(Format::Openhands),
         _ => None,
     }
+}
+
+/// Which chat dialect a record with `messages` uses, judged from its content parts: typed
+/// `{type, value}` parts are LLaMA-Factory's, `tool_use` / `tool_result` / `thinking` blocks,
+/// `input_schema` tools or a system prompt in blocks are Anthropic's; a record that shows
+/// neither is read in `file_format`.
+fn refine(file_format: Format, v: &Value) -> Format {
+    let Some(Value::Array(msgs)) = v.get("messages") else {
+        return file_format;
+    };
+    let parts = msgs
+        .iter()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten();
+    let mut anthropic = false;
+    for p in parts {
+        if p.get("value").is_some() && p.get("type").is_some() {
+            return Format::Llamafactory;
+        }
+        if let Some(t) = p.get("type").and_then(Value::as_str)
+            && matches!(
+                t,
+                "tool_use" | "tool_result" | "thinking" | "redacted_thinking" | "server_tool_use"
+            )
+        {
+            anthropic = true;
+        }
+    }
+    let tools_say = match v.get("tools") {
+        Some(Value::Array(ts)) => ts.iter().any(|t| t.get("input_schema").is_some()),
+        Some(Value::String(s)) => s.contains("\"input_schema\""),
+        _ => false,
+    };
+    if anthropic || tools_say || v.get("system").is_some_and(Value::is_array) {
+        Format::Anthropic
+    } else {
+        // Nothing tells: the record follows its file.
+        file_format
+    }
+}
+
+/// Detects a file's format from its first records: the first one detected, except that a chat
+/// file read as OpenAI is upgraded to the dialect any later record shows (typed parts,
+/// Anthropic blocks), so records that do not tell follow the file.
+pub fn detect_file<'a>(records: impl IntoIterator<Item = &'a Value>) -> Option<Format> {
+    let mut found = None;
+    for v in records {
+        found = detect_next(found, v);
+        if settled(found) {
+            break;
+        }
+    }
+    found
+}
+
+/// One step of [`detect_file`]: what is known after one more record.
+pub fn detect_next(found: Option<Format>, v: &Value) -> Option<Format> {
+    match (found, detect(v)) {
+        (None, d) => d,
+        (Some(Format::Openai), Some(f @ (Format::Anthropic | Format::Llamafactory))) => Some(f),
+        (f, _) => f,
+    }
+}
+
+/// True once more records cannot change what [`detect_file`] says.
+pub fn settled(found: Option<Format>) -> bool {
+    found.is_some_and(|f| f != Format::Openai)
 }
 
 /// Reads the labels a record may carry for canonical columns (our own export writes them).

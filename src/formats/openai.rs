@@ -4,9 +4,35 @@
 
 use serde_json::{Map, Value, json};
 
-use super::fields::{Obj, RecordResult, arguments_text, content_text};
-use super::{LABEL_KEYS, ParseContext, base, take_labels, take_system, tool_schema};
+use super::fields::{Obj, RecordResult, arguments_text};
+use super::{LABEL_KEYS, ParseContext, base, parts, take_labels, take_system, tool_schema};
 use crate::model::{Message, ToolCall, Trajectory, id_text};
+
+/// Where each source field goes (`ingest --explain`).
+pub const MAPPING: &[(&str, &str)] = &[
+    ("messages[0] role system / developer", "system"),
+    (
+        "messages[].content (text or text / input_text / output_text / refusal parts)",
+        "messages[].content (joined)",
+    ),
+    (
+        "messages[].content image_url / input_audio / file parts",
+        "metadata.message_fields.<i>.content_parts",
+    ),
+    (
+        "messages[].reasoning_content / reasoning",
+        "messages[].reasoning",
+    ),
+    (
+        "messages[].tool_calls / function_call",
+        "messages[].tool_calls",
+    ),
+    ("messages[] role tool + tool_call_id", "tool messages"),
+    ("messages[] other fields", "metadata.message_fields.<i>"),
+    ("tools", "tools"),
+    ("id", "traj_id"),
+    ("other keys", "metadata"),
+];
 
 const MESSAGE_KEYS: &[&str] = &[
     "role",
@@ -55,7 +81,17 @@ pub fn parse_messages(
         if role == "function" {
             role = "tool".into();
         }
-        let (content, parts) = content_text(o.get("content"), &format!("{mpath}.content"))?;
+        let raw_content = o.get("content");
+        let c = parts::read(
+            parts::Dialect::OpenAi,
+            raw_content,
+            &format!("{mpath}.content"),
+        )?;
+        // A list of parts with no text part still had content: an empty string, as before.
+        let content = match (c.text, raw_content) {
+            (None, Some(Value::Array(_))) => Some(String::new()),
+            (t, _) => t,
+        };
         let reasoning = o
             .str("reasoning_content")?
             .or(o.str("reasoning")?)
@@ -76,8 +112,19 @@ pub fn parse_messages(
             Some(_) => Some(true),
         };
         let mut rest = o.rest(MESSAGE_KEYS);
-        if !parts.is_empty() {
-            rest.insert("content_parts".into(), Value::Array(parts));
+        if !c.kept.is_empty() {
+            let kept = c
+                .kept
+                .into_iter()
+                .map(|(position, part)| json!({"position": position, "part": part}))
+                .collect();
+            rest.insert("content_parts".into(), Value::Array(kept));
+        }
+        if !c.part_fields.is_empty() {
+            rest.insert("part_fields".into(), Value::Array(c.part_fields));
+        }
+        if c.refusal {
+            rest.insert("refusal".into(), Value::Bool(true));
         }
         if let Some(e @ Value::String(_)) = o.get("error") {
             rest.insert("error".into(), e.clone());

@@ -12,9 +12,14 @@ pub struct Call {
     pub keywords: Vec<(String, Value)>,
 }
 
+/// The deepest nesting of lists, dicts and calls read: deeper input is an error, not a stack
+/// overflow (serde_json stops at the same depth).
+pub const MAX_DEPTH: usize = 128;
+
 struct P<'a> {
     s: &'a [u8],
     i: usize,
+    depth: usize,
 }
 
 impl<'a> P<'a> {
@@ -132,7 +137,22 @@ impl<'a> P<'a> {
             }
         }
     }
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return self.err(&format!("nested more than {MAX_DEPTH} levels deep"));
+        }
+        Ok(())
+    }
+
     fn value(&mut self) -> Result<Value, String> {
+        self.enter()?;
+        let v = self.value_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn value_inner(&mut self) -> Result<Value, String> {
         match self.peek() {
             Some(b'\'' | b'"') => self.string().map(Value::String),
             Some(b'[') => {
@@ -187,6 +207,13 @@ impl<'a> P<'a> {
         }
     }
     fn call(&mut self) -> Result<Call, String> {
+        self.enter()?;
+        let c = self.call_inner();
+        self.depth -= 1;
+        c
+    }
+
+    fn call_inner(&mut self) -> Result<Call, String> {
         let Some(name) = self.ident() else {
             return self.err("expected a function name");
         };
@@ -230,6 +257,7 @@ pub fn literal(text: &str) -> Result<Value, String> {
     let mut p = P {
         s: text.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let v = p.value()?;
     if p.peek().is_some() {
@@ -249,6 +277,7 @@ pub fn call(text: &str) -> Result<Call, String> {
     let mut p = P {
         s: text.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let c = p.call()?;
     if p.peek().is_some() {

@@ -6,8 +6,17 @@
 //! complete. Memory is bounded by the chunk size and the row-group buffer, not by the input.
 //! Bad records never stop the run: each is reported with file, line and reason and copied to
 //! `rejects/ingest-<run>.jsonl` in the corpus.
+//!
+//! Inputs are files, folders, glob patterns and `s3://` objects or prefixes ([`sources`]); JSON
+//! inputs are split into records by [`input`], Parquet inputs row by row by [`parquet`]. A
+//! session log (one file, one run: Claude Code, Codex, an OpenHands event list) is gathered
+//! into one record before it is parsed. [`explain`] says what a file is and where its fields go,
+//! without writing anything.
 
+pub mod explain;
 pub mod input;
+pub mod parquet;
+pub mod sources;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -27,7 +36,8 @@ use crate::model::{CatalogTool, Trajectory};
 use crate::store::read::id_key;
 use crate::store::tables::{self, Table};
 use crate::store::{Corpus, convert, read, writer};
-use input::{RawRecord, Records};
+use input::{RawRecord, Records, SplitError};
+use sources::Input;
 
 /// A file's location in the corpus's store (ingest's `Path`s are input files).
 type StorePath = object_store::path::Path;
@@ -71,6 +81,13 @@ pub struct IngestOptions {
     /// Rows per Parquet part file.
     pub rows_per_file: usize,
     pub progress: bool,
+    /// With folders and `s3://` prefixes: read the files whose relative path matches this
+    /// pattern (default: every `.json`, `.jsonl`, `.ndjson`, `.traj` and `.parquet` file, also
+    /// `.gz` / `.zst` compressed).
+    pub glob: Option<String>,
+    /// The largest record read, in bytes ([`input::MAX_RECORD_BYTES`] by default); a larger
+    /// one is rejected without being held in memory.
+    pub max_record_bytes: usize,
 }
 
 impl Default for IngestOptions {
@@ -83,6 +100,8 @@ impl Default for IngestOptions {
             round: 0,
             rows_per_file: writer::FILE_ROWS,
             progress: false,
+            glob: None,
+            max_record_bytes: input::MAX_RECORD_BYTES,
         }
     }
 }
@@ -162,13 +181,23 @@ fn guess_domain(stem: &str) -> Option<String> {
         .map(|d| d.to_string())
 }
 
-fn file_context(path: &Path, opts: &IngestOptions, format: Format) -> ParseContext {
-    let stem = input::stem(path);
+fn file_context(input: &Input, opts: &IngestOptions, format: Format) -> ParseContext {
+    let stem = input::stem_of_name(input.name());
+    let default_source = if format.names_its_runs() {
+        format.name().to_string()
+    } else {
+        stem.clone()
+    };
     let mut ctx = ParseContext {
-        source: opts.source.clone().unwrap_or_else(|| stem.clone()),
+        source: opts.source.clone().unwrap_or(default_source),
+        file_stem: stem.clone(),
         round: opts.round,
         domain: opts.domain.clone().or_else(|| guess_domain(&stem)),
         ..Default::default()
+    };
+    // Sibling files are read for local inputs only.
+    let Some(path) = input.local_path() else {
+        return ctx;
     };
     if format == Format::Bfcl {
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -225,6 +254,56 @@ fn tools_of(t: &Trajectory) -> Vec<CatalogTool> {
         .collect()
 }
 
+/// The records of an input, split by a reader thread.
+type Items = Vec<std::result::Result<RawRecord, SplitError>>;
+
+/// How an input's bytes are split into records.
+enum Splitter {
+    Json(Records),
+    Parquet(parquet::ParquetRecords),
+}
+
+impl Iterator for Splitter {
+    type Item = std::result::Result<RawRecord, SplitError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Splitter::Json(r) => r.next(),
+            Splitter::Parquet(r) => r.next(),
+        }
+    }
+}
+
+/// Opens an input for splitting; the error is the reason of the file's one reject.
+fn open_input(
+    input: &Input,
+    count: Arc<AtomicU64>,
+    max_record: usize,
+) -> std::result::Result<Splitter, String> {
+    if input.is_parquet() {
+        return parquet::open(input, count, max_record).map(Splitter::Parquet);
+    }
+    let raw = sources::open_raw(input, count).map_err(|e| format!("cannot open: {e}"))?;
+    let reader = input::decompress(input.name(), raw).map_err(|e| format!("cannot open: {e}"))?;
+    Ok(Splitter::Json(Records::with_limit(reader, max_record)))
+}
+
+/// True when a file's records must be gathered into one: a session log, or a bare list of
+/// OpenHands events split by the array layout.
+fn gathers(format: Format, first: Option<&Value>) -> bool {
+    format.is_session()
+        || (format == Format::Openhands && first.is_some_and(formats::openhands::is_event))
+}
+
+/// The records of one session file, gathered up to the record limit.
+#[derive(Default)]
+struct Gathered {
+    first_line: usize,
+    lines: Vec<(usize, String)>,
+    bytes: usize,
+    /// Why the session cannot be read whole (a line that could not be split, the size).
+    broken: Option<String>,
+}
+
 struct Worker {
     opts: IngestOptions,
     seen_traj: HashSet<u128>,
@@ -255,34 +334,28 @@ impl Worker {
         }))
     }
 
-    fn run_file(&mut self, path: &Path) -> bool {
-        let display = path.display().to_string();
+    fn run_file(&mut self, input: &Input) -> bool {
+        let display = input.display.clone();
         let mut summary = FileSummary {
             path: display.clone(),
             ..Default::default()
         };
         let before = self.bytes.load(Ordering::Relaxed);
-        let reader = match input::open(path, self.bytes.clone()) {
+        let splitter = match open_input(input, self.bytes.clone(), self.opts.max_record_bytes) {
             Ok(r) => r,
-            Err(e) => {
-                let ok = self.reject(
-                    &display,
-                    0,
-                    format!("cannot open: {e}"),
-                    String::new(),
-                    &mut summary,
-                );
+            Err(reason) => {
+                summary.read += 1;
+                let ok = self.reject(&display, 0, reason, String::new(), &mut summary);
                 return ok && self.send(Out::File(summary));
             }
         };
         // A reader thread splits the input into chunks while this thread parses the previous
         // chunk on both cores.
-        let (chunks_tx, chunks_rx) =
-            std::sync::mpsc::sync_channel::<Vec<Result<RawRecord, input::SplitError>>>(2);
+        let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel::<Items>(2);
         let reader_thread = std::thread::spawn(move || {
             let mut chunk = Vec::with_capacity(CHUNK_RECORDS);
             let mut bytes = 0usize;
-            for item in Records::new(reader) {
+            for item in splitter {
                 bytes += match &item {
                     Ok(r) => r.text.len(),
                     Err(e) => e.text.len(),
@@ -299,10 +372,63 @@ impl Worker {
         });
         // The format is detected from the first records that parse as JSON (at most 16 tried).
         let mut format = self.opts.format;
-        let mut tried = 0;
+        let mut first_value: Option<Value> = None;
         let mut ctx: Option<ParseContext> = None;
+        let mut gathered: Option<Gathered> = None;
         let mut alive = true;
         for items in chunks_rx.iter() {
+            if ctx.is_none() {
+                let forced = format.is_some();
+                for r in items.iter().flatten().take(16) {
+                    let Ok(v) = serde_json::from_str::<Value>(&r.text) else {
+                        continue;
+                    };
+                    if !forced {
+                        format = formats::detect_next(format, &v);
+                    }
+                    if first_value.is_none() {
+                        first_value = Some(v);
+                    }
+                    if forced || formats::settled(format) {
+                        break;
+                    }
+                }
+                ctx = format.map(|f| file_context(input, &self.opts, f));
+                if let Some(f) = format
+                    && gathers(f, first_value.as_ref())
+                {
+                    gathered = Some(Gathered::default());
+                }
+            }
+            if let Some(g) = &mut gathered {
+                summary.read = 1;
+                for item in items {
+                    match item {
+                        Ok(r) => {
+                            if g.lines.is_empty() {
+                                g.first_line = r.line;
+                            }
+                            g.bytes += r.text.len();
+                            if g.bytes > self.opts.max_record_bytes {
+                                g.broken.get_or_insert(format!(
+                                    "the session is over the limit of {} bytes (--max-record-mb)",
+                                    self.opts.max_record_bytes
+                                ));
+                                g.lines.clear();
+                            } else if g.broken.is_none() {
+                                g.lines.push((r.line, r.text));
+                            }
+                        }
+                        Err(e) => {
+                            g.broken.get_or_insert(format!(
+                                "line {}: {}; the session it belongs to is rejected",
+                                e.line, e.reason
+                            ));
+                        }
+                    }
+                }
+                continue;
+            }
             let mut chunk: Vec<RawRecord> = Vec::with_capacity(items.len());
             for item in items {
                 match item {
@@ -312,18 +438,6 @@ impl Worker {
                         alive &= self.reject(&display, e.line, e.reason, e.text, &mut summary);
                     }
                 }
-            }
-            for r in &chunk {
-                if format.is_some() || tried >= 16 {
-                    break;
-                }
-                tried += 1;
-                if let Ok(v) = serde_json::from_str::<Value>(&r.text) {
-                    format = formats::detect(&v);
-                }
-            }
-            if ctx.is_none() {
-                ctx = format.map(|f| file_context(path, &self.opts, f));
             }
             alive &= self.process(&display, format, ctx.as_ref(), chunk, &mut summary);
             if !alive {
@@ -335,9 +449,54 @@ impl Worker {
         if !alive {
             return false;
         }
+        if let (Some(g), Some(f), Some(c)) = (gathered, format, ctx.as_ref()) {
+            alive &= self.session(&display, f, c, g, &mut summary);
+        }
         summary.format = format.map(|f| f.name().to_string());
         summary.bytes = self.bytes.load(Ordering::Relaxed) - before;
         alive && self.send(Out::File(summary))
+    }
+
+    /// Parses a gathered session file as one record.
+    fn session(
+        &mut self,
+        file: &str,
+        format: Format,
+        ctx: &ParseContext,
+        g: Gathered,
+        summary: &mut FileSummary,
+    ) -> bool {
+        // Array elements go back into the array they came from; session lines stay lines.
+        let whole = |sep: &str| {
+            g.lines
+                .iter()
+                .map(|(_, t)| t.trim_end_matches(['\n', '\r']))
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        let array = (!format.is_session()).then(|| format!("[{}]", whole(",\n")));
+        let res = match (&g.broken, &array) {
+            (Some(reason), _) => Err(reason.clone()),
+            (None, None) => {
+                let refs: Vec<(usize, &str)> =
+                    g.lines.iter().map(|(n, t)| (*n, t.as_str())).collect();
+                formats::parse_session(format, ctx, &refs)
+            }
+            (None, Some(a)) => serde_json::from_str::<Value>(a)
+                .map_err(|e| format!("malformed JSON: {e}"))
+                .and_then(|v| formats::parse(format, ctx, v)),
+        };
+        // The text is only needed for the rejects file.
+        let text = match (&res, array) {
+            (Ok(_), _) => String::new(),
+            (Err(_), Some(a)) => a,
+            (Err(_), None) => whole("\n"),
+        };
+        let raw = RawRecord {
+            line: g.first_line.max(1),
+            text,
+        };
+        self.handle(file, vec![(raw, res)], summary)
     }
 
     fn process(
@@ -365,32 +524,29 @@ impl Worker {
                 (r, res)
             })
             .collect();
+        self.handle(file, parsed, summary)
+    }
+
+    /// Keeps the new rows of parsed records, rejects the rest, and sends the batches.
+    fn handle(
+        &mut self,
+        file: &str,
+        parsed: Vec<(RawRecord, std::result::Result<Parsed, String>)>,
+        summary: &mut FileSummary,
+    ) -> bool {
         let mut trajectories: Vec<Trajectory> = vec![];
         let mut tools: Vec<CatalogTool> = vec![];
         let want_tools = self.opts.table == TargetTable::Tools;
         for (raw, res) in parsed {
-            match res {
+            let ts = match res {
                 Err(reason) => {
                     if !self.reject(file, raw.line, reason, raw.text, summary) {
                         return false;
                     }
+                    continue;
                 }
-                Ok(Parsed::Trajectory(t)) if want_tools => {
-                    let new: Vec<CatalogTool> = tools_of(&t)
-                        .into_iter()
-                        .filter(|c| self.seen_tools.insert(id_key(&c.tool_id)))
-                        .collect();
-                    summary.ingested += new.len() as u64;
-                    tools.extend(new);
-                }
-                Ok(Parsed::Trajectory(t)) => {
-                    if self.seen_traj.insert(id_key(&t.traj_id)) {
-                        summary.ingested += 1;
-                        trajectories.push(*t);
-                    } else {
-                        summary.duplicates += 1;
-                    }
-                }
+                Ok(Parsed::Trajectory(t)) => vec![*t],
+                Ok(Parsed::Trajectories(ts)) => ts,
                 Ok(Parsed::Tools(ts)) => {
                     for c in ts {
                         let c = match c {
@@ -409,6 +565,22 @@ impl Worker {
                             summary.duplicates += 1;
                         }
                     }
+                    continue;
+                }
+            };
+            for t in ts {
+                if want_tools {
+                    let new: Vec<CatalogTool> = tools_of(&t)
+                        .into_iter()
+                        .filter(|c| self.seen_tools.insert(id_key(&c.tool_id)))
+                        .collect();
+                    summary.ingested += new.len() as u64;
+                    tools.extend(new);
+                } else if self.seen_traj.insert(id_key(&t.traj_id)) {
+                    summary.ingested += 1;
+                    trajectories.push(t);
+                } else {
+                    summary.duplicates += 1;
                 }
             }
         }
@@ -477,14 +649,11 @@ pub async fn ingest(
     opts: &IngestOptions,
 ) -> Result<IngestSummary> {
     let started = Instant::now();
-    for p in inputs {
-        if !p.exists() {
-            return Err(Error::Usage(format!(
-                "input `{}` does not exist",
-                p.display()
-            )));
-        }
-    }
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let inputs = sources::expand(&names, opts.glob.as_deref()).await?;
     // One writer at a time: taking the lock also removes the staging files of writers that
     // are gone (and only theirs).
     let lock = corpus.lock_writer("ingest").await?;
@@ -495,7 +664,7 @@ pub async fn ingest(
 
 async fn ingest_locked(
     corpus: &Corpus,
-    inputs: &[PathBuf],
+    inputs: Vec<Input>,
     opts: &IngestOptions,
     started: Instant,
 ) -> Result<IngestSummary> {
@@ -505,11 +674,7 @@ async fn ingest_locked(
         (tables::TRAJECTORIES.name, traj_files),
         (tables::TOOLS.name, tool_files),
     ]);
-    let total: u64 = inputs
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = inputs.iter().map(|i| i.size).sum();
     let bytes = Arc::new(AtomicU64::new(0));
     let pb = progress_bar(total, opts.progress);
     let (tx, mut rx) = mpsc::channel::<Out>(4);
@@ -520,7 +685,7 @@ async fn ingest_locked(
         tx,
         bytes: bytes.clone(),
     };
-    let files = inputs.to_vec();
+    let files = inputs;
     let handle = tokio::task::spawn_blocking(move || {
         for f in &files {
             if !worker.run_file(f) {
@@ -584,7 +749,11 @@ async fn ingest_locked(
     handle
         .await
         .map_err(|e| Error::Other(format!("ingest worker failed: {e}")))?;
-    result?;
+    if let Err(e) = result {
+        // Leave no staging object of the rejects file behind.
+        rejects.abort().await;
+        return Err(e);
+    }
     for (table, w) in writers {
         let committed = w.finish().await?;
         let rows = committed.rows() as u64;

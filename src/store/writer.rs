@@ -372,6 +372,11 @@ impl TextWriter {
         Ok(())
     }
 
+    /// Drops what was written: nothing becomes visible and no staging file is left.
+    pub async fn abort(mut self) {
+        self.inner.abort().await.ok();
+    }
+
     /// Completes the object; with no line written nothing is created.
     pub async fn finish(mut self) -> std::io::Result<usize> {
         use tokio::io::AsyncWriteExt;

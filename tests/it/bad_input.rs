@@ -150,3 +150,292 @@ fn strict_turns_rejects_into_exit_code_3_and_json_summary() {
     assert!(stderr(&o).contains("--strict"));
     assert!(stdout(&o).contains("2 duplicates"), "{}", stdout(&o));
 }
+
+/// Bytes that look random and are the same on every run (a linear congruential generator).
+fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn deeply_nested_calls_are_rejected_or_kept_as_text_not_a_stack_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Hermes record whose call is 5,000 brackets deep, next to a good one.
+    let deep = format!(
+        "<tool_call>{}{}</tool_call>",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let hermes = dir.path().join("deep_hermes.jsonl");
+    let lines = [
+        serde_json::json!({"id": "deep", "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": deep}]}),
+        serde_json::json!({"id": "fine", "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>"}]}),
+    ];
+    std::fs::write(
+        &hermes,
+        lines
+            .iter()
+            .map(|l| l.to_string() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    // BFCL multi-turn ground truth with a nested argument, in its sibling possible_answer/.
+    let bfcl = dir.path().join("BFCL_v4_multi_turn_base.json");
+    std::fs::write(
+        &bfcl,
+        serde_json::json!({"id": "multi_turn_base_0", "question": [[{"role": "user", "content": "list"}]],
+            "involved_classes": ["GorillaFileSystem"]})
+        .to_string()
+            + "\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("possible_answer")).unwrap();
+    let gt = format!("ls(a={}{})", "[".repeat(5000), "]".repeat(5000));
+    std::fs::write(
+        dir.path()
+            .join("possible_answer/BFCL_v4_multi_turn_base.json"),
+        serde_json::json!({"id": "multi_turn_base_0", "ground_truth": [[gt]]}).to_string() + "\n",
+    )
+    .unwrap();
+    let corpus = dir.path().join("c");
+    // In a child process: a stack overflow would abort it (exit 134), not this test binary.
+    let o = run(&[
+        "ingest",
+        corpus.to_str().unwrap(),
+        hermes.to_str().unwrap(),
+        bfcl.to_str().unwrap(),
+        "--json",
+    ]);
+    let s = ok_json(&o);
+    assert_eq!(s["files"][0]["ingested"], 2, "{s}");
+    assert_eq!(s["files"][1]["rejected"], 1, "{s}");
+    let rejects = std::fs::read_to_string(
+        url::Url::parse(s["rejects_file"].as_str().unwrap())
+            .unwrap()
+            .to_file_path()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(rejects.contains("nested more than 128 levels"), "{rejects}");
+    // The unreadable call stays as text and is noted.
+    let rows = sql_rows(
+        corpus.to_str().unwrap(),
+        "SELECT metadata FROM trajectories WHERE traj_id = 'deep_hermes/deep'",
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(rows[0]["metadata"].as_str().unwrap()).unwrap();
+    assert!(
+        meta["unparsed_tool_calls"].to_string().contains("nested"),
+        "{meta}"
+    );
+    assert!(
+        tdscale::formats::pylit::literal(&format!("{}{}", "[".repeat(200), "]".repeat(200)))
+            .unwrap_err()
+            .contains("nested more than 128 levels")
+    );
+}
+
+#[test]
+fn a_failed_first_read_is_one_error_then_the_end() {
+    use tdscale::ingest::input::{Records, decompress, open};
+    let dir = tempfile::tempdir().unwrap();
+    let count = || std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // A folder opened as a file, a .gz and a .zst with a bad header: each read fails at once.
+    let folder = dir.path().join("d.jsonl");
+    std::fs::create_dir(&folder).unwrap();
+    let gz = dir.path().join("x.jsonl.gz");
+    std::fs::write(&gz, noise(3000)).unwrap();
+    let zst = dir.path().join("x.jsonl.zst");
+    std::fs::write(&zst, noise(3000)).unwrap();
+    for p in [&folder, &gz, &zst] {
+        let items: Vec<_> = Records::new(open(p, count()).unwrap()).take(10).collect();
+        assert_eq!(items.len(), 1, "{}: {items:?}", p.display());
+        assert!(items[0].is_err(), "{}", p.display());
+    }
+    let items: Vec<_> = Records::new(
+        decompress("y.jsonl.zst", Box::new(std::io::Cursor::new(noise(100)))).unwrap(),
+    )
+    .take(10)
+    .collect();
+    assert_eq!(items.len(), 1);
+}
+
+#[test]
+fn corrupt_archives_are_one_reject_each_and_leave_no_staging_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("x.jsonl.gz");
+    std::fs::write(&gz, noise(3000)).unwrap();
+    let zst = dir.path().join("x.jsonl.zst");
+    std::fs::write(&zst, noise(3000)).unwrap();
+    let corpus = dir.path().join("c");
+    let good = testdata("formats/openai_chat.jsonl");
+    let o = run(&[
+        "ingest",
+        corpus.to_str().unwrap(),
+        gz.to_str().unwrap(),
+        zst.to_str().unwrap(),
+        good.to_str().unwrap(),
+        "--json",
+    ]);
+    let s = ok_json(&o);
+    assert_eq!(
+        (s["rejected"].as_u64(), s["ingested"].as_u64()),
+        (Some(2), Some(3)),
+        "{s}"
+    );
+    let rejects = std::fs::read_dir(corpus.join("rejects"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    let text = std::fs::read_to_string(corpus.join("rejects").join(&rejects[0])).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert!(
+        files_under(&corpus).iter().all(|f| !f.contains('#')),
+        "{:?}",
+        files_under(&corpus)
+    );
+    // A folder with no input file in it is said so, at once.
+    let empty = dir.path().join("d.jsonl");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run(&["ingest", corpus.to_str().unwrap(), empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no input file"), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn a_broken_array_element_does_not_swallow_the_good_ones_after_it() {
+    let good = |n: usize| {
+        serde_json::json!({"id": format!("g{n}"), "messages": [{"role": "user", "content": format!("question {n}, with a comma")}]})
+            .to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A string left open, then a bracket missing.
+    let cases = [
+        (
+            format!(
+                "[{}, {}, {}, {{\"messages\":\"abc}}, {}, {}]",
+                good(1),
+                good(2),
+                good(3),
+                good(4),
+                good(5)
+            ),
+            ["g1", "g2", "g3", "g4", "g5"].as_slice(),
+        ),
+        (
+            format!(
+                "[\n{},\n{{\"id\": \"bad\", \"messages\": [{{\"role\": \"user\", \"content\": \"x\"}}}},\n{},\n{}\n]",
+                good(1),
+                good(2),
+                good(3)
+            ),
+            ["g1", "g2", "g3"].as_slice(),
+        ),
+    ];
+    for (i, (text, ids)) in cases.iter().enumerate() {
+        let f = dir.path().join(format!("broken{i}.json"));
+        std::fs::write(&f, text).unwrap();
+        let (_d, corpus) = temp_corpus();
+        let s = ingest(&corpus, &[f]).await;
+        assert_eq!(
+            (s.ingested as usize, s.rejected),
+            (ids.len(), 1),
+            "case {i}: {:?}",
+            s.sample_rejects
+        );
+        assert!(s.sample_rejects[0].reason.contains("malformed JSON"));
+        let stored = strings(&corpus, "SELECT traj_id FROM trajectories ORDER BY traj_id").await;
+        let want: Vec<String> = ids.iter().map(|id| format!("broken{i}/{id}")).collect();
+        assert_eq!(stored, want, "case {i}");
+    }
+}
+
+#[test]
+fn a_record_over_the_size_limit_is_rejected_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "x".repeat(3 << 20);
+    let line = |id: &str, text: &str| {
+        serde_json::json!({"id": id, "messages": [{"role": "user", "content": text}]}).to_string()
+    };
+    let jsonl = dir.path().join("big.jsonl");
+    std::fs::write(
+        &jsonl,
+        format!(
+            "{}\n{}\n{}\n",
+            line("a", "hi"),
+            line("big", &big),
+            line("b", "ho")
+        ),
+    )
+    .unwrap();
+    let array = dir.path().join("bigarray.json");
+    std::fs::write(
+        &array,
+        format!(
+            "[{}, {}, {}]",
+            line("a", "hi"),
+            line("big", &big),
+            line("b", "ho")
+        ),
+    )
+    .unwrap();
+    let doc = dir.path().join("bigdoc.json");
+    std::fs::write(
+        &doc,
+        format!(
+            "{{\n\"id\": \"d\", \"messages\": [{{\"role\": \"user\", \"content\": \"{big}\"}}]}}"
+        ),
+    )
+    .unwrap();
+    let corpus = dir.path().join("c");
+    let o = run(&[
+        "ingest",
+        corpus.to_str().unwrap(),
+        jsonl.to_str().unwrap(),
+        array.to_str().unwrap(),
+        doc.to_str().unwrap(),
+        "--max-record-mb",
+        "1",
+        "--json",
+    ]);
+    let s = ok_json(&o);
+    assert_eq!(
+        (s["ingested"].as_u64(), s["rejected"].as_u64()),
+        (Some(4), Some(3)),
+        "{s}"
+    );
+    let rejects = json_lines(
+        &std::fs::read_to_string(
+            url::Url::parse(s["rejects_file"].as_str().unwrap())
+                .unwrap()
+                .to_file_path()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    for r in &rejects {
+        assert!(
+            r["reason"]
+                .as_str()
+                .unwrap()
+                .contains("over the limit of 1048576 bytes"),
+            "{r}"
+        );
+        // Only the start of the record is copied.
+        assert!(r["record"].as_str().unwrap().len() <= 64 << 10);
+    }
+    assert_eq!(rejects[0]["line"], 2);
+}

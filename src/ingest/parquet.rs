@@ -1,0 +1,272 @@
+//! Parquet input (Hugging Face datasets and the like), read row group by row group and batch by
+//! batch, so memory follows the batch, not the file. Each row becomes one JSON record: nested
+//! columns (`messages` as `list<struct<role, content, tool_calls…>>`, `conversations`, typed
+//! content parts) become JSON as they are, a `messages` / `conversations` column holding JSON
+//! text is parsed, and every other column is a field of the record (the dialect readers keep the
+//! fields they do not map in `metadata`). Null fields are left out, as the datasets' readers do.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use bytes::Bytes;
+use datafusion::arrow::array::{RecordBatch, RecordBatchReader};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::json::WriterBuilder;
+use datafusion::arrow::json::writer::LineDelimited;
+use datafusion::parquet::arrow::arrow_reader::{
+    ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
+use datafusion::parquet::file::reader::{ChunkReader, Length};
+use serde_json::Value;
+
+use super::input::{Counting, RawRecord, SplitError};
+use super::sources::{Input, InputKind, ObjectChunks};
+
+/// Rows decoded at a time.
+const BATCH_ROWS: usize = 1024;
+
+/// Columns that hold the conversation: JSON text is parsed, lists are read as they are.
+const CONVERSATION_COLUMNS: &[&str] = &[
+    "messages",
+    "conversations",
+    "chosen_messages",
+    "rejected_messages",
+    "trajectory",
+];
+
+/// A local file whose reads are counted, for the progress bar.
+struct CountingFile {
+    file: File,
+    count: Arc<AtomicU64>,
+}
+
+impl Length for CountingFile {
+    fn len(&self) -> u64 {
+        self.file.len()
+    }
+}
+
+impl ChunkReader for CountingFile {
+    type T = Counting<BufReader<File>>;
+
+    fn get_read(&self, start: u64) -> datafusion::parquet::errors::Result<Self::T> {
+        Ok(Counting {
+            inner: self.file.get_read(start)?,
+            count: self.count.clone(),
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> datafusion::parquet::errors::Result<Bytes> {
+        self.count
+            .fetch_add(length as u64, std::sync::atomic::Ordering::Relaxed);
+        self.file.get_bytes(start, length)
+    }
+}
+
+/// A column type in a few words: `list<struct<role, content, tool_calls>>`, `string`.
+fn short_type(t: &DataType) -> String {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => {
+            format!("list<{}>", short_type(f.data_type()))
+        }
+        DataType::Struct(fields) => format!(
+            "struct<{}>",
+            fields
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// How a conversation column is read.
+#[derive(Debug, Clone)]
+enum Column {
+    Text(String),
+    Nested,
+    Wrong(String, DataType),
+}
+
+/// The rows of a Parquet file as records.
+pub struct ParquetRecords {
+    reader: ParquetRecordBatchReader,
+    columns: Vec<Column>,
+    row: usize,
+    max_record: usize,
+    queue: VecDeque<Result<RawRecord, SplitError>>,
+    failed: bool,
+}
+
+/// Opens a Parquet input; the error is the reason for the file's one reject.
+pub fn open(
+    input: &Input,
+    count: Arc<AtomicU64>,
+    max_record: usize,
+) -> Result<ParquetRecords, String> {
+    let reader = match &input.kind {
+        InputKind::Local(p) => {
+            let file = File::open(p).map_err(|e| format!("cannot open: {e}"))?;
+            ParquetRecordBatchReaderBuilder::try_new(CountingFile { file, count })
+                .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
+        }
+        InputKind::Object { store, path } => {
+            let chunks = ObjectChunks {
+                store: store.clone(),
+                path: path.clone(),
+                size: input.size,
+                rt: tokio::runtime::Handle::current(),
+                count,
+            };
+            ParquetRecordBatchReaderBuilder::try_new(chunks)
+                .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
+        }
+    }
+    .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let schema = reader.schema();
+    let columns = CONVERSATION_COLUMNS
+        .iter()
+        .filter_map(|name| {
+            let f = schema.field_with_name(name).ok()?;
+            Some(match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                    Column::Text(name.to_string())
+                }
+                DataType::List(_) | DataType::LargeList(_) | DataType::ListView(_) => {
+                    Column::Nested
+                }
+                // A `trajectory` column of another type is some other data, kept as it is.
+                _ if *name == "trajectory" => Column::Nested,
+                other => Column::Wrong(name.to_string(), other.clone()),
+            })
+        })
+        .collect();
+    Ok(ParquetRecords {
+        reader,
+        columns,
+        row: 0,
+        max_record,
+        queue: VecDeque::new(),
+        failed: false,
+    })
+}
+
+impl ParquetRecords {
+    /// The file's columns and their types, in words.
+    pub fn describe(&self) -> String {
+        let schema = self.reader.schema();
+        let cols: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), short_type(f.data_type())))
+            .collect();
+        format!("Parquet with columns {}", cols.join(", "))
+    }
+
+    fn rows_of(&mut self, batch: &RecordBatch) {
+        let mut buf = Vec::new();
+        let written = {
+            let mut w = WriterBuilder::new()
+                .with_explicit_nulls(false)
+                .build::<_, LineDelimited>(&mut buf);
+            w.write(batch).and_then(|_| w.finish())
+        };
+        if let Err(e) = written {
+            for _ in 0..batch.num_rows() {
+                self.row += 1;
+                self.queue.push_back(Err(SplitError {
+                    line: self.row,
+                    reason: format!("row cannot be read as JSON: {e}"),
+                    text: String::new(),
+                }));
+            }
+            return;
+        }
+        for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            self.row += 1;
+            let record = self.record(line);
+            self.queue.push_back(record);
+        }
+    }
+
+    fn record(&self, line: &[u8]) -> Result<RawRecord, SplitError> {
+        let text = || String::from_utf8_lossy(line).into_owned();
+        let fail = |reason: String| SplitError {
+            line: self.row,
+            reason,
+            text: text(),
+        };
+        if line.len() > self.max_record {
+            return Err(SplitError {
+                line: self.row,
+                reason: format!(
+                    "row of {} bytes is over the limit of {} bytes (--max-record-mb)",
+                    line.len(),
+                    self.max_record
+                ),
+                text: String::from_utf8_lossy(&line[..line.len().min(64 << 10)]).into_owned(),
+            });
+        }
+        for c in &self.columns {
+            if let Column::Wrong(name, ty) = c {
+                return Err(fail(format!(
+                    "`{name}` column has type {ty}; expected JSON text or a list of messages"
+                )));
+            }
+        }
+        if !self.columns.iter().any(|c| matches!(c, Column::Text(_))) {
+            return Ok(RawRecord {
+                line: self.row,
+                text: text(),
+            });
+        }
+        let mut v: Value = serde_json::from_slice(line)
+            .map_err(|e| fail(format!("row is not valid JSON after conversion: {e}")))?;
+        for c in &self.columns {
+            let Column::Text(name) = c else { continue };
+            if let Some(Value::String(s)) = v.get(name.as_str())
+                && s.trim_start().starts_with(['[', '{'])
+            {
+                let parsed: Value = serde_json::from_str(s).map_err(|e| {
+                    fail(format!("`{name}` column value is not valid JSON text: {e}"))
+                })?;
+                v[name.as_str()] = parsed;
+            }
+        }
+        Ok(RawRecord {
+            line: self.row,
+            text: v.to_string(),
+        })
+    }
+}
+
+impl Iterator for ParquetRecords {
+    type Item = Result<RawRecord, SplitError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.queue.pop_front() {
+                return Some(r);
+            }
+            if self.failed {
+                return None;
+            }
+            match self.reader.next()? {
+                Ok(batch) => self.rows_of(&batch),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(SplitError {
+                        line: self.row + 1,
+                        reason: format!("Parquet file is corrupt after row {}: {e}", self.row),
+                        text: String::new(),
+                    }));
+                }
+            }
+        }
+    }
+}
