@@ -51,6 +51,9 @@ pub enum Command {
     /// Business clusters of the tools table: build them, or show one.
     #[command(subcommand)]
     Clusters(ClustersCommand),
+    /// Tool definitions: learn schemas for the tools the corpus calls but never defines.
+    #[command(subcommand)]
+    Tools(ToolsCommand),
     /// Run untrusted code in the sandbox.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -300,6 +303,22 @@ pub struct ClustersBuildArgs {
     /// JSON object mapping services or cluster ids to domain labels.
     #[arg(long)]
     pub domains: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// Infer argument and output schemas from the calls of every tool that has no definition
+    /// (stored in `tools` with provenance 'inferred'; running it again replaces them).
+    Infer(ToolsInferArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ToolsInferArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -590,7 +609,7 @@ impl SynthArgs {
     pub fn options(&self, progress: bool) -> crate::synth::SynthOptions {
         crate::synth::SynthOptions {
             backend: self.backend,
-            openai: crate::synth::backend::openai::OpenAiOptions {
+            openai: crate::llm::openai::OpenAiOptions {
                 base_url: self.base_url.clone(),
                 api_key: self.api_key.clone(),
                 model: self.model.clone(),

@@ -12,7 +12,9 @@ use clap::Parser;
 use crate::error::{Error, Result};
 use crate::query::session::CorpusSession;
 use crate::store::Corpus;
-use args::{Cli, ClusterCommand, ClustersCommand, Command, ExportCommand, SandboxCommand};
+use args::{
+    Cli, ClusterCommand, ClustersCommand, Command, ExportCommand, SandboxCommand, ToolsCommand,
+};
 
 /// Parses the command line and runs the command.
 pub async fn main() -> Result<()> {
@@ -61,6 +63,10 @@ pub async fn main() -> Result<()> {
             if !a.json {
                 eprint!("{}", s.problem_lines());
             }
+            emit(a.json, &s, || s.to_text())
+        }
+        Command::Tools(ToolsCommand::Infer(a)) => {
+            let s = crate::labels::infer::infer(&open(&a.corpus).await?).await?;
             emit(a.json, &s, || s.to_text())
         }
         Command::Demo(a) => demo::run(a).await,

@@ -5,9 +5,9 @@
 
 use serde_json::{Value, json};
 
-use super::backend::{AgentCall, ChatModel, ChatReply, ChatRequest, Role};
 use super::blueprint::{Blueprint, PlanInput, Step, draft};
 use crate::formats::openai::{messages_json, tools_json};
+use crate::llm::{AgentCall, ChatModel, ChatReply, ChatRequest, Role};
 use crate::metrics::messages::is_code_tool;
 use crate::model::{Message, ToolCall, Trajectory};
 use crate::sandbox::python::PythonOptions;

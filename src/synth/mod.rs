@@ -10,8 +10,8 @@
 //! that was answered before is sent again.
 
 pub mod agents;
-pub mod backend;
 pub mod blueprint;
+pub mod offline;
 pub mod verify;
 
 use std::collections::{HashMap, HashSet};
@@ -24,12 +24,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
+use crate::llm::{self, ChatModel};
 use crate::model::Trajectory;
 use crate::query::session::CorpusSession;
 use crate::sandbox::python::PythonOptions;
 use crate::store::{Corpus, convert, rows, tables, writer::PartWriter};
 use agents::{Agents, ItemFailure};
-use backend::ChatModel;
 use blueprint::{Blueprint, Mutation, PlanInput};
 
 /// What to synthesize from one seed: a row of `seeds_next_round` (and of `synthesis_requests`).
@@ -62,7 +62,7 @@ pub struct BatchSummary {
     pub seconds: f64,
     pub finished_at: String,
     #[serde(skip)]
-    pub stats: Option<backend::StatsSummary>,
+    pub stats: Option<llm::StatsSummary>,
 }
 
 /// One row of `blueprints`.
@@ -126,7 +126,7 @@ pub struct SynthOptions {
     pub backend: Backend,
     /// The server, model and request limits of the `openai` backend (its `concurrency` is
     /// also the number of seeds worked on at once).
-    pub openai: backend::openai::OpenAiOptions,
+    pub openai: llm::openai::OpenAiOptions,
     /// Read and write the response cache (`cache/llm/` in the corpus).
     pub cache: bool,
     /// Seed of every deterministic choice (mutations, offline answers, request seeds).
@@ -164,15 +164,10 @@ impl SynthConfig {
     /// Builds the backend `opts` names (the response cache lives in `corpus`).
     pub fn new(opts: &SynthOptions, corpus: &Corpus) -> Result<Self> {
         let model: Arc<dyn ChatModel> = match opts.backend {
-            Backend::Offline => Arc::new(backend::offline::OfflineModel { seed: opts.seed }),
+            Backend::Offline => Arc::new(offline::OfflineModel { seed: opts.seed }),
             Backend::Openai => {
-                let cache = opts
-                    .cache
-                    .then(|| backend::cache::ResponseCache::new(corpus));
-                Arc::new(backend::openai::OpenAiModel::new(
-                    opts.openai.clone(),
-                    cache,
-                )?)
+                let cache = opts.cache.then(|| llm::cache::ResponseCache::new(corpus));
+                Arc::new(llm::openai::OpenAiModel::new(opts.openai.clone(), cache)?)
             }
         };
         Ok(Self {

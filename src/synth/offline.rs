@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{AgentCall, BackendError, ChatModel, ChatReply, Role};
+use crate::llm::{AgentCall, BackendError, ChatModel, ChatReply, Role};
 use crate::model::ToolCall;
 use crate::rng::Rng;
 use crate::synth::blueprint::{Step, value_for};
@@ -173,6 +173,9 @@ impl ChatModel for OfflineModel {
             }
             Role::Assistant => self.assistant(call),
             Role::ToolSimulator => self.tool(call),
+            Role::Labeler => Err(BackendError::Task(
+                "the offline backend plays synthesis agents only: label domains with `--domains clusters`, or with a model".into(),
+            )),
         }
     }
 
