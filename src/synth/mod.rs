@@ -11,10 +11,11 @@
 
 pub mod agents;
 pub mod blueprint;
+pub mod grounding;
 pub mod offline;
 pub mod verify;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,12 +26,17 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 use crate::llm::{self, ChatModel};
-use crate::model::Trajectory;
+use crate::model::{ToolDef, Trajectory};
 use crate::query::session::CorpusSession;
 use crate::sandbox::python::PythonOptions;
 use crate::store::{Corpus, convert, rows, tables, writer::PartWriter};
 use agents::{Agents, ItemFailure};
 use blueprint::{Blueprint, Mutation, PlanInput};
+use grounding::Grounding;
+
+/// Trajectories of the corpus (besides the batch's seeds) whose calls ground the simulator: a
+/// deterministic sample of about this many.
+const GROUNDING_SAMPLE: i64 = 2000;
 
 /// What to synthesize from one seed: a row of `seeds_next_round` (and of `synthesis_requests`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -234,25 +240,181 @@ async fn load_trajectories(
     Ok(out)
 }
 
-async fn output_schemas(
-    ctx: &datafusion::prelude::SessionContext,
-) -> Result<HashMap<String, Value>> {
+/// Tool definitions by name, for the tools a seed calls but does not offer, and output schemas:
+/// from `tools` (a catalog's or a trajectory's definition before an inferred one).
+#[derive(Default)]
+struct Definitions {
+    tools: HashMap<String, ToolDef>,
+    outputs: HashMap<String, Value>,
+}
+
+async fn definitions(ctx: &datafusion::prelude::SessionContext) -> Result<Definitions> {
     let batches = ctx
-        .sql("SELECT name, output_schema FROM tools WHERE output_schema IS NOT NULL")
+        .sql(
+            "SELECT name, description, parameters, output_schema FROM tools
+             ORDER BY CASE WHEN provenance = 'inferred' THEN 1 ELSE 0 END, tool_id",
+        )
+        .await?
+        .collect()
+        .await?;
+    let mut out = Definitions::default();
+    for b in &batches {
+        let names = crate::query::cells::strs(b, "name")?;
+        let descriptions = crate::query::cells::opt_strs(b, "description")?;
+        let parameters = crate::query::cells::opt_strs(b, "parameters")?;
+        let outputs = crate::query::cells::opt_strs(b, "output_schema")?;
+        for (i, n) in names.into_iter().enumerate() {
+            if let Some(v) = outputs[i]
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+            {
+                out.outputs.entry(n.clone()).or_insert(v);
+            }
+            if parameters[i].is_some() {
+                out.tools.entry(n.clone()).or_insert(ToolDef {
+                    name: n,
+                    description: descriptions[i].clone(),
+                    parameters: parameters[i].clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The names of the tools a trajectory calls, in order of first call.
+fn called_tools(t: &Trajectory) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for c in t.messages.iter().flat_map(|m| m.tool_calls.iter()) {
+        if !out.contains(&c.name) {
+            out.push(c.name.clone());
+        }
+    }
+    out
+}
+
+/// Definitions the trajectories offer for tools that `tools` does not define.
+async fn offered_definitions(
+    ctx: &datafusion::prelude::SessionContext,
+    names: &BTreeSet<String>,
+) -> Result<HashMap<String, ToolDef>> {
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let list: Vec<String> = names
+        .iter()
+        .map(|n| crate::query::params::string_literal(n))
+        .collect();
+    let batches = ctx
+        .sql(&format!(
+            "SELECT DISTINCT o['name'] AS name, o['description'] AS description, o['parameters'] AS parameters
+             FROM (SELECT unnest(tools) AS o FROM trajectories)
+             WHERE o['parameters'] IS NOT NULL AND o['name'] IN ({})
+             ORDER BY name, parameters, description",
+            list.join(", ")
+        ))
         .await?
         .collect()
         .await?;
     let mut out = HashMap::new();
     for b in &batches {
         let names = crate::query::cells::strs(b, "name")?;
-        let schemas = crate::query::cells::strs(b, "output_schema")?;
-        for (n, s) in names.into_iter().zip(schemas) {
-            if let Ok(v) = serde_json::from_str(&s) {
-                out.insert(n, v);
-            }
+        let descriptions = crate::query::cells::opt_strs(b, "description")?;
+        let parameters = crate::query::cells::opt_strs(b, "parameters")?;
+        for (i, n) in names.into_iter().enumerate() {
+            out.entry(n.clone()).or_insert(ToolDef {
+                name: n,
+                description: descriptions[i].clone(),
+                parameters: parameters[i].clone(),
+            });
         }
     }
     Ok(out)
+}
+
+/// A trajectory with a definition for every tool it calls that one is known for.
+fn with_definitions(t: &Trajectory, defs: &HashMap<String, ToolDef>) -> Trajectory {
+    let mut t = t.clone();
+    for name in called_tools(&t) {
+        let Some(def) = defs.get(&name) else { continue };
+        match t.tools.iter_mut().find(|d| d.name == name) {
+            Some(d) if d.parameters.is_none() => {
+                d.parameters = def.parameters.clone();
+                if d.description.is_none() {
+                    d.description = def.description.clone();
+                }
+            }
+            Some(_) => {}
+            None => t.tools.push(def.clone()),
+        }
+    }
+    t
+}
+
+/// The grounding of a batch: the calls of its seeds and donors first, then those of a
+/// deterministic sample of the corpus's own (not synthesized) trajectories, for the tools the
+/// seeds and donors offer or call; and every known output schema.
+async fn grounding_for(
+    ctx: &datafusion::prelude::SessionContext,
+    known: &HashMap<String, Trajectory>,
+    outputs: &HashMap<String, Value>,
+    seed: u64,
+) -> Result<Grounding> {
+    let mut g = Grounding::new(seed);
+    for (name, schema) in outputs {
+        g.set_output_schema(name, schema.clone());
+    }
+    let mut ids: Vec<&String> = known.keys().collect();
+    ids.sort();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for id in ids {
+        let t = &known[id];
+        g.add_trajectory(t);
+        names.extend(t.tools.iter().map(|d| d.name.clone()));
+        names.extend(called_tools(t));
+    }
+    if !names.is_empty() {
+        let total = ctx
+            .sql("SELECT count(*) AS n FROM trajectories WHERE batch_id IS NULL")
+            .await?
+            .collect()
+            .await?;
+        let total = total
+            .first()
+            .map(|b| crate::query::cells::i64_at(b, "n", 0))
+            .transpose()?
+            .unwrap_or(0);
+        let every = (total + GROUNDING_SAMPLE - 1) / GROUNDING_SAMPLE;
+        let list: Vec<String> = names
+            .iter()
+            .map(|n| crate::query::params::string_literal(n))
+            .collect();
+        let batches = ctx
+            .sql(&format!(
+                "SELECT traj_id, c['msg_index'] AS m, c['call_index'] AS k, c['name'] AS tool,
+                        c['arguments'] AS arguments, c['result'] AS result
+                 FROM (SELECT traj_id, unnest(tool_calls_of(messages)) AS c FROM trajectories
+                       WHERE batch_id IS NULL AND abs(seeded_hash(traj_id, 0)) % {} = 0)
+                 WHERE NOT coalesce(c['is_error'], false) AND c['result'] IS NOT NULL
+                   AND c['name'] IN ({})
+                 ORDER BY traj_id, m, k",
+                every.max(1),
+                list.join(", ")
+            ))
+            .await?
+            .collect()
+            .await?;
+        for b in &batches {
+            let tools = crate::query::cells::strs(b, "tool")?;
+            let args = crate::query::cells::strs(b, "arguments")?;
+            let results = crate::query::cells::strs(b, "result")?;
+            for i in 0..tools.len() {
+                g.add(&tools[i], &args[i], &results[i]);
+            }
+        }
+    }
+    g.finish();
+    Ok(g)
 }
 
 enum Outcome {
@@ -267,7 +429,6 @@ async fn synthesize_one(
     req: &SynthRequest,
     seed: Option<&Trajectory>,
     donor: Option<&Trajectory>,
-    out_schemas: &HashMap<String, Value>,
 ) -> Outcome {
     let Some(seed) = seed else {
         return Outcome::Failed(
@@ -298,13 +459,25 @@ async fn synthesize_one(
         target_domain: req.target_domain.clone(),
         cluster_id: req.cluster_id.clone(),
         rng_seed: u64::from_str_radix(&short_hash(&key), 16).unwrap_or(0) ^ a.seed,
+        grounding: a.grounding,
     };
     let mut bp = match agents::plan(a, &input).await {
         Ok(bp) => bp,
         Err(f) => return Outcome::Failed(None, f),
     };
     bp.blueprint_id = format!("bp-{}", short_hash(&key));
-    let messages = match agents::rollout(a, &bp, out_schemas).await {
+    if let Some(c) = bp
+        .calls()
+        .into_iter()
+        .find(|c| !bp.tools.iter().any(|t| t.name == c.tool))
+    {
+        let reason = format!(
+            "`{}` is called but has no definition (in `tools` or among the trajectories' tools): run `tdscale tools infer` on the corpus",
+            c.tool
+        );
+        return Outcome::Failed(Some(Box::new(bp)), ItemFailure::new("planner", reason));
+    }
+    let messages = match agents::rollout(a, &bp).await {
         Ok(m) => m,
         Err(f) => return Outcome::Failed(Some(Box::new(bp)), f),
     };
@@ -392,12 +565,27 @@ pub async fn run_batch(
         .flat_map(|r| std::iter::once(r.seed_id.as_str()).chain(r.donor_id.as_deref()))
         .collect();
     let known = load_trajectories(ctx, &ids).await?;
-    let out_schemas = output_schemas(ctx).await?;
+    // Seeds and donors offer the definitions of every tool they call that one is known for.
+    let mut defs = definitions(ctx).await?;
+    let missing: BTreeSet<String> = known
+        .values()
+        .flat_map(called_tools)
+        .filter(|n| !defs.tools.contains_key(n))
+        .collect();
+    for (n, d) in offered_definitions(ctx, &missing).await? {
+        defs.tools.entry(n).or_insert(d);
+    }
+    let known: HashMap<String, Trajectory> = known
+        .into_iter()
+        .map(|(id, t)| (id, with_definitions(&t, &defs.tools)))
+        .collect();
+    let grounding = grounding_for(ctx, &known, &defs.outputs, cfg.seed).await?;
     let agents = Agents {
         model: cfg.model.as_ref(),
         model_name: &cfg.model_name,
         seed: cfg.seed,
         sandbox: &cfg.sandbox,
+        grounding: &grounding,
     };
     let bar = if cfg.progress {
         indicatif::ProgressBar::new(requests.len() as u64).with_message(format!("batch {batch_id}"))
@@ -414,10 +602,9 @@ pub async fn run_batch(
                 .filter(|_| r.mutation == "broaden")
                 .and_then(|d| known.get(d));
             let agents = &agents;
-            let out_schemas = &out_schemas;
             let bar = &bar;
             async move {
-                let o = synthesize_one(agents, batch_id, r, seed, donor, out_schemas).await;
+                let o = synthesize_one(agents, batch_id, r, seed, donor).await;
                 bar.inc(1);
                 (i, o)
             }
