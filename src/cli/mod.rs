@@ -69,6 +69,10 @@ pub async fn main() -> Result<()> {
             let s = crate::labels::infer::infer(&open(&a.corpus).await?).await?;
             emit(a.json, &s, || s.to_text())
         }
+        Command::Label(a) => {
+            let s = crate::labels::domains::label(&open(&a.corpus).await?, &a.options()).await?;
+            emit(a.json, &s, || s.to_text())
+        }
         Command::Demo(a) => demo::run(a).await,
         Command::Evolve(a) => {
             let session = open(&a.corpus).await?;

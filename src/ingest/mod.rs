@@ -130,7 +130,7 @@ enum Out {
 }
 
 /// A 128-bit key of an id, so the set of known ids stays small for large corpora.
-fn id_key(id: &str) -> u128 {
+pub fn id_key(id: &str) -> u128 {
     let mut a = std::collections::hash_map::DefaultHasher::new();
     let mut b = std::collections::hash_map::DefaultHasher::new();
     (0u8, id).hash(&mut a);

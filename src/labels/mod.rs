@@ -6,5 +6,6 @@
 //! - [`domains`]: a domain for every trajectory, from the clusters of the tools it calls or from a
 //!   model, with `domain_source` saying which.
 
+pub mod domains;
 pub mod infer;
 pub mod shape;

@@ -34,6 +34,10 @@ use agents::{Agents, ItemFailure};
 use blueprint::{Blueprint, Mutation, PlanInput};
 use grounding::Grounding;
 
+/// The `domain_source` of a synthesized trajectory: its blueprint's domain (the seed's, or for
+/// `broaden` the target domain's).
+pub const DOMAIN_FROM_SYNTHESIS: &str = "synthesis";
+
 /// Trajectories of the corpus (besides the batch's seeds) whose calls ground the simulator: a
 /// deterministic sample of about this many.
 const GROUNDING_SAMPLE: i64 = 2000;
@@ -69,6 +73,10 @@ pub struct BatchSummary {
     pub finished_at: String,
     #[serde(skip)]
     pub stats: Option<llm::StatsSummary>,
+    /// Rejections and failures by kind ([`verify::reason_kind`]; a failure as `<stage> failed:
+    /// <reason>`), each trajectory counted once per kind.
+    #[serde(skip)]
+    pub reasons: std::collections::BTreeMap<String, i64>,
 }
 
 /// One row of `blueprints`.
@@ -495,6 +503,10 @@ async fn synthesize_one(
         batch_id: Some(batch_id.to_string()),
         cluster_id: bp.cluster_id.clone(),
         domain: bp.domain.clone(),
+        domain_source: bp
+            .domain
+            .as_ref()
+            .map(|_| DOMAIN_FROM_SYNTHESIS.to_string()),
         reasoning_mode: Some(mode),
         system: bp.system.clone(),
         tools: bp.tools.clone(),
@@ -655,6 +667,11 @@ pub async fn run_batch(
             }
             Outcome::Rejected(t, bp, reasons) => {
                 summary.rejected += 1;
+                let kinds: BTreeSet<String> =
+                    reasons.iter().map(|r| verify::reason_kind(r)).collect();
+                for k in kinds {
+                    *summary.reasons.entry(k).or_default() += 1;
+                }
                 bps.push(blueprint_row(&bp, batch_id, round));
                 rejects.push(RejectRow {
                     batch_id: batch_id.into(),
@@ -667,6 +684,8 @@ pub async fn run_batch(
             }
             Outcome::Failed(bp, f) => {
                 summary.failed += 1;
+                let kind = format!("{} failed: {}", f.stage, verify::reason_kind(&f.reason));
+                *summary.reasons.entry(kind).or_default() += 1;
                 if let Some(bp) = bp {
                     bps.push(blueprint_row(&bp, batch_id, round));
                 }
