@@ -11,6 +11,7 @@ mod evolve;
 mod export;
 mod ingest_formats;
 mod ingest_real;
+mod labels;
 mod layers;
 mod metrics;
 mod report;
