@@ -286,7 +286,9 @@ fn args_object(text: &str) -> Map<String, Value> {
 }
 
 /// The seed's own structure as steps: its calls with their arguments, and for every argument
-/// that repeats a value of an earlier result, the dependency.
+/// that repeats a value of an earlier result, the dependency. Consecutive calls with no result
+/// between them (benchmark ground truth often has none) become one step of parallel calls: none
+/// of them could use another's result.
 pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
     let mut steps = vec![];
     // (call number, parsed result) of the results seen so far
@@ -294,11 +296,15 @@ pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
     let mut n = 0;
     let mut pending: Vec<usize> = vec![];
     let mut planned: Vec<PlannedCall> = vec![];
-    let mut step_of_call: Vec<usize> = vec![];
+    // The last step's calls have had no result yet: calls made before any result came back
+    // could not use one, so they join that step and run in parallel.
+    let mut unanswered = false;
     for m in &seed.messages {
         match m.role.as_str() {
             "assistant" if !m.tool_calls.is_empty() => {
-                pending.clear();
+                if !unanswered {
+                    pending.clear();
+                }
                 let mut calls = vec![];
                 for c in &m.tool_calls {
                     let arguments = args_object(&c.arguments);
@@ -327,7 +333,6 @@ pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
                         }
                     }
                     pending.push(n);
-                    step_of_call.push(steps.len());
                     calls.push(PlannedCall {
                         tool: c.name.clone(),
                         arguments,
@@ -338,9 +343,14 @@ pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
                     n += 1;
                 }
                 planned.extend(calls.iter().cloned());
-                steps.push(Step::Calls { calls });
+                match steps.last_mut() {
+                    Some(Step::Calls { calls: open }) if unanswered => open.extend(calls),
+                    _ => steps.push(Step::Calls { calls }),
+                }
+                unanswered = true;
             }
             "assistant" => {
+                unanswered = false;
                 let text = m.content.clone().unwrap_or_default();
                 if text.trim_end().ends_with('?') {
                     steps.push(Step::Ask {
@@ -350,13 +360,17 @@ pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
                 }
             }
             "tool" => {
+                unanswered = false;
                 if !pending.is_empty() {
                     let j = pending.remove(0);
                     let raw = m.content.clone().unwrap_or_default();
                     results.push((j, args_object(&raw), raw));
                 }
             }
-            _ => pending.clear(),
+            _ => {
+                unanswered = false;
+                pending.clear();
+            }
         }
     }
     // Every dependency's value must be produced by the call it comes from.

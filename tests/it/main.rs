@@ -8,6 +8,7 @@ mod clusters;
 mod common;
 mod durability;
 mod evolve;
+mod evolve_real;
 mod export;
 mod ingest_formats;
 mod ingest_real;
