@@ -289,8 +289,11 @@ fn is_uri(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_graphic())
 }
 
+/// Whether a string is of a format.
+type FormatCheck = fn(&str) -> bool;
+
 /// The formats a string can be checked for, in order of preference.
-const FORMATS: &[(&str, fn(&str) -> bool)] = &[
+const FORMATS: &[(&str, FormatCheck)] = &[
     ("date", is_date),
     ("date-time", is_date_time),
     ("email", is_email),
@@ -515,7 +518,9 @@ pub fn sample_pattern(pattern: &str, pick: &mut dyn FnMut(usize) -> usize) -> Op
                     }
                 }
                 if alphabet.is_empty()
-                    || class.replace(['A', 'Z', 'a', 'z', '0', '9', '-'], "") != ""
+                    || !class
+                        .replace(['A', 'Z', 'a', 'z', '0', '9', '-'], "")
+                        .is_empty()
                 {
                     return None;
                 }

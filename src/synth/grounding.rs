@@ -80,19 +80,27 @@ fn echoable(v: &Value) -> bool {
     matches!(v, Value::String(s) if s.chars().count() >= 3)
 }
 
-/// Replaces every leaf equal to `old` by `new`; whether one was.
+/// Replaces every leaf equal to `old` by `new` (all of them: no short circuit); whether one was.
 fn replace_leaves(v: &mut Value, old: &Value, new: &Value) -> bool {
     match v {
         x if x == old => {
             *x = new.clone();
             true
         }
-        Value::Array(a) => a
-            .iter_mut()
-            .fold(false, |c, x| replace_leaves(x, old, new) || c),
-        Value::Object(m) => m
-            .values_mut()
-            .fold(false, |c, x| replace_leaves(x, old, new) || c),
+        Value::Array(a) => {
+            a.iter_mut()
+                .map(|x| replace_leaves(x, old, new))
+                .filter(|&replaced| replaced)
+                .count()
+                > 0
+        }
+        Value::Object(m) => {
+            m.values_mut()
+                .map(|x| replace_leaves(x, old, new))
+                .filter(|&replaced| replaced)
+                .count()
+                > 0
+        }
         _ => false,
     }
 }

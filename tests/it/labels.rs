@@ -597,7 +597,7 @@ fn label_with_a_model_batches_requests_caches_them_and_resumes_failed_ones() {
         "200 trajectories, 20 a request"
     );
     let failed = number(&s["failed_requests"]);
-    assert!(failed >= 1.0 && failed < 10.0, "{s}");
+    assert!((1.0..10.0).contains(&failed), "{s}");
     assert_eq!(
         number(&s["labelled"]) + number(&s["unlabelled"]),
         200.0,
