@@ -13,6 +13,7 @@ SELECT
     accepted,
     rejected,
     failed,
-    round(acceptance_rate, 3)             AS acceptance
+    round(acceptance_rate, 3)             AS acceptance,
+    rejection_reasons
 FROM rounds
 ORDER BY "round", finished_at

@@ -9,7 +9,9 @@
 //! - [`store`] keeps the corpus as Parquet tables under one root (local or S3);
 //! - [`ingest`] streams raw files through the formats into the store;
 //! - [`query`] opens the SQL session over a corpus; [`sandbox`] runs untrusted Python and SQL;
-//! - [`report`], [`clusters`] and [`select`] answer questions and pick subsets in SQL;
+//! - [`llm`] reaches language models (OpenAI-compatible servers, retries, a response cache);
+//! - [`report`], [`clusters`] and [`select`] answer questions and pick subsets in SQL; between
+//!   them [`labels`] gives the data the labels it lacks (tool schemas, trajectory domains);
 //! - [`synth`] turns a request into a verified trajectory; [`evolve`] picks seeds and runs rounds;
 //! - [`export`] writes training files and evaluation splits;
 //! - [`generate`] makes synthetic corpora; `distributed` runs the SQL on Ballista;
@@ -33,9 +35,13 @@ pub mod query;
 
 pub mod sandbox;
 
+pub mod llm;
+
 pub mod report;
 
 pub mod clusters;
+
+pub mod labels;
 
 pub mod select;
 

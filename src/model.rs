@@ -76,6 +76,11 @@ pub struct Trajectory {
     pub batch_id: Option<String>,
     pub cluster_id: Option<String>,
     pub domain: Option<String>,
+    /// Where `domain` comes from: `source` (the data, or `--domain` at ingest), `synthesis` (the
+    /// blueprint's), `catalog` or `cluster` (the tools it calls, `tdscale label --domains
+    /// clusters`), `llm` (a model, `--domains llm`). Written as `source` when a domain is set
+    /// and this is not.
+    pub domain_source: Option<String>,
     pub reasoning_mode: Option<String>,
     pub system: Option<String>,
     pub tools: Vec<ToolDef>,

@@ -55,6 +55,11 @@ pub enum Command {
     /// Business clusters of the tools table: build them, or show one.
     #[command(subcommand)]
     Clusters(ClustersCommand),
+    /// Tool definitions: learn schemas for the tools the corpus calls but never defines.
+    #[command(subcommand)]
+    Tools(ToolsCommand),
+    /// Give every trajectory a domain: from its tools' clusters, or asked of a model.
+    Label(LabelArgs),
     /// Run untrusted code in the sandbox.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -153,9 +158,19 @@ pub struct SqlArgs {
     pub synth: SynthArgs,
 }
 
-/// Which model the synthesis agents talk to, and how.
+/// Which model the synthesis agents talk to, and how, and how code steps run.
 #[derive(Debug, Args, Clone)]
 pub struct SynthArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Wall-clock limit of each code-tool run in the sandbox.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub code_timeout: std::time::Duration,
+}
+
+/// Which model an agent talks to, and how.
+#[derive(Debug, Args, Clone)]
+pub struct ModelArgs {
     /// `offline` plays the agents deterministically with no model; `openai` calls an
     /// OpenAI-compatible chat-completions server.
     #[arg(long, value_parser = choice::<Backend>(), default_value = "offline")]
@@ -194,9 +209,6 @@ pub struct SynthArgs {
     /// Seed of every deterministic choice (mutations, offline answers, request seeds).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Wall-clock limit of each code-tool run in the sandbox.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub code_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -330,6 +342,40 @@ pub struct ClustersBuildArgs {
     /// Trajectories an observed flow must be seen in before it makes an edge.
     #[arg(long, default_value_t = 2)]
     pub min_flow_trajectories: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// Infer argument and output schemas from the calls of every tool that has no definition
+    /// (stored in `tools` with provenance 'inferred'; running it again replaces them).
+    Infer(ToolsInferArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ToolsInferArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LabelArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
+    /// Where domains come from: `clusters` (the catalog labels and clusters of the tools each
+    /// trajectory calls) or `llm` (a model through `--backend openai`).
+    #[arg(long, value_parser = choice::<crate::labels::domains::Method>())]
+    pub domains: crate::labels::domains::Method,
+    /// Trajectories per model request (`--domains llm`).
+    #[arg(long, default_value_t = 20)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -633,22 +679,28 @@ impl IngestArgs {
     }
 }
 
+impl ModelArgs {
+    pub fn openai(&self) -> crate::llm::openai::OpenAiOptions {
+        crate::llm::openai::OpenAiOptions {
+            base_url: self.base_url.clone(),
+            api_key: self.api_key.clone(),
+            model: self.model.clone(),
+            concurrency: self.concurrency,
+            requests_per_minute: self.requests_per_minute,
+            timeout: self.request_timeout,
+            max_retries: self.max_retries,
+            retry_base: self.retry_base,
+        }
+    }
+}
+
 impl SynthArgs {
     pub fn options(&self, progress: bool) -> crate::synth::SynthOptions {
         crate::synth::SynthOptions {
-            backend: self.backend,
-            openai: crate::synth::backend::openai::OpenAiOptions {
-                base_url: self.base_url.clone(),
-                api_key: self.api_key.clone(),
-                model: self.model.clone(),
-                concurrency: self.concurrency,
-                requests_per_minute: self.requests_per_minute,
-                timeout: self.request_timeout,
-                max_retries: self.max_retries,
-                retry_base: self.retry_base,
-            },
-            cache: !self.no_cache,
-            seed: self.seed,
+            backend: self.model.backend,
+            openai: self.model.openai(),
+            cache: !self.model.no_cache,
+            seed: self.model.seed,
             code_timeout: self.code_timeout,
             progress,
         }
@@ -673,6 +725,22 @@ impl ReportArgs {
     }
 }
 
+impl LabelArgs {
+    pub fn options(&self) -> crate::labels::domains::LabelOptions {
+        let m = &self.model;
+        crate::labels::domains::LabelOptions {
+            method: self.domains,
+            model: (m.backend == Backend::Openai).then(|| crate::labels::domains::ModelOptions {
+                openai: m.openai(),
+                cache: !m.no_cache,
+                seed: m.seed,
+            }),
+            batch_size: self.batch_size,
+            progress: progress_bar_wanted(self.json),
+        }
+    }
+}
+
 impl EvolveArgs {
     pub fn options(&self) -> crate::error::Result<crate::evolve::EvolveOptions> {
         Ok(crate::evolve::EvolveOptions {
@@ -680,7 +748,7 @@ impl EvolveArgs {
             per_round: self.per_round,
             strategy: self.strategy,
             params: crate::query::params::parse_pairs(&self.params)?,
-            seed: self.synth.seed,
+            seed: self.synth.model.seed,
         })
     }
 }

@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::query::session::CorpusSession;
 use crate::store::Corpus;
 use crate::store::lock::WriterLock;
-use args::{Cli, ClusterCommand, ClustersCommand, Command, ExportCommand, SandboxCommand};
+use args::{
+    Cli, ClusterCommand, ClustersCommand, Command, ExportCommand, SandboxCommand, ToolsCommand,
+};
 
 /// How long writers wait for one another (`--lock-timeout`), set once from the command line.
 static LOCK_TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
@@ -111,6 +113,14 @@ async fn run(command: Command) -> Result<()> {
             if !a.json {
                 eprint!("{}", s.problem_lines());
             }
+            emit(a.json, &s, || s.to_text())
+        }
+        Command::Tools(ToolsCommand::Infer(a)) => {
+            let s = crate::labels::infer::infer(&open(&a.corpus).await?).await?;
+            emit(a.json, &s, || s.to_text())
+        }
+        Command::Label(a) => {
+            let s = crate::labels::domains::label(&open(&a.corpus).await?, &a.options()).await?;
             emit(a.json, &s, || s.to_text())
         }
         Command::Demo(a) => demo::run(a).await,

@@ -75,7 +75,7 @@ pub struct EvolveSummary {
     pub batches: Vec<BatchSummary>,
     pub rounds: Vec<RoundRow>,
     /// Backend statistics of the last batch (HTTP backends).
-    pub backend: Option<crate::synth::backend::StatsSummary>,
+    pub backend: Option<crate::llm::StatsSummary>,
 }
 
 impl EvolveSummary {

@@ -37,6 +37,10 @@ pub struct RoundRow {
     pub failed: i64,
     pub acceptance_rate: Option<f64>,
     pub finished_at: String,
+    /// Why the batch's other requests produced nothing: a JSON object of rejection or failure
+    /// kind → count, most frequent first (see [`crate::synth::verify::reason_kind`]).
+    #[serde(default)]
+    pub rejection_reasons: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +92,7 @@ pub async fn append(
         failed,
         acceptance_rate: (requested > 0).then(|| accepted as f64 / requested as f64),
         finished_at: chrono::Utc::now().to_rfc3339(),
+        rejection_reasons: batch.map(|b| reasons_json(&b.reasons)),
     };
     let files = rows::append(
         session.corpus(),
@@ -98,6 +103,20 @@ pub async fn append(
     session.add_files(&tables::ROUNDS, &files).await?;
     Ok(row)
 }
+
+/// Kind → count as a JSON object, most frequent first (ties by kind).
+fn reasons_json(reasons: &std::collections::BTreeMap<String, i64>) -> String {
+    let mut v: Vec<(&String, &i64)> = reasons.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let m: serde_json::Map<String, serde_json::Value> = v
+        .into_iter()
+        .map(|(k, n)| (k.clone(), serde_json::json!(n)))
+        .collect();
+    serde_json::Value::Object(m).to_string()
+}
+
+/// How many rejection kinds `tdscale rounds` shows per round.
+const TOP_REASONS: usize = 3;
 
 /// Every row of `rounds`, in order.
 pub async fn list(session: &CorpusSession) -> Result<Vec<RoundRow>> {
@@ -130,6 +149,37 @@ pub fn to_text(rows: &[RoundRow]) -> String {
                 .map(|x| format!("{:.0}%", 100.0 * x))
                 .unwrap_or_else(|| "-".into())
         ));
+    }
+    let mut why = String::new();
+    for r in rows {
+        let reasons: serde_json::Map<String, serde_json::Value> = r
+            .rejection_reasons
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        if reasons.is_empty() {
+            continue;
+        }
+        let top: Vec<String> = reasons
+            .iter()
+            .take(TOP_REASONS)
+            .map(|(k, n)| format!("{k} ×{n}"))
+            .collect();
+        let more = reasons.len().saturating_sub(TOP_REASONS);
+        why.push_str(&format!(
+            "  round {}: {}{}\n",
+            r.round,
+            top.join("; "),
+            if more > 0 {
+                format!("; and {more} more kinds")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if !why.is_empty() {
+        out.push_str("top rejection reasons:\n");
+        out.push_str(&why);
     }
     out
 }

@@ -7,7 +7,10 @@
 //! assistant messages) becomes a BFCL-style `multi_turn` entry: one question list per user turn,
 //! the function docs inline under `function`, and per turn the ground-truth calls as Python call
 //! strings (`name(a='x', b=1)`) in `possible_answer/` — the shape of BFCL's multi-turn files, but
-//! checked by comparing calls, since there is no executable backend class behind them.
+//! checked by comparing calls, since there is no executable backend class behind them. Every
+//! string parses as Python: an argument named like a Python keyword is written
+//! `name(**{'from': 'USD'})`, and a trajectory calling a function whose name is not a Python name
+//! is skipped with that reason.
 //!
 //! Files: `BFCL_v4_<category>.json` (one JSON object per line, ids `<category>_<n>`) and, except
 //! for irrelevance, `possible_answer/BFCL_v4_<category>.json` with the ground truth in BFCL's form
@@ -209,23 +212,41 @@ pub fn ground_truth(call: &Map<String, Value>, name: &str, doc: &Value) -> Value
     json!({ name: params })
 }
 
+/// A string as a single-quoted Python literal: backslashes, quotes and every control character
+/// escaped (a raw carriage return or NUL would end or break the literal).
+fn py_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
 /// A JSON value as a Python literal.
 ///
 /// ```
 /// use tdscale::export::bfcl::py_literal;
 /// assert_eq!(py_literal(&serde_json::json!({"a": [1, true, null, "it's"]})), r#"{'a': [1, True, None, 'it\'s']}"#);
+/// assert_eq!(py_literal(&serde_json::json!("a\rb\u{0}")), r#"'a\rb\x00'"#);
 /// ```
 pub fn py_literal(v: &Value) -> String {
     match v {
         Value::Null => "None".into(),
         Value::Bool(b) => if *b { "True" } else { "False" }.into(),
         Value::Number(n) => n.to_string(),
-        Value::String(s) => format!(
-            "'{}'",
-            s.replace('\\', "\\\\")
-                .replace('\'', "\\'")
-                .replace('\n', "\\n")
-        ),
+        Value::String(s) => py_string(s),
         Value::Array(a) => format!(
             "[{}]",
             a.iter().map(py_literal).collect::<Vec<_>>().join(", ")
@@ -240,13 +261,58 @@ pub fn py_literal(v: &Value) -> String {
     }
 }
 
-/// A call as a Python call string: `name(a='x', b=1)`.
-pub fn python_call(name: &str, args: &Map<String, Value>) -> String {
-    let parts: Vec<String> = args
-        .iter()
-        .map(|(k, v)| format!("{k}={}", py_literal(v)))
-        .collect();
-    format!("{name}({})", parts.join(", "))
+/// Python's keywords: names that cannot be a keyword argument or a function's name.
+const PY_KEYWORDS: &[&str] = &[
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield",
+];
+
+/// Whether `name` can be written as a Python name (ASCII identifier, not a keyword).
+fn py_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !PY_KEYWORDS.contains(&name)
+}
+
+/// A call as a Python call string: `name(a='x', b=1)`. Arguments whose names cannot be Python
+/// keyword arguments (`from`, `class`, `max-results`) are passed as `**{'from': 'USD'}`, which
+/// Python parses and evaluates to the same call, so BFCL's checker (which parses and executes
+/// ground-truth calls) accepts it. A function name that is not a Python name (dotted names are
+/// fine) cannot be written at all: that is an error.
+///
+/// ```
+/// use tdscale::export::bfcl::python_call;
+/// let args = serde_json::json!({"amount": 500, "from": "USD", "to": "EUR"});
+/// assert_eq!(
+///     python_call("convert_currency", args.as_object().unwrap()).unwrap(),
+///     "convert_currency(amount=500, to='EUR', **{'from': 'USD'})"
+/// );
+/// assert!(python_call("get-rate", args.as_object().unwrap()).is_err());
+/// ```
+pub fn python_call(name: &str, args: &Map<String, Value>) -> std::result::Result<String, String> {
+    if !name.split('.').all(py_name) {
+        return Err(format!(
+            "`{name}` is not a Python function name, so its ground truth cannot be a Python call"
+        ));
+    }
+    let mut parts: Vec<String> = vec![];
+    let mut spread: Vec<String> = vec![];
+    for (k, v) in args {
+        if py_name(k) {
+            parts.push(format!("{k}={}", py_literal(v)));
+        } else {
+            spread.push(format!("{}: {}", py_string(k), py_literal(v)));
+        }
+    }
+    if !spread.is_empty() {
+        parts.push(format!("**{{{}}}", spread.join(", ")));
+    }
+    Ok(format!("{name}({})", parts.join(", ")))
 }
 
 fn args_of(c: &ToolCall) -> std::result::Result<Map<String, Value>, String> {
@@ -354,7 +420,7 @@ fn entry(t: &Trajectory) -> std::result::Result<Entry, String> {
         let mut calls = vec![];
         for m in &t.messages[u..end] {
             for c in &m.tool_calls {
-                calls.push(python_call(&c.name, &args_of(c)?));
+                calls.push(python_call(&c.name, &args_of(c)?)?);
             }
         }
         truth.push(calls);

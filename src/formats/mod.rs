@@ -481,6 +481,7 @@ pub fn take_labels(t: &mut Trajectory, obj: &fields::Obj) -> RecordResult<()> {
     }
     for (key, slot) in [
         ("domain", &mut t.domain),
+        ("domain_source", &mut t.domain_source),
         ("reasoning_mode", &mut t.reasoning_mode),
         ("cluster_id", &mut t.cluster_id),
         ("parent_id", &mut t.parent_id),
@@ -501,6 +502,7 @@ pub const LABEL_KEYS: &[&str] = &[
     "traj_id",
     "source",
     "domain",
+    "domain_source",
     "reasoning_mode",
     "cluster_id",
     "parent_id",

@@ -291,6 +291,7 @@ pub fn to_openai_json(t: &Trajectory) -> Value {
     o.insert("source".into(), Value::String(t.source.clone()));
     for (k, v) in [
         ("domain", &t.domain),
+        ("domain_source", &t.domain_source),
         ("reasoning_mode", &t.reasoning_mode),
         ("cluster_id", &t.cluster_id),
         ("parent_id", &t.parent_id),

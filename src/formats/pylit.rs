@@ -81,6 +81,19 @@ impl<'a> P<'a> {
                     b't' => out.push(b'\t'),
                     b'r' => out.push(b'\r'),
                     b'0' => out.push(0),
+                    // `\xHH`: a code point below 256 (what py_literal writes for control characters).
+                    b'x' if self.i + 2 < self.s.len() => {
+                        let hex =
+                            std::str::from_utf8(&self.s[self.i + 1..self.i + 3]).unwrap_or("");
+                        if let Some(ch) = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
+                        {
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                            self.i += 2;
+                        } else {
+                            out.extend_from_slice(b"\\x");
+                        }
+                    }
                     b'u' if self.i + 4 < self.s.len() => {
                         let hex =
                             std::str::from_utf8(&self.s[self.i + 1..self.i + 5]).unwrap_or("");
@@ -228,6 +241,18 @@ impl<'a> P<'a> {
         loop {
             if self.eat(b')') {
                 return Ok(call);
+            }
+            // `**{'from': 'USD'}`: keyword arguments whose names Python cannot spell.
+            if self.peek() == Some(b'*') && self.s[self.i..].starts_with(b"**") {
+                self.i += 2;
+                match self.value()? {
+                    Value::Object(m) => call.keywords.extend(m),
+                    _ => return self.err("expected a dict after `**`"),
+                }
+                if !self.eat(b',') && self.peek() != Some(b')') {
+                    return self.err("expected `,` or `)`");
+                }
+                continue;
             }
             let save = self.i;
             match self.ident() {

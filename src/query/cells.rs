@@ -39,6 +39,15 @@ pub fn strs(b: &RecordBatch, name: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Column `name` as text, NULL as `None`.
+pub fn opt_strs(b: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
+    let a = column(b, name, &DataType::Utf8)?;
+    Ok(a.as_string::<i32>()
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect())
+}
+
 /// The cell of row `row`, NULL as `None`.
 pub fn f64_at(b: &RecordBatch, name: &str, row: usize) -> Result<Option<f64>> {
     let a = column(b, name, &DataType::Float64)?;

@@ -100,6 +100,9 @@ fn metadata_text(m: &serde_json::Map<String, serde_json::Value>) -> String {
     serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
 }
 
+/// The `domain_source` of a domain the data itself gave.
+pub const DOMAIN_FROM_SOURCE: &str = "source";
+
 /// Builds one `trajectories` record batch (file schema, without `round`).
 pub fn trajectories_to_batch(rows: &[Trajectory]) -> Result<RecordBatch> {
     let opt = |f: fn(&Trajectory) -> &Option<String>| strings(rows.iter().map(|t| f(t).as_deref()));
@@ -127,6 +130,11 @@ pub fn trajectories_to_batch(rows: &[Trajectory]) -> Result<RecordBatch> {
         )),
         Arc::new(Float64Array::from_iter(rows.iter().map(|t| t.reward))),
         strings(metadata.iter().map(|s| Some(s.as_str()))),
+        strings(rows.iter().map(|t| {
+            t.domain_source
+                .as_deref()
+                .or(t.domain.as_ref().map(|_| DOMAIN_FROM_SOURCE))
+        })),
     ];
     Ok(RecordBatch::try_new(
         schema::trajectory_file_schema(),
@@ -277,6 +285,7 @@ pub fn batch_to_trajectories(batch: &RecordBatch) -> Result<Vec<Trajectory>> {
             batch_id: s("batch_id"),
             cluster_id: s("cluster_id"),
             domain: s("domain"),
+            domain_source: s("domain_source"),
             reasoning_mode: s("reasoning_mode"),
             system: s("system"),
             tools: match get("tools") {

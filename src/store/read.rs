@@ -23,10 +23,10 @@ use super::Corpus;
 use crate::error::Result;
 
 /// A Parquet file in an object store, read by byte ranges.
-struct StoreFile {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
+pub(super) struct StoreFile {
+    pub(super) store: Arc<dyn ObjectStore>,
+    pub(super) path: Path,
+    pub(super) size: u64,
 }
 
 impl AsyncFileReader for StoreFile {

@@ -74,6 +74,8 @@ static TRAJECTORY_FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("num_tokens", DataType::Int64, false),
         Field::new("reward", DataType::Float64, true),
         utf8("metadata", false),
+        // Added after the first corpora were written: files without it read as NULL.
+        utf8("domain_source", true),
     ]))
 });
 
@@ -202,6 +204,8 @@ pub fn rounds_schema() -> SchemaRef {
         int64("failed"),
         float64("acceptance_rate", true),
         utf8("finished_at", false),
+        // JSON object: rejection or failure kind → trajectories, most frequent first.
+        utf8("rejection_reasons", true),
     ]))
 }
 

@@ -348,6 +348,53 @@ fn stale_on_s3(m: &ObjectMeta) -> bool {
         .is_ok_and(|age| age > 2 * lock::lease_duration())
 }
 
+/// Rewrites one Parquet file of a table in place: its batches are streamed through `f` (which
+/// returns batches of `schema`) and written under the same path, through a buffered multipart
+/// writer that makes the new content visible only when complete: a rename over the old file on a
+/// local folder, the completion of the upload on S3. A reader sees the old file or the new one,
+/// whole; a rewrite that fails or is killed leaves the old one. Returns the rows written.
+///
+/// A rewrite never changes the number of rows (`f` must return as many rows as it gets).
+pub async fn rewrite(
+    corpus: &Corpus,
+    file: &object_store::ObjectMeta,
+    schema: SchemaRef,
+    mut f: impl FnMut(RecordBatch) -> Result<RecordBatch>,
+) -> Result<usize> {
+    use datafusion::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+    use futures::TryStreamExt;
+    let reader = super::read::StoreFile {
+        store: corpus.store(),
+        path: file.location.clone(),
+        size: file.size,
+    };
+    let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
+        .await?
+        .build()?;
+    let sink = BufWriter::new(corpus.store(), file.location.clone());
+    let mut w = AsyncArrowWriter::try_new(sink, schema, Some(writer_properties()))?;
+    let mut rows = 0;
+    while let Some(batch) = stream.try_next().await? {
+        let n = batch.num_rows();
+        let out = f(batch)?;
+        if out.num_rows() != n {
+            return Err(crate::error::Error::Other(format!(
+                "rewriting {}: {} rows became {}; the file is left as it was",
+                file.location,
+                n,
+                out.num_rows()
+            )));
+        }
+        w.write(&out).await?;
+        if w.in_progress_size() > ROW_GROUP_BYTES {
+            w.flush().await?;
+        }
+        rows += n;
+    }
+    w.close().await?;
+    Ok(rows)
+}
+
 /// A streaming text object (NDJSON) that becomes visible when finished.
 pub struct TextWriter {
     inner: BufWriter,

@@ -5,9 +5,10 @@
 
 use serde_json::{Value, json};
 
-use super::backend::{AgentCall, ChatModel, ChatReply, ChatRequest, Role};
 use super::blueprint::{Blueprint, PlanInput, Step, draft};
+use super::grounding::Grounding;
 use crate::formats::openai::{messages_json, tools_json};
+use crate::llm::{AgentCall, ChatModel, ChatReply, ChatRequest, Role};
 use crate::metrics::messages::is_code_tool;
 use crate::model::{Message, ToolCall, Trajectory};
 use crate::sandbox::python::PythonOptions;
@@ -22,8 +23,14 @@ const USER_PROMPT: &str = "You play a user talking to a support assistant. Stay 
 only what the user would say, one message at a time.";
 
 const TOOL_PROMPT: &str = "You simulate a tool. Given the tool's definition, its output schema, the \
-call's arguments and the fields the result must contain, reply with the tool's result as one JSON \
-object only. If `fail` is true, reply with {\"error\": \"...\"} describing a transient failure.";
+call's arguments, the fields the result must contain (`produces`) and `examples` of what this tool \
+really returned for similar arguments, reply with the tool's result only: in the same shape and style \
+as the examples (JSON when they are JSON), consistent with the arguments, holding every `produces` \
+value. If `fail` is true, reply with {\"error\": \"...\"} describing a transient failure.";
+
+/// Observed examples shown to a model simulating a tool, and how much of each result.
+const PROMPT_EXAMPLES: usize = 3;
+const PROMPT_RESULT_CHARS: usize = 2000;
 
 /// Why one request produced no trajectory.
 #[derive(Debug, Clone)]
@@ -33,7 +40,7 @@ pub struct ItemFailure {
 }
 
 impl ItemFailure {
-    fn new(stage: &'static str, reason: impl ToString) -> Self {
+    pub fn new(stage: &'static str, reason: impl ToString) -> Self {
         Self {
             stage,
             reason: reason.to_string(),
@@ -48,6 +55,8 @@ pub struct Agents<'a> {
     /// Sent as the request `seed`, so servers that honour it answer reproducibly.
     pub seed: u64,
     pub sandbox: &'a PythonOptions,
+    /// The observed calls and output schemas tools are simulated from.
+    pub grounding: &'a Grounding,
 }
 
 fn request(a: &Agents, messages: Vec<Value>, tools: Vec<Value>, json_out: bool) -> ChatRequest {
@@ -144,7 +153,7 @@ pub async fn plan(a: &Agents<'_>, input: &PlanInput<'_>) -> Result<Blueprint, It
         }
         bp.steps = steps;
     }
-    bp.compute_targets();
+    bp.compute_targets(a.grounding);
     Ok(bp)
 }
 
@@ -239,7 +248,6 @@ async fn tool_turn(
     bp: &Blueprint,
     call: &ToolCall,
     planned: Option<(&super::blueprint::PlannedCall, bool)>,
-    output_schema: Option<&Value>,
 ) -> Result<Message, ItemFailure> {
     let mut msg = if is_code_tool(&call.name) && bp.tools.iter().any(|t| t.name == call.name) {
         run_code(a, call).await?
@@ -249,19 +257,43 @@ async fn tool_turn(
             .filter(|(p, _)| p.tool == call.name)
             .map(|(p, fail)| (Value::Object(p.produces.clone()), fail))
             .unwrap_or((json!({}), false));
+        let empty = serde_json::Map::new();
+        let examples = a.grounding.nearest(
+            &call.name,
+            args.as_object().unwrap_or(&empty),
+            PROMPT_EXAMPLES,
+        );
+        // A tool that really answers in plain text may be simulated in plain text.
+        let text_ok = a
+            .grounding
+            .examples(&call.name)
+            .iter()
+            .any(|e| serde_json::from_str::<Value>(&e.result).is_err());
         let task = json!({
             "tool": def.name, "description": def.description,
             "parameters": def.parameters.as_deref().and_then(|p| serde_json::from_str::<Value>(p).ok()),
-            "output_schema": output_schema, "arguments": args, "produces": produces, "fail": fail,
+            "output_schema": a.grounding.output_schema(&call.name), "arguments": args,
+            "produces": produces, "fail": fail, "examples": examples,
         });
+        // The model sees the examples' results cut short; the offline simulator the whole ones.
+        let mut shown = task.clone();
+        if let Some(list) = shown.get_mut("examples").and_then(Value::as_array_mut) {
+            for e in list {
+                if let Some(Value::String(r)) = e.get_mut("result")
+                    && r.chars().count() > PROMPT_RESULT_CHARS
+                {
+                    *r = r.chars().take(PROMPT_RESULT_CHARS).collect::<String>() + "…";
+                }
+            }
+        }
         let ac = AgentCall {
             role: Role::ToolSimulator,
-            task: task.clone(),
+            task,
             request: request(
                 a,
                 vec![
                     json!({"role": "system", "content": TOOL_PROMPT}),
-                    json!({"role": "user", "content": task.to_string()}),
+                    json!({"role": "user", "content": shown.to_string()}),
                 ],
                 vec![],
                 true,
@@ -273,7 +305,7 @@ async fn tool_turn(
             .await
             .map_err(|e| ItemFailure::new("tool simulator", e))?;
         let content = strip_fence(&reply.content.unwrap_or_default()).to_string();
-        if serde_json::from_str::<Value>(&content).is_err() {
+        if !text_ok && serde_json::from_str::<Value>(&content).is_err() {
             return Err(ItemFailure::new(
                 "tool simulator",
                 format!("`{}` result is not JSON", call.name),
@@ -326,13 +358,8 @@ async fn run_code(a: &Agents<'_>, call: &ToolCall) -> Result<Message, ItemFailur
     Ok(m)
 }
 
-/// Plays the conversation along the blueprint. `output_schemas` gives the output schema of a
-/// tool by name when the catalog has one.
-pub async fn rollout(
-    a: &Agents<'_>,
-    bp: &Blueprint,
-    output_schemas: &std::collections::HashMap<String, Value>,
-) -> Result<Vec<Message>, ItemFailure> {
+/// Plays the conversation along the blueprint.
+pub async fn rollout(a: &Agents<'_>, bp: &Blueprint) -> Result<Vec<Message>, ItemFailure> {
     let seq = bp.call_sequence();
     let sequence: Vec<usize> = seq.iter().map(|(n, _)| *n).collect();
     let script = bp.script();
@@ -359,7 +386,7 @@ pub async fn rollout(
                     let fail = p.fails_first && seq.get(pos + 1).is_some_and(|(m, _)| m == n);
                     (*p, fail)
                 });
-                let result = tool_turn(a, bp, c, planned, output_schemas.get(&c.name)).await?;
+                let result = tool_turn(a, bp, c, planned).await?;
                 messages.push(result);
                 pos += 1;
             }

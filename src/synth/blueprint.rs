@@ -6,12 +6,19 @@
 //! the reasoning pattern (a clarifying question, calls in parallel, a retry after an error, or a
 //! code step). The target reasoning mode and complexity are computed by the real metric
 //! functions over the blueprint's skeleton, so the verifier can hold the rollout to them.
+//!
+//! The plan is grounded in the corpus ([`Grounding`]): a new call takes the arguments of a real
+//! call of its tool (when one validates against the tool's schema), a new dependency consumes a
+//! value the source call's result really holds (when one fits the argument), the seed's own calls
+//! that fail their tool's schema are given valid arguments, and the skeleton's results are the
+//! ones the grounded tool simulator will return.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::grounding::{Grounding, RETRY_ERROR};
 use crate::metrics::calls::{CodeTools, Weights, call_facts};
 use crate::metrics::messages::{MessagesView, is_code_tool};
 use crate::metrics::reasoning_mode::mode_of;
@@ -115,6 +122,8 @@ pub struct PlanInput<'a> {
     pub cluster_id: Option<String>,
     /// Deterministic choices derive from this.
     pub rng_seed: u64,
+    /// The observed calls and output schemas the plan is grounded in.
+    pub grounding: &'a Grounding,
 }
 
 impl Blueprint {
@@ -155,9 +164,10 @@ impl Blueprint {
         out
     }
 
-    /// The conversation the blueprint describes, with results holding exactly what later calls
-    /// consume: what the metrics of the target are computed from.
-    pub fn skeleton(&self) -> Vec<Message> {
+    /// The conversation the blueprint describes, with the results the grounded simulator gives
+    /// (each holding what later calls consume): what the metrics of the target are computed
+    /// from. A code tool's result is not known before it runs: it stands as `status: ok`.
+    pub fn skeleton(&self, grounding: &Grounding) -> Vec<Message> {
         let mut msgs = vec![Message::text("user", self.goal.clone())];
         let mut n = 0;
         for s in &self.steps {
@@ -180,9 +190,8 @@ impl Blueprint {
                     if calls.iter().any(|c| c.fails_first) {
                         msgs.push(Message::calls(tc.clone()));
                         for c in calls {
-                            let mut m = Message::tool_result(
-                                json!({"error": "temporarily unavailable"}).to_string(),
-                            );
+                            let mut m =
+                                Message::tool_result(json!({ "error": RETRY_ERROR }).to_string());
                             m.name = Some(c.tool.clone());
                             m.error = Some(true);
                             msgs.push(m);
@@ -190,9 +199,17 @@ impl Blueprint {
                     }
                     msgs.push(Message::calls(tc));
                     for c in calls {
-                        let mut result = c.produces.clone();
-                        result.insert("status".into(), "ok".into());
-                        let mut m = Message::tool_result(Value::Object(result).to_string());
+                        let text = if is_code_tool(&c.tool) {
+                            let mut result = c.produces.clone();
+                            result.insert("status".into(), "ok".into());
+                            Value::Object(result).to_string()
+                        } else {
+                            grounding.result(&c.tool, &c.arguments, &c.produces)
+                        };
+                        let mut m = Message::tool_result(text);
+                        m.error = Some(crate::metrics::messages::is_error_text(
+                            m.content.as_deref().unwrap_or_default(),
+                        ));
                         m.name = Some(c.tool.clone());
                         msgs.push(m);
                     }
@@ -243,9 +260,9 @@ impl Blueprint {
     }
 
     /// Settles the dependencies and sets the target mode and complexity from the skeleton.
-    pub fn compute_targets(&mut self) {
+    pub fn compute_targets(&mut self, grounding: &Grounding) {
         self.settle_dependencies();
-        let (mode, cac) = measure(&self.skeleton());
+        let (mode, cac) = measure(&self.skeleton(grounding));
         self.target_mode = mode;
         self.target_complexity = cac;
     }
@@ -269,7 +286,9 @@ fn args_object(text: &str) -> Map<String, Value> {
 }
 
 /// The seed's own structure as steps: its calls with their arguments, and for every argument
-/// that repeats a value of an earlier result, the dependency.
+/// that repeats a value of an earlier result, the dependency. Consecutive calls with no result
+/// between them (benchmark ground truth often has none) become one step of parallel calls: none
+/// of them could use another's result.
 pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
     let mut steps = vec![];
     // (call number, parsed result) of the results seen so far
@@ -277,11 +296,15 @@ pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
     let mut n = 0;
     let mut pending: Vec<usize> = vec![];
     let mut planned: Vec<PlannedCall> = vec![];
-    let mut step_of_call: Vec<usize> = vec![];
+    // The last step's calls have had no result yet: calls made before any result came back
+    // could not use one, so they join that step and run in parallel.
+    let mut unanswered = false;
     for m in &seed.messages {
         match m.role.as_str() {
             "assistant" if !m.tool_calls.is_empty() => {
-                pending.clear();
+                if !unanswered {
+                    pending.clear();
+                }
                 let mut calls = vec![];
                 for c in &m.tool_calls {
                     let arguments = args_object(&c.arguments);
@@ -310,7 +333,6 @@ pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
                         }
                     }
                     pending.push(n);
-                    step_of_call.push(steps.len());
                     calls.push(PlannedCall {
                         tool: c.name.clone(),
                         arguments,
@@ -321,9 +343,14 @@ pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
                     n += 1;
                 }
                 planned.extend(calls.iter().cloned());
-                steps.push(Step::Calls { calls });
+                match steps.last_mut() {
+                    Some(Step::Calls { calls: open }) if unanswered => open.extend(calls),
+                    _ => steps.push(Step::Calls { calls }),
+                }
+                unanswered = true;
             }
             "assistant" => {
+                unanswered = false;
                 let text = m.content.clone().unwrap_or_default();
                 if text.trim_end().ends_with('?') {
                     steps.push(Step::Ask {
@@ -333,13 +360,17 @@ pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
                 }
             }
             "tool" => {
+                unanswered = false;
                 if !pending.is_empty() {
                     let j = pending.remove(0);
                     let raw = m.content.clone().unwrap_or_default();
                     results.push((j, args_object(&raw), raw));
                 }
             }
-            _ => pending.clear(),
+            _ => {
+                unanswered = false;
+                pending.clear();
+            }
         }
     }
     // Every dependency's value must be produced by the call it comes from.
@@ -386,6 +417,9 @@ pub fn value_for(schema: &Value, name: &str, rng: &mut Rng) -> Value {
         }
         "object" => Value::Object(arguments_for(schema, rng)),
         _ => {
+            if let Some(v) = formatted_string(schema, rng) {
+                return json!(v);
+            }
             let stem: String = name
                 .chars()
                 .filter(|c| c.is_ascii_alphanumeric())
@@ -394,6 +428,43 @@ pub fn value_for(schema: &Value, name: &str, rng: &mut Rng) -> Value {
             json!(format!("{}-{:05}", stem.to_lowercase(), rng.below(100_000)))
         }
     }
+}
+
+/// A string in the schema's `format`, or matching its `pattern` (the shapes `tools infer`
+/// writes), when it has one.
+fn formatted_string(schema: &Value, rng: &mut Rng) -> Option<String> {
+    let day = 1 + rng.below(28);
+    let month = 1 + rng.below(12);
+    match schema.get("format").and_then(Value::as_str) {
+        Some("date") => return Some(format!("2024-{month:02}-{day:02}")),
+        Some("date-time") => {
+            return Some(format!(
+                "2024-{month:02}-{day:02}T{:02}:{:02}:00Z",
+                rng.below(24),
+                rng.below(60)
+            ));
+        }
+        Some("email") => return Some(format!("user{}@example.com", rng.below(100_000))),
+        Some("uuid") => {
+            let h = |n: usize, rng: &mut Rng| -> String {
+                (0..n)
+                    .map(|_| char::from_digit(rng.below(16) as u32, 16).expect("a hex digit"))
+                    .collect()
+            };
+            return Some(format!(
+                "{}-{}-4{}-a{}-{}",
+                h(8, rng),
+                h(4, rng),
+                h(3, rng),
+                h(3, rng),
+                h(12, rng)
+            ));
+        }
+        Some("uri") => return Some(format!("https://example.com/item/{}", rng.below(100_000))),
+        _ => {}
+    }
+    let pattern = schema.get("pattern").and_then(Value::as_str)?;
+    crate::labels::shape::sample_pattern(pattern, &mut |n| rng.below(n))
 }
 
 /// Arguments for an object schema: every required property and the first optional one.
@@ -423,18 +494,6 @@ fn schema_of(tool: &ToolDef) -> Value {
         .as_deref()
         .and_then(|p| serde_json::from_str(p).ok())
         .unwrap_or(json!({"type": "object", "properties": {}}))
-}
-
-/// A string property of the tool's schema that can carry an earlier result's value.
-fn string_param(tool: &ToolDef) -> Option<String> {
-    let schema = schema_of(tool);
-    let props = schema.get("properties")?.as_object()?;
-    props
-        .iter()
-        .find(|(_, s)| {
-            s.get("type").and_then(Value::as_str) == Some("string") && s.get("enum").is_none()
-        })
-        .map(|(k, _)| k.clone())
 }
 
 /// The calls of `steps` in order.
@@ -469,27 +528,153 @@ fn non_code_tools(tools: &[ToolDef]) -> Vec<&ToolDef> {
     tools.iter().filter(|t| !is_code_tool(&t.name)).collect()
 }
 
-/// A new call to a tool, with arguments from its schema.
-fn new_call(tool: &ToolDef, rng: &mut Rng) -> PlannedCall {
+/// The observed argument objects of a tool that validate against its schema.
+fn valid_examples<'g>(tool: &ToolDef, grounding: &'g Grounding) -> Vec<&'g Map<String, Value>> {
+    let validator = jsonschema::validator_for(&schema_of(tool)).ok();
+    grounding
+        .examples(&tool.name)
+        .iter()
+        .map(|e| &e.arguments)
+        .filter(|a| {
+            validator
+                .as_ref()
+                .is_none_or(|v| v.is_valid(&Value::Object((*a).clone())))
+        })
+        .collect()
+}
+
+/// Arguments for a new call: those of a real call of the tool when one validates, else
+/// generated from its schema.
+fn grounded_arguments(tool: &ToolDef, rng: &mut Rng, grounding: &Grounding) -> Map<String, Value> {
+    let real = valid_examples(tool, grounding);
+    if real.is_empty() {
+        arguments_for(&schema_of(tool), rng)
+    } else {
+        real[rng.below(real.len())].clone()
+    }
+}
+
+/// A new call to a tool.
+fn new_call(tool: &ToolDef, rng: &mut Rng, grounding: &Grounding) -> PlannedCall {
     PlannedCall {
         tool: tool.name.clone(),
-        arguments: arguments_for(&schema_of(tool), rng),
+        arguments: grounded_arguments(tool, rng, grounding),
         produces: Map::new(),
         depends_on: vec![],
         fails_first: false,
     }
 }
 
-/// Makes call `to` (global number) consume a fresh value produced by call `from`.
-fn link(steps: &mut [Step], from: usize, to: usize, argument: &str, rng: &mut Rng) {
-    let field = format!("{}_ref", argument.trim_end_matches("_id"));
-    // A value the source already produces for another dependent call is shared, not replaced.
-    let existing = planned_calls(steps)
-        .into_iter()
-        .nth(from)
-        .and_then(|c| c.produces.get(&field).cloned());
-    let value =
-        existing.unwrap_or_else(|| Value::String(format!("REF-{:06}", rng.below(1_000_000))));
+/// The schema of one argument of a tool (`{}` when unknown).
+fn argument_schema(tools: &[ToolDef], tool: &str, argument: &str) -> Value {
+    tools
+        .iter()
+        .find(|t| t.name == tool)
+        .map(schema_of)
+        .and_then(|s| s.get("properties")?.get(argument).cloned())
+        .unwrap_or(json!({}))
+}
+
+/// A name reduced to its entity: lower case, `_id`/`_ids` and a plural `s` dropped
+/// (`reservation_id`, `reservations` and `Reservation` all give `reservation`).
+fn entity_of(name: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    let n = n
+        .strip_suffix("_ids")
+        .or_else(|| n.strip_suffix("_id"))
+        .unwrap_or(&n);
+    n.strip_suffix('s').unwrap_or(n).to_string()
+}
+
+/// A value of a result that `argument` (with schema `schema`) can consume: a leaf that validates
+/// against the schema and counts as a consumed value (a string of three characters or more, a
+/// number other than 0 and 1), under a key named like the argument; for an argument with an
+/// `enum`, `pattern` or `format`, any leaf that fits. Returns the field that names it in the
+/// result (the key when it is a top-level field, else the argument) and the value.
+fn find_value(result: &str, argument: &str, schema: &Value) -> Option<(String, Value)> {
+    let v: Value = serde_json::from_str(result).ok()?;
+    let validator = jsonschema::validator_for(schema).ok()?;
+    let constrained = ["enum", "pattern", "format"]
+        .iter()
+        .any(|k| schema.get(k).is_some());
+    let want = entity_of(argument);
+    let mut best: Option<(u8, bool, String, Value)> = None;
+    let mut visit = |key: &str, top: bool, leaf: &Value| {
+        let usable = match leaf {
+            Value::String(s) => s.chars().count() >= 3,
+            Value::Number(n) => !matches!(n.to_string().as_str(), "0" | "1"),
+            _ => false,
+        };
+        if !usable || !validator.is_valid(leaf) {
+            return;
+        }
+        let score = if key == argument {
+            3
+        } else if !key.is_empty() && entity_of(key) == want {
+            2
+        } else if constrained {
+            1
+        } else {
+            0
+        };
+        if score > best.as_ref().map_or(0, |b| b.0) {
+            best = Some((score, top, key.to_string(), leaf.clone()));
+        }
+    };
+    fn walk(v: &Value, key: &str, top: bool, f: &mut dyn FnMut(&str, bool, &Value)) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    walk(
+                        x,
+                        k,
+                        top && !matches!(x, Value::Object(_) | Value::Array(_)),
+                        f,
+                    );
+                }
+            }
+            Value::Array(a) => {
+                for x in a {
+                    walk(x, key, false, f);
+                }
+            }
+            leaf => f(key, top, leaf),
+        }
+    }
+    walk(&v, "", matches!(v, Value::Object(_)), &mut visit);
+    best.map(|(_, top, key, value)| (if top { key } else { argument.to_string() }, value))
+}
+
+/// The result the source call of a dependency is expected to give (empty for code runs).
+fn expected_result(call: &PlannedCall, grounding: &Grounding) -> String {
+    if is_code_tool(&call.tool) {
+        String::new()
+    } else {
+        grounding.result(&call.tool, &call.arguments, &call.produces)
+    }
+}
+
+/// Makes call `to` (global number) consume a value produced by call `from`: one its grounded
+/// result really holds when one fits the argument, else a fresh value of the argument's schema
+/// that the result is then made to hold.
+fn link(steps: &mut [Step], from: usize, to: usize, argument: &str, ctx: &mut Ctx) {
+    let calls = planned_calls(steps);
+    let (Some(src), Some(dst)) = (calls.get(from), calls.get(to)) else {
+        return;
+    };
+    let schema = argument_schema(ctx.tools, &dst.tool, argument);
+    let (field, value) = match find_value(&expected_result(src, ctx.grounding), argument, &schema) {
+        Some(found) => found,
+        None => {
+            // A value the source already produces for another dependent call is shared.
+            let value = src
+                .produces
+                .get(argument)
+                .cloned()
+                .unwrap_or_else(|| value_for(&schema, argument, ctx.rng));
+            (argument.to_string(), value)
+        }
+    };
     let mut k = 0;
     for s in steps.iter_mut() {
         if let Step::Calls { calls } = s {
@@ -512,42 +697,77 @@ fn link(steps: &mut [Step], from: usize, to: usize, argument: &str, rng: &mut Rn
     }
 }
 
-/// Deepen: one more single-call step that consumes the last call's result; a tool not used yet
-/// when there is one. Without a usable tool, a code step consumes it.
-fn deepen(steps: &mut Vec<Step>, tools: &[ToolDef], rng: &mut Rng) {
-    let used = used_tools(steps);
-    let candidates: Vec<&ToolDef> = non_code_tools(tools)
-        .into_iter()
-        .filter(|t| string_param(t).is_some())
-        .collect();
-    let fresh: Vec<&&ToolDef> = candidates
-        .iter()
-        .filter(|t| !used.contains(&t.name))
-        .collect();
-    let pick = if !fresh.is_empty() {
-        Some(*fresh[rng.below(fresh.len())])
-    } else if !candidates.is_empty() {
-        Some(candidates[rng.below(candidates.len())])
-    } else {
-        None
+/// What the mutations draw on: the tools on offer, the grounding, the generator.
+struct Ctx<'a> {
+    tools: &'a [ToolDef],
+    grounding: &'a Grounding,
+    rng: &'a mut Rng,
+}
+
+/// The string parameters of a tool that can carry an earlier result's value (no `enum`).
+fn string_params(tool: &ToolDef) -> Vec<(String, Value)> {
+    let schema = schema_of(tool);
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return vec![];
     };
+    props
+        .iter()
+        .filter(|(_, s)| {
+            s.get("type").and_then(Value::as_str) == Some("string") && s.get("enum").is_none()
+        })
+        .map(|(k, s)| (k.clone(), s.clone()))
+        .collect()
+}
+
+/// Deepen: one more single-call step that consumes the last call's result. The new call's
+/// tool and argument are chosen, in this order of preference, so that the source's result really
+/// holds a value the argument takes and the tool is not used yet; so that the value is real; so
+/// that the tool is new; anything. Without a usable tool, a code step consumes it.
+fn deepen(steps: &mut Vec<Step>, ctx: &mut Ctx) {
+    let used = used_tools(steps);
     let n = call_count(steps);
     // The new step consumes the last result that is not a code run's output.
-    let source = planned_calls(steps)
-        .into_iter()
-        .enumerate()
-        .rfind(|(_, c)| !is_code_tool(&c.tool))
-        .map(|(k, _)| k);
+    let (source, result) = {
+        let calls = planned_calls(steps);
+        let source = calls
+            .iter()
+            .enumerate()
+            .rfind(|(_, c)| !is_code_tool(&c.tool))
+            .map(|(k, _)| k);
+        let result = source
+            .map(|k| expected_result(calls[k], ctx.grounding))
+            .unwrap_or_default();
+        (source, result)
+    };
+    let tools = ctx.tools;
+    // (tool, argument, not used yet, the source's result holds a value it takes)
+    let mut options: Vec<(&ToolDef, String, bool, bool)> = vec![];
+    for t in non_code_tools(tools) {
+        for (arg, schema) in string_params(t) {
+            let fits = find_value(&result, &arg, &schema).is_some();
+            options.push((t, arg, !used.contains(&t.name), fits));
+        }
+    }
+    let mut pick = None;
+    for (fresh, fits) in [(true, true), (false, true), (true, false), (false, false)] {
+        let tier: Vec<&(&ToolDef, String, bool, bool)> = options
+            .iter()
+            .filter(|o| (!fresh || o.2) && (!fits || o.3))
+            .collect();
+        if !tier.is_empty() {
+            pick = Some(tier[ctx.rng.below(tier.len())].clone());
+            break;
+        }
+    }
     match pick {
-        Some(tool) => {
-            let call = new_call(tool, rng);
-            let arg = string_param(tool).expect("filtered on it");
+        Some((tool, arg, _, _)) => {
+            let call = new_call(tool, ctx.rng, ctx.grounding);
             steps.push(Step::Calls { calls: vec![call] });
             if let Some(from) = source {
-                link(steps, from, n, &arg, rng);
+                link(steps, from, n, &arg, ctx);
             }
         }
-        None => add_code_step(steps, rng),
+        None => add_code_step(steps, ctx.rng),
     }
 }
 
@@ -571,7 +791,8 @@ fn add_code_step(steps: &mut Vec<Step>, rng: &mut Rng) {
 }
 
 /// Shift: change the pattern of reasoning in a way the seed does not have yet.
-fn shift(steps: &mut Vec<Step>, tools: &[ToolDef], seed_mode: &str, rng: &mut Rng) {
+fn shift(steps: &mut Vec<Step>, seed_mode: &str, ctx: &mut Ctx) {
+    let tools = ctx.tools;
     let has = |m: &str| seed_mode.split('>').any(|x| x.starts_with(m));
     let mut options: Vec<u8> = vec![];
     if !has("Q") {
@@ -587,9 +808,9 @@ fn shift(steps: &mut Vec<Step>, tools: &[ToolDef], seed_mode: &str, rng: &mut Rn
         options.push(b'X');
     }
     if options.is_empty() {
-        return deepen(steps, tools, rng);
+        return deepen(steps, ctx);
     }
-    match options[rng.below(options.len())] {
+    match options[ctx.rng.below(options.len())] {
         b'Q' => steps.insert(
             0,
             Step::Ask {
@@ -599,10 +820,10 @@ fn shift(steps: &mut Vec<Step>, tools: &[ToolDef], seed_mode: &str, rng: &mut Rn
         ),
         b'P' => {
             let pool = non_code_tools(tools);
-            let k = 2 + rng.below(2.min(pool.len() - 1));
-            let start = rng.below(pool.len());
+            let k = 2 + ctx.rng.below(2.min(pool.len() - 1));
+            let start = ctx.rng.below(pool.len());
             let calls = (0..k)
-                .map(|i| new_call(pool[(start + i) % pool.len()], rng))
+                .map(|i| new_call(pool[(start + i) % pool.len()], ctx.rng, ctx.grounding))
                 .collect();
             let at = steps
                 .iter()
@@ -619,13 +840,13 @@ fn shift(steps: &mut Vec<Step>, tools: &[ToolDef], seed_mode: &str, rng: &mut Rn
                 .map(|(i, _)| i)
                 .collect();
             if singles.is_empty() {
-                return deepen(steps, tools, rng);
+                return deepen(steps, ctx);
             }
-            if let Step::Calls { calls } = &mut steps[singles[rng.below(singles.len())]] {
+            if let Step::Calls { calls } = &mut steps[singles[ctx.rng.below(singles.len())]] {
                 calls[0].fails_first = true;
             }
         }
-        _ => add_code_step(steps, rng),
+        _ => add_code_step(steps, ctx.rng),
     }
 }
 
@@ -647,15 +868,15 @@ fn renumber_after_insert(steps: &mut [Step], at: usize, k: usize) {
 }
 
 /// Broaden: the seed's pattern on the donor domain's tools (calls mapped in order, arguments
-/// from the new tools' schemas, dependencies kept on their string parameters).
-fn broaden(steps: &mut [Step], donor_tools: &[ToolDef], rng: &mut Rng) -> bool {
-    let pool = non_code_tools(donor_tools);
+/// grounded in the new tools' calls, dependencies kept on their string parameters).
+fn broaden(steps: &mut [Step], ctx: &mut Ctx) -> bool {
+    let pool = non_code_tools(ctx.tools);
     if pool.is_empty() {
         return false;
     }
     let mut k = 0;
     let mut links: Vec<(usize, usize, String)> = vec![];
-    let start = rng.below(pool.len());
+    let start = ctx.rng.below(pool.len());
     for s in steps.iter_mut() {
         if let Step::Calls { calls } = s {
             for c in calls.iter_mut() {
@@ -666,19 +887,41 @@ fn broaden(steps: &mut [Step], donor_tools: &[ToolDef], rng: &mut Rng) -> bool {
                 let tool = pool[(start + k) % pool.len()];
                 let deps = std::mem::take(&mut c.depends_on);
                 let fails = c.fails_first;
-                *c = new_call(tool, rng);
+                *c = new_call(tool, ctx.rng, ctx.grounding);
                 c.fails_first = fails;
-                if let (Some(d), Some(arg)) = (deps.first(), string_param(tool)) {
-                    links.push((d.call, k, arg));
+                if let (Some(d), Some((arg, _))) = (deps.first(), string_params(tool).first()) {
+                    links.push((d.call, k, arg.clone()));
                 }
                 k += 1;
             }
         }
     }
     for (from, to, arg) in links {
-        link(steps, from, to, &arg, rng);
+        link(steps, from, to, &arg, ctx);
     }
     true
+}
+
+/// The seed's own calls whose arguments fail their tool's schema (agents make mistakes) get the
+/// arguments of a real call that validates, or generated ones; their dependencies are dropped.
+fn repair(steps: &mut [Step], ctx: &mut Ctx) {
+    for s in steps.iter_mut() {
+        let Step::Calls { calls } = s else { continue };
+        for c in calls.iter_mut() {
+            let Some(def) = ctx.tools.iter().find(|t| t.name == c.tool) else {
+                continue;
+            };
+            let args = Value::Object(c.arguments.clone()).to_string();
+            if is_code_tool(&c.tool)
+                || crate::metrics::args_valid::argument_error(&args, def.parameters.as_deref())
+                    .is_none()
+            {
+                continue;
+            }
+            c.arguments = grounded_arguments(def, ctx.rng, ctx.grounding);
+            c.depends_on.clear();
+        }
+    }
 }
 
 const PERSONAS: &[&str] = &[
@@ -693,22 +936,46 @@ pub fn draft(input: &PlanInput) -> Blueprint {
     let mut rng = Rng::new(input.rng_seed);
     let seed = input.seed;
     let seed_mode = measure(&seed.messages).0;
+    let grounding = input.grounding;
     let mut steps: Vec<Step> = steps_of(seed);
     let mut tools = seed.tools.clone();
+    repair(
+        &mut steps,
+        &mut Ctx {
+            tools: &tools,
+            grounding,
+            rng: &mut rng,
+        },
+    );
     let mut domain = seed.domain.clone();
     let mut mutation = input.mutation;
     if mutation == Mutation::Broaden {
-        match input.donor {
-            Some(d) if broaden(&mut steps, &d.tools, &mut rng) => {
+        let broadened = input.donor.filter(|d| {
+            broaden(
+                &mut steps,
+                &mut Ctx {
+                    tools: &d.tools,
+                    grounding,
+                    rng: &mut rng,
+                },
+            )
+        });
+        match broadened {
+            Some(d) => {
                 tools = d.tools.clone();
                 domain = input.target_domain.clone().or(d.domain.clone());
             }
-            _ => mutation = Mutation::Deepen,
+            None => mutation = Mutation::Deepen,
         }
     }
+    let mut ctx = Ctx {
+        tools: &tools,
+        grounding,
+        rng: &mut rng,
+    };
     match mutation {
-        Mutation::Deepen => deepen(&mut steps, &tools, &mut rng),
-        Mutation::Shift => shift(&mut steps, &tools, &seed_mode, &mut rng),
+        Mutation::Deepen => deepen(&mut steps, &mut ctx),
+        Mutation::Shift => shift(&mut steps, &seed_mode, &mut ctx),
         Mutation::Broaden => {}
     }
     // A code step needs a code tool on offer.
@@ -762,7 +1029,7 @@ pub fn draft(input: &PlanInput) -> Blueprint {
         target_mode: String::new(),
         target_complexity: 0.0,
     };
-    bp.compute_targets();
+    bp.compute_targets(grounding);
     bp
 }
 

@@ -10,11 +10,12 @@
 //! that was answered before is sent again.
 
 pub mod agents;
-pub mod backend;
 pub mod blueprint;
+pub mod grounding;
+pub mod offline;
 pub mod verify;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,13 +25,22 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
-use crate::model::Trajectory;
+use crate::llm::{self, ChatModel};
+use crate::model::{ToolDef, Trajectory};
 use crate::query::session::CorpusSession;
 use crate::sandbox::python::PythonOptions;
 use crate::store::{Corpus, convert, rows, tables, writer::PartWriter};
 use agents::{Agents, ItemFailure};
-use backend::ChatModel;
 use blueprint::{Blueprint, Mutation, PlanInput};
+use grounding::Grounding;
+
+/// The `domain_source` of a synthesized trajectory: its blueprint's domain (the seed's, or for
+/// `broaden` the target domain's).
+pub const DOMAIN_FROM_SYNTHESIS: &str = "synthesis";
+
+/// Trajectories of the corpus (besides the batch's seeds) whose calls ground the simulator: a
+/// deterministic sample of about this many.
+const GROUNDING_SAMPLE: i64 = 2000;
 
 /// What to synthesize from one seed: a row of `seeds_next_round` (and of `synthesis_requests`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -62,7 +72,11 @@ pub struct BatchSummary {
     pub seconds: f64,
     pub finished_at: String,
     #[serde(skip)]
-    pub stats: Option<backend::StatsSummary>,
+    pub stats: Option<llm::StatsSummary>,
+    /// Rejections and failures by kind ([`verify::reason_kind`]; a failure as `<stage> failed:
+    /// <reason>`), each trajectory counted once per kind.
+    #[serde(skip)]
+    pub reasons: std::collections::BTreeMap<String, i64>,
 }
 
 /// One row of `blueprints`.
@@ -126,7 +140,7 @@ pub struct SynthOptions {
     pub backend: Backend,
     /// The server, model and request limits of the `openai` backend (its `concurrency` is
     /// also the number of seeds worked on at once).
-    pub openai: backend::openai::OpenAiOptions,
+    pub openai: llm::openai::OpenAiOptions,
     /// Read and write the response cache (`cache/llm/` in the corpus).
     pub cache: bool,
     /// Seed of every deterministic choice (mutations, offline answers, request seeds).
@@ -164,15 +178,10 @@ impl SynthConfig {
     /// Builds the backend `opts` names (the response cache lives in `corpus`).
     pub fn new(opts: &SynthOptions, corpus: &Corpus) -> Result<Self> {
         let model: Arc<dyn ChatModel> = match opts.backend {
-            Backend::Offline => Arc::new(backend::offline::OfflineModel { seed: opts.seed }),
+            Backend::Offline => Arc::new(offline::OfflineModel { seed: opts.seed }),
             Backend::Openai => {
-                let cache = opts
-                    .cache
-                    .then(|| backend::cache::ResponseCache::new(corpus));
-                Arc::new(backend::openai::OpenAiModel::new(
-                    opts.openai.clone(),
-                    cache,
-                )?)
+                let cache = opts.cache.then(|| llm::cache::ResponseCache::new(corpus));
+                Arc::new(llm::openai::OpenAiModel::new(opts.openai.clone(), cache)?)
             }
         };
         Ok(Self {
@@ -239,25 +248,181 @@ async fn load_trajectories(
     Ok(out)
 }
 
-async fn output_schemas(
-    ctx: &datafusion::prelude::SessionContext,
-) -> Result<HashMap<String, Value>> {
+/// Tool definitions by name, for the tools a seed calls but does not offer, and output schemas:
+/// from `tools` (a catalog's or a trajectory's definition before an inferred one).
+#[derive(Default)]
+struct Definitions {
+    tools: HashMap<String, ToolDef>,
+    outputs: HashMap<String, Value>,
+}
+
+async fn definitions(ctx: &datafusion::prelude::SessionContext) -> Result<Definitions> {
     let batches = ctx
-        .sql("SELECT name, output_schema FROM tools WHERE output_schema IS NOT NULL")
+        .sql(
+            "SELECT name, description, parameters, output_schema FROM tools
+             ORDER BY CASE WHEN provenance = 'inferred' THEN 1 ELSE 0 END, tool_id",
+        )
+        .await?
+        .collect()
+        .await?;
+    let mut out = Definitions::default();
+    for b in &batches {
+        let names = crate::query::cells::strs(b, "name")?;
+        let descriptions = crate::query::cells::opt_strs(b, "description")?;
+        let parameters = crate::query::cells::opt_strs(b, "parameters")?;
+        let outputs = crate::query::cells::opt_strs(b, "output_schema")?;
+        for (i, n) in names.into_iter().enumerate() {
+            if let Some(v) = outputs[i]
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+            {
+                out.outputs.entry(n.clone()).or_insert(v);
+            }
+            if parameters[i].is_some() {
+                out.tools.entry(n.clone()).or_insert(ToolDef {
+                    name: n,
+                    description: descriptions[i].clone(),
+                    parameters: parameters[i].clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The names of the tools a trajectory calls, in order of first call.
+fn called_tools(t: &Trajectory) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for c in t.messages.iter().flat_map(|m| m.tool_calls.iter()) {
+        if !out.contains(&c.name) {
+            out.push(c.name.clone());
+        }
+    }
+    out
+}
+
+/// Definitions the trajectories offer for tools that `tools` does not define.
+async fn offered_definitions(
+    ctx: &datafusion::prelude::SessionContext,
+    names: &BTreeSet<String>,
+) -> Result<HashMap<String, ToolDef>> {
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let list: Vec<String> = names
+        .iter()
+        .map(|n| crate::query::params::string_literal(n))
+        .collect();
+    let batches = ctx
+        .sql(&format!(
+            "SELECT DISTINCT o['name'] AS name, o['description'] AS description, o['parameters'] AS parameters
+             FROM (SELECT unnest(tools) AS o FROM trajectories)
+             WHERE o['parameters'] IS NOT NULL AND o['name'] IN ({})
+             ORDER BY name, parameters, description",
+            list.join(", ")
+        ))
         .await?
         .collect()
         .await?;
     let mut out = HashMap::new();
     for b in &batches {
         let names = crate::query::cells::strs(b, "name")?;
-        let schemas = crate::query::cells::strs(b, "output_schema")?;
-        for (n, s) in names.into_iter().zip(schemas) {
-            if let Ok(v) = serde_json::from_str(&s) {
-                out.insert(n, v);
-            }
+        let descriptions = crate::query::cells::opt_strs(b, "description")?;
+        let parameters = crate::query::cells::opt_strs(b, "parameters")?;
+        for (i, n) in names.into_iter().enumerate() {
+            out.entry(n.clone()).or_insert(ToolDef {
+                name: n,
+                description: descriptions[i].clone(),
+                parameters: parameters[i].clone(),
+            });
         }
     }
     Ok(out)
+}
+
+/// A trajectory with a definition for every tool it calls that one is known for.
+fn with_definitions(t: &Trajectory, defs: &HashMap<String, ToolDef>) -> Trajectory {
+    let mut t = t.clone();
+    for name in called_tools(&t) {
+        let Some(def) = defs.get(&name) else { continue };
+        match t.tools.iter_mut().find(|d| d.name == name) {
+            Some(d) if d.parameters.is_none() => {
+                d.parameters = def.parameters.clone();
+                if d.description.is_none() {
+                    d.description = def.description.clone();
+                }
+            }
+            Some(_) => {}
+            None => t.tools.push(def.clone()),
+        }
+    }
+    t
+}
+
+/// The grounding of a batch: the calls of its seeds and donors first, then those of a
+/// deterministic sample of the corpus's own (not synthesized) trajectories, for the tools the
+/// seeds and donors offer or call; and every known output schema.
+async fn grounding_for(
+    ctx: &datafusion::prelude::SessionContext,
+    known: &HashMap<String, Trajectory>,
+    outputs: &HashMap<String, Value>,
+    seed: u64,
+) -> Result<Grounding> {
+    let mut g = Grounding::new(seed);
+    for (name, schema) in outputs {
+        g.set_output_schema(name, schema.clone());
+    }
+    let mut ids: Vec<&String> = known.keys().collect();
+    ids.sort();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for id in ids {
+        let t = &known[id];
+        g.add_trajectory(t);
+        names.extend(t.tools.iter().map(|d| d.name.clone()));
+        names.extend(called_tools(t));
+    }
+    if !names.is_empty() {
+        let total = ctx
+            .sql("SELECT count(*) AS n FROM trajectories WHERE batch_id IS NULL")
+            .await?
+            .collect()
+            .await?;
+        let total = total
+            .first()
+            .map(|b| crate::query::cells::i64_at(b, "n", 0))
+            .transpose()?
+            .unwrap_or(0);
+        let every = (total + GROUNDING_SAMPLE - 1) / GROUNDING_SAMPLE;
+        let list: Vec<String> = names
+            .iter()
+            .map(|n| crate::query::params::string_literal(n))
+            .collect();
+        let batches = ctx
+            .sql(&format!(
+                "SELECT traj_id, c['msg_index'] AS m, c['call_index'] AS k, c['name'] AS tool,
+                        c['arguments'] AS arguments, c['result'] AS result
+                 FROM (SELECT traj_id, unnest(tool_calls_of(messages)) AS c FROM trajectories
+                       WHERE batch_id IS NULL AND abs(seeded_hash(traj_id, 0)) % {} = 0)
+                 WHERE NOT coalesce(c['is_error'], false) AND c['result'] IS NOT NULL
+                   AND c['name'] IN ({})
+                 ORDER BY traj_id, m, k",
+                every.max(1),
+                list.join(", ")
+            ))
+            .await?
+            .collect()
+            .await?;
+        for b in &batches {
+            let tools = crate::query::cells::strs(b, "tool")?;
+            let args = crate::query::cells::strs(b, "arguments")?;
+            let results = crate::query::cells::strs(b, "result")?;
+            for i in 0..tools.len() {
+                g.add(&tools[i], &args[i], &results[i]);
+            }
+        }
+    }
+    g.finish();
+    Ok(g)
 }
 
 enum Outcome {
@@ -272,7 +437,6 @@ async fn synthesize_one(
     req: &SynthRequest,
     seed: Option<&Trajectory>,
     donor: Option<&Trajectory>,
-    out_schemas: &HashMap<String, Value>,
 ) -> Outcome {
     let Some(seed) = seed else {
         return Outcome::Failed(
@@ -303,13 +467,25 @@ async fn synthesize_one(
         target_domain: req.target_domain.clone(),
         cluster_id: req.cluster_id.clone(),
         rng_seed: u64::from_str_radix(&short_hash(&key), 16).unwrap_or(0) ^ a.seed,
+        grounding: a.grounding,
     };
     let mut bp = match agents::plan(a, &input).await {
         Ok(bp) => bp,
         Err(f) => return Outcome::Failed(None, f),
     };
     bp.blueprint_id = format!("bp-{}", short_hash(&key));
-    let messages = match agents::rollout(a, &bp, out_schemas).await {
+    if let Some(c) = bp
+        .calls()
+        .into_iter()
+        .find(|c| !bp.tools.iter().any(|t| t.name == c.tool))
+    {
+        let reason = format!(
+            "`{}` is called but has no definition (in `tools` or among the trajectories' tools): run `tdscale tools infer` on the corpus",
+            c.tool
+        );
+        return Outcome::Failed(Some(Box::new(bp)), ItemFailure::new("planner", reason));
+    }
+    let messages = match agents::rollout(a, &bp).await {
         Ok(m) => m,
         Err(f) => return Outcome::Failed(Some(Box::new(bp)), f),
     };
@@ -327,6 +503,10 @@ async fn synthesize_one(
         batch_id: Some(batch_id.to_string()),
         cluster_id: bp.cluster_id.clone(),
         domain: bp.domain.clone(),
+        domain_source: bp
+            .domain
+            .as_ref()
+            .map(|_| DOMAIN_FROM_SYNTHESIS.to_string()),
         reasoning_mode: Some(mode),
         system: bp.system.clone(),
         tools: bp.tools.clone(),
@@ -410,12 +590,27 @@ async fn run_batch_locked(
         .flat_map(|r| std::iter::once(r.seed_id.as_str()).chain(r.donor_id.as_deref()))
         .collect();
     let known = load_trajectories(ctx, &ids).await?;
-    let out_schemas = output_schemas(ctx).await?;
+    // Seeds and donors offer the definitions of every tool they call that one is known for.
+    let mut defs = definitions(ctx).await?;
+    let missing: BTreeSet<String> = known
+        .values()
+        .flat_map(called_tools)
+        .filter(|n| !defs.tools.contains_key(n))
+        .collect();
+    for (n, d) in offered_definitions(ctx, &missing).await? {
+        defs.tools.entry(n).or_insert(d);
+    }
+    let known: HashMap<String, Trajectory> = known
+        .into_iter()
+        .map(|(id, t)| (id, with_definitions(&t, &defs.tools)))
+        .collect();
+    let grounding = grounding_for(ctx, &known, &defs.outputs, cfg.seed).await?;
     let agents = Agents {
         model: cfg.model.as_ref(),
         model_name: &cfg.model_name,
         seed: cfg.seed,
         sandbox: &cfg.sandbox,
+        grounding: &grounding,
     };
     let bar = if cfg.progress {
         indicatif::ProgressBar::new(requests.len() as u64).with_message(format!("batch {batch_id}"))
@@ -432,10 +627,9 @@ async fn run_batch_locked(
                 .filter(|_| r.mutation == "broaden")
                 .and_then(|d| known.get(d));
             let agents = &agents;
-            let out_schemas = &out_schemas;
             let bar = &bar;
             async move {
-                let o = synthesize_one(agents, batch_id, r, seed, donor, out_schemas).await;
+                let o = synthesize_one(agents, batch_id, r, seed, donor).await;
                 bar.inc(1);
                 (i, o)
             }
@@ -493,6 +687,11 @@ async fn run_batch_locked(
             }
             Outcome::Rejected(t, bp, reasons) => {
                 summary.rejected += 1;
+                let kinds: BTreeSet<String> =
+                    reasons.iter().map(|r| verify::reason_kind(r)).collect();
+                for k in kinds {
+                    *summary.reasons.entry(k).or_default() += 1;
+                }
                 bps.push(blueprint_row(&bp, batch_id, round));
                 rejects.push(RejectRow {
                     batch_id: batch_id.into(),
@@ -505,6 +704,8 @@ async fn run_batch_locked(
             }
             Outcome::Failed(bp, f) => {
                 summary.failed += 1;
+                let kind = format!("{} failed: {}", f.stage, verify::reason_kind(&f.reason));
+                *summary.reasons.entry(kind).or_default() += 1;
                 if let Some(bp) = bp {
                     bps.push(blueprint_row(&bp, batch_id, round));
                 }

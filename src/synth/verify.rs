@@ -52,8 +52,44 @@ fn calls_with_results(t: &Trajectory) -> Vec<(String, String, Option<String>)> {
     out
 }
 
-/// The reasons to reject `t`; empty when it passes.
+/// The kind of a rejection reason, without the call numbers and values that make each reason
+/// unique: what `rounds` counts per round.
 ///
+/// ```
+/// use tdscale::synth::verify::reason_kind;
+/// assert_eq!(reason_kind("unknown tool `transfer` (call 3)"), "unknown tool `transfer`");
+/// assert_eq!(
+///     reason_kind("broken dependency: argument `reservation_id` of call 1 (`get_reservation`) does not come from the result of call 0 (field `reservation_id`)"),
+///     "broken dependency: `get_reservation`.`reservation_id`"
+/// );
+/// assert_eq!(reason_kind("strayed from the blueprint: reasoning mode `S1>A`, planned `S1>C1>A`"), "strayed from the blueprint: another reasoning mode");
+/// ```
+pub fn reason_kind(reason: &str) -> String {
+    let quoted = |s: &str, after: &str| -> Option<String> {
+        let rest = &s[s.find(after)? + after.len()..];
+        let start = rest.find('`')? + 1;
+        let end = start + rest[start..].find('`')?;
+        Some(rest[start..end].to_string())
+    };
+    let before_call = |s: &str| s.split(" (call ").next().unwrap_or(s).to_string();
+    if reason.starts_with("unknown tool ") || reason.starts_with("invalid arguments for ") {
+        return before_call(reason);
+    }
+    if reason.starts_with("broken dependency: ")
+        && let (Some(arg), Some(tool)) = (quoted(reason, "argument "), quoted(reason, " ("))
+    {
+        return format!("broken dependency: `{tool}`.`{arg}`");
+    }
+    if reason.starts_with("strayed from the blueprint: called ") {
+        return "strayed from the blueprint: other calls than planned".into();
+    }
+    if reason.starts_with("strayed from the blueprint: reasoning mode ") {
+        return "strayed from the blueprint: another reasoning mode".into();
+    }
+    reason.chars().take(160).collect()
+}
+
+/// The reasons to reject `t`; empty when it passes.
 pub fn verify(t: &Trajectory, bp: &Blueprint) -> Vec<String> {
     let mut reasons = vec![];
     let schemas: HashMap<&str, Option<&str>> = t

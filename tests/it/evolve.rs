@@ -69,7 +69,7 @@ fn order_blueprint() -> Blueprint {
         target_mode: String::new(),
         target_complexity: 0.0,
     };
-    bp.compute_targets();
+    bp.compute_targets(&tdscale::synth::grounding::Grounding::default());
     bp
 }
 

@@ -698,3 +698,174 @@ fn export_killed_mid_commit_is_cleaned_and_completed_by_the_next_run() {
         assert_eq!(bytes, std::fs::read(reference.join(rel)).unwrap(), "{rel}");
     }
 }
+
+/// Parses each string with Python's `ast.parse` (mode `eval`); returns, per string, `ok` or the
+/// error, and for calls the function's name and keyword names (`**` for a spread dict).
+fn python_parse(strings: &[String]) -> Vec<Value> {
+    let script = r#"
+import ast, json, sys
+out = []
+for s in json.load(sys.stdin):
+    try:
+        node = ast.parse(s, mode="eval").body
+        if not isinstance(node, ast.Call):
+            out.append({"error": "not a call"})
+            continue
+        kws = [k.arg if k.arg is not None else "**" for k in node.keywords]
+        spread = [sorted(ast.literal_eval(k.value).keys()) for k in node.keywords if k.arg is None]
+        out.append({"ok": True, "func": ast.unparse(node.func), "keywords": kws, "spread": spread})
+    except SyntaxError as e:
+        out.append({"error": str(e)})
+print(json.dumps(out))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to parse the ground truth");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(strings).unwrap().as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn bfcl_multi_turn_ground_truth_is_always_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("c").to_str().unwrap().to_string();
+    // Hand-made multi-turn conversations: parameters named like Python keywords or with a
+    // hyphen, strings with quotes and control characters, and a function name Python cannot
+    // spell (that trajectory is skipped, with why).
+    let tool = |name: &str, params: &[&str]| {
+        let props: serde_json::Map<String, Value> = params
+            .iter()
+            .map(|p| (p.to_string(), json!({"type": "string"})))
+            .collect();
+        json!({"type": "function", "function": {"name": name, "description": "d", "parameters": {"type": "object", "properties": props}}})
+    };
+    let call = |id: &str, name: &str, args: Value| json!({"role": "assistant", "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}]});
+    let result =
+        |id: &str| json!({"role": "tool", "tool_call_id": id, "content": "{\"ok\": true}"});
+    let convert = json!({
+        "id": "fx",
+        "tools": [tool("convert_currency", &["amount", "from", "to"]), tool("search", &["max-results", "query", "class"])],
+        "messages": [
+            {"role": "user", "content": "Convert 500 USD to EUR."},
+            call("a", "convert_currency", json!({"amount": "500", "from": "USD", "to": "EUR"})),
+            result("a"),
+            {"role": "assistant", "content": "Done."},
+            {"role": "user", "content": "Now search."},
+            call("b", "search", json!({"max-results": "5", "query": "it's\r\n\t\u{0}\"x\"\\", "class": "A"})),
+            result("b"),
+            {"role": "assistant", "content": "Found it."}
+        ]
+    });
+    let bad_name = json!({
+        "id": "hyphen",
+        "tools": [tool("get-rate", &["pair"])],
+        "messages": [
+            {"role": "user", "content": "Rate?"},
+            call("a", "get-rate", json!({"pair": "EURUSD"})),
+            result("a"),
+            {"role": "user", "content": "And again?"},
+            call("b", "get-rate", json!({"pair": "EURUSD"})),
+            result("b"),
+            {"role": "assistant", "content": "1.1"}
+        ]
+    });
+    let file = dir.path().join("fx.jsonl");
+    std::fs::write(&file, format!("{convert}\n{bad_name}\n")).unwrap();
+    let multi = shared("bfcl/BFCL_v4_multi_turn_base.json");
+    let o = run(&[
+        "ingest",
+        &c,
+        file.to_str().unwrap(),
+        multi.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Every trajectory, not one side of a split.
+    let all = dir.path().join("all.sql");
+    std::fs::write(&all, "SELECT * FROM trajectories ORDER BY traj_id").unwrap();
+    let out = dir.path().join("bfcl");
+    let s = ok_json(&run(&[
+        "export",
+        "bfcl",
+        &c,
+        "--to",
+        out.to_str().unwrap(),
+        "--query",
+        all.to_str().unwrap(),
+        "--json",
+    ]));
+    let skipped: Vec<&Value> = s["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x[0] == "fx/hyphen")
+        .collect();
+    assert_eq!(skipped.len(), 1, "{}", s["skipped"]);
+    assert!(
+        skipped[0][1]
+            .as_str()
+            .unwrap()
+            .contains("not a Python function name"),
+        "{}",
+        skipped[0][1]
+    );
+    let answers = read_jsonl(&out.join("possible_answer/BFCL_v4_multi_turn.json"));
+    // 200 BFCL entries and the two hand-made ones, each exported or skipped with why.
+    assert_eq!(
+        answers.len() + s["skipped"].as_array().unwrap().len(),
+        202,
+        "{}",
+        s["skipped"]
+    );
+    assert!(answers.len() >= 195);
+    let mut strings = vec![];
+    for a in &answers {
+        for turn in a["ground_truth"].as_array().unwrap() {
+            for s in turn.as_array().unwrap() {
+                strings.push(s.as_str().unwrap().to_string());
+            }
+        }
+    }
+    let parsed = python_parse(&strings);
+    let bad: Vec<(&String, &Value)> = strings
+        .iter()
+        .zip(&parsed)
+        .filter(|(_, p)| p.get("ok").is_none())
+        .collect();
+    assert!(bad.is_empty(), "ground truth Python cannot parse: {bad:?}");
+    let fx: Vec<&Value> = strings
+        .iter()
+        .zip(&parsed)
+        .filter(|(s, _)| s.starts_with("convert_currency(") || s.starts_with("search("))
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        fx,
+        vec![
+            &json!({"ok": true, "func": "convert_currency", "keywords": ["amount", "to", "**"], "spread": [["from"]]}),
+            &json!({"ok": true, "func": "search", "keywords": ["query", "**"], "spread": [["class", "max-results"]]}),
+        ]
+    );
+    // tdscale reads its own ground truth back to the same arguments.
+    let back =
+        tdscale::formats::pylit::call(strings.iter().find(|s| s.starts_with("search(")).unwrap())
+            .unwrap();
+    let args: serde_json::Map<String, Value> = back.keywords.into_iter().collect();
+    assert_eq!(
+        Value::Object(args),
+        json!({"max-results": "5", "query": "it's\r\n\t\u{0}\"x\"\\", "class": "A"})
+    );
+    // And BFCL's own harness takes every entry.
+    let r = bfcl_check(&out, false);
+    assert_eq!(r["valid"], r["checked"], "failures: {}", r["failures"]);
+}

@@ -3,7 +3,8 @@
 
 It answers each agent of a synthesis batch the way a cooperative model would (the planner returns
 the draft blueprint, the assistant makes the plan's next move with tool calls, the tool simulator
-returns the fields the plan needs) and injects faults on a fixed schedule: 429, 500, a response
+returns the fields the plan needs), labels conversations with `stub <first tool called>` (or
+`stub chat`), and injects faults on a fixed schedule: 429, 500, a response
 slower than the client's timeout, a truncated body and a body that is not JSON. Requests whose
 body contains --always-fail are answered 500 every time, so the items that need them fail;
 --always-status CODE answers every request with that status (e.g. 401 for a wrong key).
@@ -66,6 +67,14 @@ def answer(agent, body):
         out = {"status": "ok"}
         out.update(task.get("produces") or {})
         return {"content": json.dumps(out)}
+    if agent == "labeler":
+        # A domain from the first tool a conversation calls, so tests can compute the expected one.
+        task = json.loads(msgs[-1]["content"])
+        labels = {
+            str(c["n"]): ("stub " + c["tools"][0]) if c["tools"] else "stub chat"
+            for c in task["conversations"]
+        }
+        return {"content": json.dumps({"labels": labels})}
     if agent == "assistant":
         script = plan_script(msgs[0]["content"])
         done = sum(1 for m in msgs if m["role"] == "assistant")

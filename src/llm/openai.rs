@@ -92,7 +92,7 @@ fn histogram() -> Histogram<u64> {
 /// Parses a chat-completions response body.
 ///
 /// ```
-/// # use tdscale::synth::backend::openai::parse_reply;
+/// # use tdscale::llm::openai::parse_reply;
 /// let body = br#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}}],"usage":{"prompt_tokens":9,"completion_tokens":4}}"#;
 /// let r = parse_reply(body).unwrap();
 /// assert_eq!(r.tool_calls[0].name, "f");

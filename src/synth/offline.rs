@@ -1,17 +1,17 @@
 //! The offline backend: no model, deterministic. It plays each agent from the task the agent
 //! was given — the planner returns the mutation's draft, the user simulator says what the
 //! blueprint has the user say, the assistant makes the blueprint's next move (taking dependent
-//! values from the results actually in the conversation), and the tool simulator answers with an
-//! object that holds what the blueprint needs and fills the tool's output schema.
+//! values from the results actually in the conversation), and the tool simulator answers from
+//! the nearest observed result of the tool with the blueprint's values substituted, or with an
+//! object that holds them and fills the tool's output schema (see [`crate::synth::grounding`]).
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
-use super::{AgentCall, BackendError, ChatModel, ChatReply, Role};
+use crate::llm::{AgentCall, BackendError, ChatModel, ChatReply, Role};
 use crate::model::ToolCall;
-use crate::rng::Rng;
-use crate::synth::blueprint::{Step, value_for};
+use crate::synth::blueprint::Step;
+use crate::synth::grounding::{Example, RETRY_ERROR, simulate};
 
 /// The offline model.
 #[derive(Debug, Clone, Default)]
@@ -21,11 +21,6 @@ pub struct OfflineModel {
 
 fn task_err(what: &str) -> BackendError {
     BackendError::Task(format!("offline backend: the task has no {what}"))
-}
-
-fn hash_seed(seed: u64, text: &str) -> u64 {
-    let d = Sha256::digest(text.as_bytes());
-    u64::from_le_bytes(d[..8].try_into().expect("8 bytes")) ^ seed
 }
 
 impl OfflineModel {
@@ -113,9 +108,7 @@ impl OfflineModel {
         let t = &call.task;
         if t.get("fail").and_then(Value::as_bool).unwrap_or(false) {
             return Ok(ChatReply {
-                content: Some(
-                    json!({"error": "temporarily unavailable, please retry"}).to_string(),
-                ),
+                content: Some(json!({ "error": RETRY_ERROR }).to_string()),
                 ..Default::default()
             });
         }
@@ -123,26 +116,25 @@ impl OfflineModel {
             .get("tool")
             .and_then(Value::as_str)
             .ok_or_else(|| task_err("tool"))?;
-        let args = t.get("arguments").cloned().unwrap_or(json!({}));
-        let mut rng = Rng::new(hash_seed(self.seed, &format!("{tool}{args}")));
-        let mut out = Map::new();
-        out.insert("status".into(), "ok".into());
-        if let Some(props) = t
-            .get("output_schema")
-            .and_then(|s| s.get("properties"))
-            .and_then(Value::as_object)
-        {
-            for (k, s) in props {
-                out.insert(k.clone(), value_for(s, k, &mut rng));
-            }
-        }
-        if let Some(p) = t.get("produces").and_then(Value::as_object) {
-            for (k, v) in p {
-                out.insert(k.clone(), v.clone());
-            }
-        }
+        let object = |k: &str| {
+            t.get(k)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let nearest: Option<Example> = t
+            .pointer("/examples/0")
+            .and_then(|e| serde_json::from_value(e.clone()).ok());
+        let content = simulate(
+            tool,
+            &object("arguments"),
+            &object("produces"),
+            nearest.as_ref(),
+            t.get("output_schema").filter(|s| !s.is_null()),
+            self.seed,
+        );
         Ok(ChatReply {
-            content: Some(Value::Object(out).to_string()),
+            content: Some(content),
             ..Default::default()
         })
     }
@@ -173,6 +165,9 @@ impl ChatModel for OfflineModel {
             }
             Role::Assistant => self.assistant(call),
             Role::ToolSimulator => self.tool(call),
+            Role::Labeler => Err(BackendError::Task(
+                "the offline backend plays synthesis agents only: label domains with `--domains clusters`, or with a model".into(),
+            )),
         }
     }
 

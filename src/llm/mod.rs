@@ -1,10 +1,13 @@
-//! How the agents reach a language model. Every agent turn is an [`AgentCall`]: the
-//! chat-completions request a model would get, and the structured task behind it. The `openai`
-//! backend sends the request to any OpenAI-compatible server; the `offline` backend plays the
-//! agent from the task, deterministically, with no model.
+//! How tdscale reaches a language model: the synthesis agents and the domain labeller alike.
+//! Every agent turn is an [`AgentCall`]: the chat-completions request a model would get, and the
+//! structured task behind it. The `openai` backend ([`openai`]) sends the request to any
+//! OpenAI-compatible server, with retries and the response cache ([`cache`]); an offline model
+//! (synthesis has one) plays the agent from the task, deterministically, with no model.
+//!
+//! This sits below the modules that use a model (labels, synthesis), not inside synthesis: the
+//! labels a model writes are an input of synthesis, so the flow puts labelling first.
 
 pub mod cache;
-pub mod offline;
 pub mod openai;
 
 use std::collections::BTreeMap;
@@ -23,6 +26,8 @@ pub enum Role {
     User,
     Assistant,
     ToolSimulator,
+    /// Labels trajectories with their domain.
+    Labeler,
 }
 
 impl Role {
@@ -32,6 +37,7 @@ impl Role {
             Role::User => "user",
             Role::Assistant => "assistant",
             Role::ToolSimulator => "tool_simulator",
+            Role::Labeler => "labeler",
         }
     }
 }

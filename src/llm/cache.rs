@@ -11,7 +11,7 @@ use crate::store::Corpus;
 /// The cache key of a request: SHA-256 of its JSON body.
 ///
 /// ```
-/// # use tdscale::synth::backend::{ChatRequest, cache::key};
+/// # use tdscale::llm::{ChatRequest, cache::key};
 /// let r = ChatRequest { model: "m".into(), messages: vec![], tools: vec![], temperature: 0.0, seed: 1, max_tokens: 10, response_format: None };
 /// assert_eq!(key(&r).len(), 64);
 /// assert_eq!(key(&r), key(&r.clone()));
