@@ -17,11 +17,14 @@ use crate::error::{Error, Result};
 /// Splits `sql` into statements and plans each in turn (later statements see the views and
 /// tables earlier ones created). Returns a DataFrame per statement.
 pub async fn statements(ctx: &SessionContext, sql: &str) -> Result<Vec<DataFrame>> {
-    let state = ctx.state();
-    let dialect_name = state.config().options().sql_parser.dialect.to_string();
-    let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(&dialect_name)
-        .ok_or_else(|| Error::Usage(format!("unknown SQL dialect `{dialect_name}`")))?;
-    let parsed = DFParser::parse_sql_with_dialect(sql, dialect.as_ref())?;
+    let dialect_name = ctx.state().config().options().sql_parser.dialect.to_string();
+    // The dialect is dropped before the first await, so the future can move between threads
+    // (a server runs statements from its handlers).
+    let parsed = {
+        let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(&dialect_name)
+            .ok_or_else(|| Error::Usage(format!("unknown SQL dialect `{dialect_name}`")))?;
+        DFParser::parse_sql_with_dialect(sql, dialect.as_ref())?
+    };
     if parsed.is_empty() {
         return Err(Error::Usage("no SQL statement given".into()));
     }

@@ -58,10 +58,16 @@ pub fn session_config() -> SessionConfig {
     SessionConfig::new().with_information_schema(true)
 }
 
-/// A session with the tdscale functions and no tables.
+/// A session with the tdscale functions and no tables; files can be queried by path
+/// (`SELECT * FROM 'runs/x.parquet'`).
 pub fn bare_context() -> SessionContext {
-    // s3:// URLs get a store from the AWS_* settings on first use, and files can be queried by
-    // path: SELECT * FROM 'runs/x.parquet'.
+    bare_context_with(true)
+}
+
+/// A session with the tdscale functions and no tables; `url_tables` lets queries read files by
+/// path, which a session running untrusted SQL (`tdscale serve`) must not allow.
+pub fn bare_context_with(url_tables: bool) -> SessionContext {
+    // s3:// URLs get a store from the AWS_* settings on first use.
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(S3FromEnvRegistry::default()))
         .with_cache_manager(
@@ -71,7 +77,12 @@ pub fn bare_context() -> SessionContext {
         )
         .build_arc()
         .expect("the default runtime settings are valid");
-    let ctx = SessionContext::new_with_config_rt(session_config(), runtime).enable_url_table();
+    let ctx = SessionContext::new_with_config_rt(session_config(), runtime);
+    let ctx = if url_tables {
+        ctx.enable_url_table()
+    } else {
+        ctx
+    };
     crate::metrics::register(&ctx);
     ctx
 }
