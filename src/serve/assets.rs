@@ -50,6 +50,11 @@ async fn style() -> impl IntoResponse {
 /// The routes of the pages and their assets.
 pub fn routes() -> Router<Arc<App>> {
     let mut r = Router::new()
+        // No icon: an empty answer keeps browsers from logging a missing one.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(style));
     for p in PAGES {

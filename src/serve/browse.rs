@@ -165,7 +165,11 @@ async fn custom_condition(app: &App, w: &str) -> ApiResult<String> {
         "traj_id IN (SELECT traj_id FROM (SELECT *, coalesce(reasoning_mode, reasoning_mode(messages)) AS mode, action_complexity(messages) AS cac FROM trajectories) WHERE ({w}))"
     );
     let probe = format!("SELECT count(*) FROM {INDEX_TABLE} WHERE {on_files}");
-    super::guard::check(&probe).map_err(|e| ApiError::bad_request(format!("where: {e}")))?;
+    super::guard::check(&probe).map_err(|e| {
+        let mut e = ApiError::from(e);
+        e.message = format!("where: {}", e.message);
+        e
+    })?;
     plans(app, &probe)
         .await
         .map_err(|e| ApiError::bad_request(format!("where: {}", e.message)))?;
@@ -232,7 +236,7 @@ pub async fn page(app: &App, f: &Filter) -> ApiResult<Page> {
         per_page + 1,
         (page - 1) * per_page
     );
-    super::guard::check(&sql).map_err(ApiError::bad_request)?;
+    super::guard::check(&sql)?;
     let result = app.query(&sql, None, None).await?;
     let mut rows: Vec<ListRow> = crate::store::rows::from_batches(&result.batches)?;
     let has_next = rows.len() > per_page;
@@ -254,7 +258,7 @@ pub async fn count(app: &App, f: &Filter) -> ApiResult<u64> {
         "SELECT count(*) AS n FROM {INDEX_TABLE}{}",
         where_clause(&conds)
     );
-    super::guard::check(&sql).map_err(ApiError::bad_request)?;
+    super::guard::check(&sql)?;
     let result = app.query(&sql, None, None).await?;
     let n = result
         .batches

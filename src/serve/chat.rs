@@ -36,8 +36,8 @@ pub struct CallView {
     pub arguments: String,
     /// The arguments indented, when they are JSON.
     pub arguments_pretty: Option<String>,
-    /// Whether the tool is among the tools the trajectory offers.
-    pub offered: bool,
+    /// Whether the tool is among the tools the trajectory offers (`None` when it lists none).
+    pub offered: Option<bool>,
     /// The message holding the result.
     pub result: Option<usize>,
     /// Whether that result is an error (the source's flag or the error rule of the metrics).
@@ -187,7 +187,7 @@ fn build(t: Trajectory, v: Option<&MessagesView>) -> Result<TrajectoryView> {
                 name: c.name.clone(),
                 arguments: c.arguments.clone(),
                 arguments_pretty: pretty(&c.arguments),
-                offered: offered.contains(&c.name.as_str()),
+                offered: (!offered.is_empty()).then(|| offered.contains(&c.name.as_str())),
                 result,
                 is_error: result.and_then(|r| v.map(|v| v.is_error(r + base))),
                 step_complexity: step,
@@ -302,13 +302,13 @@ mod tests {
         assert_eq!(v.messages[3].moves, ["C1"]);
         let c0 = &v.messages[1].calls[0];
         assert_eq!((c0.number, c0.result, c0.is_error), (0, Some(2), Some(false)));
-        assert!(c0.offered);
+        assert_eq!(c0.offered, Some(true));
         assert!(c0.sources.is_empty());
         // c = 1 + 0.5 ln(1 + 1 leaf) + new 1
         assert!((c0.step_complexity - (2.0 + 0.5 * 2f64.ln())).abs() < 1e-12);
         let c1 = &v.messages[3].calls[0];
         assert_eq!((c1.number, c1.result, c1.is_error), (1, Some(4), Some(true)));
-        assert!(!c1.offered, "book is not among the offered tools");
+        assert_eq!(c1.offered, Some(false), "book is not among the offered tools");
         let found: Vec<(usize, Option<usize>, &str)> = c1
             .sources
             .iter()

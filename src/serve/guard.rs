@@ -24,6 +24,23 @@ pub fn restrict_table_functions(ctx: &SessionContext) {
     }
 }
 
+/// Why SQL was not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// It is not SQL (a parse error) or not one statement.
+    Invalid(String),
+    /// It is a statement the viewer does not run (it would write, or change the session).
+    Refused(String),
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Invalid(m) | Rejection::Refused(m) => f.write_str(m),
+        }
+    }
+}
+
 /// The first keyword of a statement, to name what was refused.
 fn keyword(text: &str) -> String {
     text.split_whitespace()
@@ -32,13 +49,13 @@ fn keyword(text: &str) -> String {
         .to_ascii_uppercase()
 }
 
-fn refusal(what: &str) -> String {
-    format!(
+fn refusal(what: &str) -> Rejection {
+    Rejection::Refused(format!(
         "read-only: `{what}` is refused here; the console runs one query (SELECT, WITH, VALUES or EXPLAIN) — use `tdscale sql` on the command line to change the corpus"
-    )
+    ))
 }
 
-fn check_statement(s: &DfStatement) -> Result<(), String> {
+fn check_statement(s: &DfStatement) -> Result<(), Rejection> {
     match s {
         DfStatement::Statement(inner) => match inner.as_ref() {
             Statement::Query(_) => Ok(()),
@@ -55,28 +72,30 @@ fn check_statement(s: &DfStatement) -> Result<(), String> {
     }
 }
 
-/// Checks that `sql` is exactly one read-only query; the error says what was refused.
+/// Checks that `sql` is exactly one read-only query; the error says what was wrong or refused.
 ///
 /// ```
-/// use tdscale::serve::guard::check;
+/// use tdscale::serve::guard::{check, Rejection};
 /// assert!(check("SELECT 1").is_ok());
 /// assert!(check("WITH a AS (SELECT 1 AS x) SELECT x FROM a").is_ok());
 /// assert!(check("EXPLAIN SELECT 1").is_ok());
-/// assert!(check("COPY (SELECT 1) TO '/tmp/x.csv'").unwrap_err().contains("COPY"));
-/// assert!(check("CREATE TABLE t AS SELECT 1").unwrap_err().contains("CREATE"));
-/// assert!(check("INSERT INTO rounds SELECT * FROM rounds").unwrap_err().contains("INSERT"));
-/// assert!(check("SET datafusion.execution.batch_size = 1").unwrap_err().contains("SET"));
-/// assert!(check("SELECT 1; DROP VIEW tool_calls").unwrap_err().contains("one"));
-/// assert!(check("EXPLAIN INSERT INTO rounds SELECT * FROM rounds").is_err());
+/// let refused = |sql: &str| match check(sql) { Err(Rejection::Refused(m)) => m, other => panic!("{other:?}") };
+/// assert!(refused("COPY (SELECT 1) TO '/tmp/x.csv'").contains("COPY"));
+/// assert!(refused("CREATE TABLE t AS SELECT 1").contains("CREATE"));
+/// assert!(refused("INSERT INTO rounds SELECT * FROM rounds").contains("INSERT"));
+/// assert!(refused("SET datafusion.execution.batch_size = 1").contains("SET"));
+/// assert!(refused("EXPLAIN INSERT INTO rounds SELECT * FROM rounds").contains("INSERT"));
+/// assert!(matches!(check("SELECT 1; DROP VIEW tool_calls"), Err(Rejection::Invalid(m)) if m.contains("one query")));
+/// assert!(matches!(check("SELEC 1"), Err(Rejection::Invalid(m)) if m.contains("parse error")));
 /// ```
-pub fn check(sql: &str) -> Result<(), String> {
+pub fn check(sql: &str) -> Result<(), Rejection> {
     let parsed = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-        .map_err(|e| format!("SQL parse error: {e}"))?;
+        .map_err(|e| Rejection::Invalid(format!("SQL parse error: {e}")))?;
     match parsed.len() {
-        0 => Err("no SQL statement given".into()),
+        0 => Err(Rejection::Invalid("no SQL statement given".into())),
         1 => check_statement(&parsed[0]),
-        n => Err(format!(
+        n => Err(Rejection::Invalid(format!(
             "{n} statements given: the console runs one query at a time"
-        )),
+        ))),
     }
 }

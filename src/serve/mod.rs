@@ -110,6 +110,15 @@ impl ApiError {
     }
 }
 
+impl From<guard::Rejection> for ApiError {
+    fn from(r: guard::Rejection) -> Self {
+        match r {
+            guard::Rejection::Invalid(m) => Self::bad_request(m),
+            guard::Rejection::Refused(m) => Self::new(StatusCode::FORBIDDEN, m),
+        }
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = match &e {
@@ -379,8 +388,10 @@ pub async fn serve(corpus: &Corpus, options: ServeOptions) -> Result<()> {
 
 /// Every route, behind the access guard and the security headers.
 pub fn router(app: Arc<App>) -> Router {
-    api::routes()
+    Router::new()
+        .nest("/api", api::routes())
         .merge(assets::routes())
+        .fallback(|| async { text_response(StatusCode::NOT_FOUND, "no such page") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), access))
         .with_state(app)
 }
