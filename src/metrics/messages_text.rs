@@ -106,6 +106,9 @@ mod tests {
         let v = MessagesView::try_new(&a).unwrap();
         let mut s = String::new();
         text_of(&v, 0, &mut s);
-        assert_eq!(s, "Where is ord_9?\nget_order\n{\"id\": \"ord_9\"}\nshipped");
+        assert_eq!(
+            s,
+            "Where is ord_9?\nget_order\n{\"id\": \"ord_9\"}\nshipped"
+        );
     }
 }

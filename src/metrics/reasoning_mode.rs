@@ -55,12 +55,17 @@ fn bucket(n: usize) -> String {
 
 /// The walk over a row's messages: every move it emits goes to `emit` with the first and last
 /// (global) message index it covers, in order, repeats included.
-fn walk(v: &MessagesView, row: usize, code: &CodeTools, mut emit: impl FnMut(String, usize, usize)) {
+fn walk(
+    v: &MessagesView,
+    row: usize,
+    code: &CodeTools,
+    mut emit: impl FnMut(String, usize, usize),
+) {
     // The run of single calls in progress: (first message, last message, length, whether any
     // call of the run consumed an earlier result).
     let mut run: Option<(usize, usize, usize, bool)> = None;
     let end_run = |run: &mut Option<(usize, usize, usize, bool)>,
-                       emit: &mut dyn FnMut(String, usize, usize)| {
+                   emit: &mut dyn FnMut(String, usize, usize)| {
         if let Some((first, last, n, dep)) = run.take() {
             emit(
                 format!("{}{}", if dep { "C" } else { "S" }, bucket(n)),

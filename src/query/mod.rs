@@ -17,7 +17,13 @@ use crate::error::{Error, Result};
 /// Splits `sql` into statements and plans each in turn (later statements see the views and
 /// tables earlier ones created). Returns a DataFrame per statement.
 pub async fn statements(ctx: &SessionContext, sql: &str) -> Result<Vec<DataFrame>> {
-    let dialect_name = ctx.state().config().options().sql_parser.dialect.to_string();
+    let dialect_name = ctx
+        .state()
+        .config()
+        .options()
+        .sql_parser
+        .dialect
+        .to_string();
     // The dialect is dropped before the first await, so the future can move between threads
     // (a server runs statements from its handlers).
     let parsed = {

@@ -73,7 +73,9 @@ async fn status(State(app): AppState) -> Json<Value> {
 
 async fn refresh(State(app): AppState) -> ApiResult<Json<Value>> {
     let changed = index::refresh_now(&app).await?;
-    Ok(Json(json!({ "changed": changed, "index": app.index.status() })))
+    Ok(Json(
+        json!({ "changed": changed, "index": app.index.status() }),
+    ))
 }
 
 async fn overview(State(app): AppState) -> ApiResult<Json<Value>> {
@@ -86,7 +88,11 @@ async fn overview(State(app): AppState) -> ApiResult<Json<Value>> {
             0
         } else {
             let r = app
-                .query(&format!("SELECT count(*) AS n FROM \"{}\"", t.name), None, None)
+                .query(
+                    &format!("SELECT count(*) AS n FROM \"{}\"", t.name),
+                    None,
+                    None,
+                )
                 .await?;
             r.batches
                 .iter()
@@ -351,10 +357,7 @@ struct RejectedQuery {
     seed: Option<String>,
 }
 
-async fn rejected(
-    State(app): AppState,
-    Query(q): Query<RejectedQuery>,
-) -> ApiResult<Json<Value>> {
+async fn rejected(State(app): AppState, Query(q): Query<RejectedQuery>) -> ApiResult<Json<Value>> {
     let batch = required(&q.batch, "batch id (?batch=…)")?;
     let seed = required(&q.seed, "seed id (&seed=…)")?;
     let found = rows_of(
@@ -433,7 +436,11 @@ async fn rounds(State(app): AppState) -> ApiResult<Json<Value>> {
         .await?
         .batches,
     )?;
-    let batches = rows_of(&app, "SELECT * FROM batches ORDER BY \"round\", finished_at").await?;
+    let batches = rows_of(
+        &app,
+        "SELECT * FROM batches ORDER BY \"round\", finished_at",
+    )
+    .await?;
     let rejects = rows_of(
         &app,
         "SELECT \"round\", stage, batch_id, seed_id, reasons, trajectory IS NOT NULL AS has_trajectory FROM synthesis_rejects ORDER BY \"round\", batch_id, seed_id LIMIT 100000",
@@ -579,7 +586,9 @@ async fn clusters(State(app): AppState) -> ApiResult<Json<Value>> {
         "tools and capabilities covered",
         &[("covered", "#4472c4", curve)],
     );
-    Ok(Json(json!({ "clusters": list, "charts": { "coverage": chart } })))
+    Ok(Json(
+        json!({ "clusters": list, "charts": { "coverage": chart } }),
+    ))
 }
 
 async fn cluster(State(app): AppState, Query(q): Query<IdQuery>) -> ApiResult<Json<Value>> {
@@ -658,7 +667,9 @@ fn text_cells(batches: &[RecordBatch]) -> ApiResult<Vec<Vec<Value>>> {
 async fn sql(State(app): AppState, Json(body): Json<SqlBody>) -> ApiResult<Json<Value>> {
     guard::check(&body.sql)?;
     let started = std::time::Instant::now();
-    let r = app.query(&body.sql, Some(app.options.max_rows), None).await?;
+    let r = app
+        .query(&body.sql, Some(app.options.max_rows), None)
+        .await?;
     let columns: Vec<Value> = r
         .schema
         .fields()

@@ -108,8 +108,7 @@ fn equals(column: &str, value: &str) -> String {
 
 /// The text the free-text filter looks through, lower-cased: the id, the system prompt and
 /// every message's content, reasoning, tool names and arguments.
-const TEXT_OF_TRAJECTORY: &str =
-    "lower(concat_ws(' ', traj_id, system, messages_text(messages)))";
+const TEXT_OF_TRAJECTORY: &str = "lower(concat_ws(' ', traj_id, system, messages_text(messages)))";
 
 /// The SQL conditions of a filter over the index (the text and the custom condition become
 /// sub-queries of `trajectories` when they need its columns).
@@ -206,14 +205,13 @@ pub async fn page(app: &App, f: &Filter) -> ApiResult<Page> {
         )));
     }
     let desc = matches!(given(&f.desc), Some("1" | "true" | "yes"));
-    let page: usize = match given(&f.page) {
-        None => 1,
-        Some(p) => p
-            .parse()
-            .ok()
-            .filter(|p| *p >= 1)
-            .ok_or_else(|| ApiError::bad_request(format!("page: `{p}` is not a page number")))?,
-    };
+    let page: usize =
+        match given(&f.page) {
+            None => 1,
+            Some(p) => p.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                ApiError::bad_request(format!("page: `{p}` is not a page number"))
+            })?,
+        };
     let per_page: usize = match given(&f.per_page) {
         None => 50,
         Some(p) => p

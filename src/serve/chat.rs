@@ -301,14 +301,24 @@ mod tests {
         assert_eq!(moves, [("S1", &[1][..]), ("C1", &[3][..]), ("A", &[5][..])]);
         assert_eq!(v.messages[3].moves, ["C1"]);
         let c0 = &v.messages[1].calls[0];
-        assert_eq!((c0.number, c0.result, c0.is_error), (0, Some(2), Some(false)));
+        assert_eq!(
+            (c0.number, c0.result, c0.is_error),
+            (0, Some(2), Some(false))
+        );
         assert_eq!(c0.offered, Some(true));
         assert!(c0.sources.is_empty());
         // c = 1 + 0.5 ln(1 + 1 leaf) + new 1
         assert!((c0.step_complexity - (2.0 + 0.5 * 2f64.ln())).abs() < 1e-12);
         let c1 = &v.messages[3].calls[0];
-        assert_eq!((c1.number, c1.result, c1.is_error), (1, Some(4), Some(true)));
-        assert_eq!(c1.offered, Some(false), "book is not among the offered tools");
+        assert_eq!(
+            (c1.number, c1.result, c1.is_error),
+            (1, Some(4), Some(true))
+        );
+        assert_eq!(
+            c1.offered,
+            Some(false),
+            "book is not among the offered tools"
+        );
         let found: Vec<(usize, Option<usize>, &str)> = c1
             .sources
             .iter()

@@ -12,7 +12,8 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 /// The table functions a served query may call: series of numbers and the selections over the
 /// corpus's own tables.
-pub const TABLE_FUNCTIONS: &[&str] = &["generate_series", "range", "greedy_entropy", "deita_select"];
+pub const TABLE_FUNCTIONS: &[&str] =
+    &["generate_series", "range", "greedy_entropy", "deita_select"];
 
 /// Removes every table function not in [`TABLE_FUNCTIONS`] from `ctx`.
 pub fn restrict_table_functions(ctx: &SessionContext) {

@@ -139,9 +139,7 @@ impl TableProvider for SwappableTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        self.current()
-            .scan(state, projection, filters, limit)
-            .await
+        self.current().scan(state, projection, filters, limit).await
     }
 }
 
@@ -178,12 +176,7 @@ pub async fn materialize(session: &CorpusSession, table: &SwappableTable) -> Res
     let batches: Vec<RecordBatch> = df.collect().await?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     // One partition per core, so filters and sorts over the index use them all.
-    let parts = session
-        .ctx()
-        .state()
-        .config()
-        .target_partitions()
-        .max(1);
+    let parts = session.ctx().state().config().target_partitions().max(1);
     let mut partitions: Vec<Vec<RecordBatch>> = vec![vec![]; parts];
     for (i, b) in batches.into_iter().enumerate() {
         partitions[i % parts].push(b);
@@ -221,8 +214,8 @@ pub async fn refresh_now(app: &App) -> Result<Vec<String>> {
         }
     }
     let now = chrono::Utc::now().to_rfc3339();
-    let must_build = changed.iter().any(|t| t == tables::TRAJECTORIES.name)
-        || !app.index.status().materialized;
+    let must_build =
+        changed.iter().any(|t| t == tables::TRAJECTORIES.name) || !app.index.status().materialized;
     let table = app.index.table.lock().expect("lock").clone();
     if must_build && let Some(table) = table {
         let started = Instant::now();

@@ -501,7 +501,8 @@ async fn access(State(app): State<Arc<App>>, req: Request, next: Next) -> Respon
                     } else {
                         format!("{}?{rest}", req.uri().path())
                     };
-                    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response();
+                    let mut r =
+                        (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response();
                     if let Ok(v) = HeaderValue::from_str(&format!(
                         "{TOKEN_COOKIE}={expected}; Path=/; HttpOnly; SameSite=Strict"
                     )) {
@@ -549,10 +550,21 @@ mod tests {
             m.insert(header::HOST, HeaderValue::from_str(v).unwrap());
             m
         };
-        for ok in ["127.0.0.1:8750", "localhost:1", "LOCALHOST", "[::1]:8750", "127.3.4.5"] {
+        for ok in [
+            "127.0.0.1:8750",
+            "localhost:1",
+            "LOCALHOST",
+            "[::1]:8750",
+            "127.3.4.5",
+        ] {
             assert!(loopback_host(&h(ok)), "{ok}");
         }
-        for bad in ["evil.example:8750", "10.0.0.1:8750", "localhost.evil.example", "[::2]:1"] {
+        for bad in [
+            "evil.example:8750",
+            "10.0.0.1:8750",
+            "localhost.evil.example",
+            "[::2]:1",
+        ] {
             assert!(!loopback_host(&h(bad)), "{bad}");
         }
         assert!(!loopback_host(&HeaderMap::new()));
