@@ -112,6 +112,15 @@ def main():
         traj_row = rows.nth(names.index("trajectories")).locator("td")
         check(traj_row.nth(3).inner_text().replace(",", "") == str(exp["trajectories"]),
               f"overview: trajectories has {exp['trajectories']} rows")
+        # "Look for new data" lists the tables again and reloads the page (nothing new here).
+        with page.expect_navigation(timeout=60000):
+            page.click("#refresh")
+        page.wait_for_selector("body[data-ready]", timeout=60000)
+        page.wait_for_selector("#tables table.grid tbody tr", timeout=60000)
+        again = page.locator("#tables table.grid tbody tr").count()
+        check(again == rows.count() and again == len(names),
+              f"after 'Look for new data' the overview lists the same {len(names)} tables")
+        page.wait_for_selector("figure svg .mark", timeout=60000)
         charts = page.locator("figure svg").count()
         check(charts == 4, f"overview shows the four report charts ({charts})")
         bar = page.locator("figure svg rect.mark[data-filter='round=1']")

@@ -159,8 +159,13 @@ async function overview(main) {
   append(main, [tablesBox, reportBox]);
 
   const tablesDone = api('/api/overview').then((o) => {
+    const refresh = el('button', { type: 'button', class: 'secondary', id: 'refresh', title: 'list the tables again now (the server also does every --refresh interval)' }, 'Look for new data');
+    refresh.addEventListener('click', async () => {
+      refresh.disabled = true;
+      try { await api('/api/refresh', { method: 'POST' }); location.reload(); } catch (e) { tablesBox.append(errorBox(e)); refresh.disabled = false; }
+    });
     tablesBox.replaceChildren(
-      el('h2', {}, 'Tables'),
+      el('h2', {}, 'Tables ', refresh),
       table(['table', 'files', 'size', 'rows'], o.tables.map((t) => [
         t.name === 'trajectories' ? a('/trajectories', {}, t.name) : a('/sql', { q: `SELECT * FROM "${t.name}" LIMIT 100` }, t.name),
         fmt(t.files), bytes(t.bytes), fmt(t.rows)]), [1, 2, 3]),
