@@ -109,11 +109,20 @@ impl Response {
 }
 
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`).
-fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut s = TcpStream::connect(addr).expect("connect to the server");
     s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
         .unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         head.push_str(&format!("Host: {addr}\r\n"));
     }
@@ -276,11 +285,15 @@ fn expected_trajectory(corpus: &str, id: &str) -> Value {
     let lit = id.replace('\'', "''");
     let calls = sql_rows(
         corpus,
-        &format!("SELECT tool_name, arguments, result, is_error FROM tool_calls WHERE traj_id = '{lit}' ORDER BY msg_index, call_index"),
+        &format!(
+            "SELECT tool_name, arguments, result, is_error FROM tool_calls WHERE traj_id = '{lit}' ORDER BY msg_index, call_index"
+        ),
     );
     let steps = sql_rows(
         corpus,
-        &format!("SELECT unnest(step_complexity(messages)) AS c FROM trajectories WHERE traj_id = '{lit}'"),
+        &format!(
+            "SELECT unnest(step_complexity(messages)) AS c FROM trajectories WHERE traj_id = '{lit}'"
+        ),
     );
     assert_eq!(calls.len(), steps.len());
     let messages = sql_rows(
@@ -408,7 +421,10 @@ fn every_page_in_a_real_browser() {
             ["SELECT * FROM '/etc/passwd'", "not found"],
         ],
     });
-    assert!(expect["domain_cac_count"].as_i64().unwrap() > 50, "{expect}");
+    assert!(
+        expect["domain_cac_count"].as_i64().unwrap() > 50,
+        "{expect}"
+    );
     assert!(expect["trajectory"]["arrows"].as_i64().unwrap() > 0);
     let expect_file = dir.path().join("expect.json");
     std::fs::write(&expect_file, expect.to_string()).unwrap();
@@ -450,7 +466,11 @@ fn every_page_in_a_real_browser() {
     ] {
         let shot = out.join(format!("{page}.png"));
         let bytes = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
-        assert!(bytes.starts_with(b"\x89PNG"), "{} is not a PNG", shot.display());
+        assert!(
+            bytes.starts_with(b"\x89PNG"),
+            "{} is not a PNG",
+            shot.display()
+        );
     }
     println!("screenshots in {}", out.display());
 }
@@ -469,7 +489,11 @@ fn assert_json_close(a: &Value, b: &Value, at: &str) {
             }
         }
         (Value::Object(x), Value::Object(y)) => {
-            assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>(), "{at}");
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "{at}"
+            );
             for (k, v) in x {
                 assert_json_close(v, &y[k], &format!("{at}.{k}"));
             }
@@ -493,20 +517,22 @@ fn tau_corpus(dir: &Path) -> String {
 fn sql_from_the_page_is_read_only_and_limited() {
     let dir = tempfile::tempdir().unwrap();
     let root = tau_corpus(dir.path());
-    let s = Server::start(
-        &root,
-        &["--query-timeout", "1s", "--memory", "8MiB"],
-        &[],
-    );
+    let s = Server::start(&root, &["--query-timeout", "1s", "--memory", "8MiB"], &[]);
     let a = &s.addr;
     let r = console(a, "SELECT count(*) AS n FROM trajectories");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["rows"], json!([["200"]]));
     // Statements that write, change settings or read files are refused, with what was refused.
     for (sql, what) in [
-        ("COPY (SELECT 1) TO '/tmp/tdscale-serve-refused.csv'", "COPY"),
+        (
+            "COPY (SELECT 1) TO '/tmp/tdscale-serve-refused.csv'",
+            "COPY",
+        ),
         ("CREATE TABLE t AS SELECT 1", "CREATE"),
-        ("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'", "CREATE"),
+        (
+            "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
+            "CREATE",
+        ),
         ("INSERT INTO rounds SELECT * FROM rounds", "INSERT"),
         ("DELETE FROM trajectories", "DELETE"),
         ("DROP VIEW tool_calls", "DROP"),
@@ -550,7 +576,10 @@ fn sql_from_the_page_is_read_only_and_limited() {
     // Downloads are read-only too.
     let r = get(
         a,
-        &format!("/api/sql/download?format=csv&sql={}", enc("DROP VIEW tool_calls")),
+        &format!(
+            "/api/sql/download?format=csv&sql={}",
+            enc("DROP VIEW tool_calls")
+        ),
         &[],
     );
     assert_eq!(r.status, 403);
@@ -563,10 +592,23 @@ fn sql_from_the_page_is_read_only_and_limited() {
         &[],
     );
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), "traj_id\ngpt-4o-airline/0/0\ngpt-4o-airline/0/1\n");
-    assert!(r.header("content-disposition").unwrap().contains("result.csv"));
+    assert_eq!(
+        r.text(),
+        "traj_id\ngpt-4o-airline/0/0\ngpt-4o-airline/0/1\n"
+    );
+    assert!(
+        r.header("content-disposition")
+            .unwrap()
+            .contains("result.csv")
+    );
     // Every answer carries the strict policy; pages are the compiled-in shell.
-    for path in ["/", "/trajectories", "/api/status", "/assets/app.js", "/nope"] {
+    for path in [
+        "/",
+        "/trajectories",
+        "/api/status",
+        "/assets/app.js",
+        "/nope",
+    ] {
         let r = get(a, path, &[]);
         assert_eq!(
             r.header("content-security-policy"),
@@ -627,7 +669,11 @@ fn a_token_guards_every_request_and_other_hosts_are_refused() {
     assert_eq!(get(&open.addr, "/api/status", &[]).status, 200);
     let port = open.addr.rsplit(':').next().unwrap();
     for host in [format!("localhost:{port}"), format!("[::1]:{port}")] {
-        assert_eq!(get(&open.addr, "/api/status", &[("Host", &host)]).status, 200, "{host}");
+        assert_eq!(
+            get(&open.addr, "/api/status", &[("Host", &host)]).status,
+            200,
+            "{host}"
+        );
     }
     let r = get(&open.addr, "/api/status", &[("Host", "evil.example")]);
     assert_eq!(r.status, 403);
@@ -636,26 +682,35 @@ fn a_token_guards_every_request_and_other_hosts_are_refused() {
 
     // With a token (from the environment), every path needs it.
     let token = "0123456789abcdef-secret";
-    let s = Server::start(
-        &root,
-        &[],
-        &[("TDSCALE_SERVE_TOKEN", token.to_string())],
-    );
+    let s = Server::start(&root, &[], &[("TDSCALE_SERVE_TOKEN", token.to_string())]);
     let a = &s.addr;
     for path in ["/", "/assets/app.js", "/api/status", "/api/trajectories"] {
         assert_eq!(get(a, path, &[]).status, 401, "{path}");
         assert_eq!(
-            get(a, path, &[("Authorization", "Bearer wrong-token-0123456789")]).status,
+            get(
+                a,
+                path,
+                &[("Authorization", "Bearer wrong-token-0123456789")]
+            )
+            .status,
             401,
             "{path}"
         );
         let bearer = format!("Bearer {token}");
-        assert_eq!(get(a, path, &[("Authorization", &bearer)]).status, 200, "{path}");
+        assert_eq!(
+            get(a, path, &[("Authorization", &bearer)]).status,
+            200,
+            "{path}"
+        );
         let cookie = format!("tdscale_token={token}");
         assert_eq!(get(a, path, &[("Cookie", &cookie)]).status, 200, "{path}");
     }
     // The token in the address becomes a cookie and leaves the address.
-    let r = get(a, &format!("/trajectories?domain=airline&token={token}"), &[]);
+    let r = get(
+        a,
+        &format!("/trajectories?domain=airline&token={token}"),
+        &[],
+    );
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location"), Some("/trajectories?domain=airline"));
     assert!(r.header("set-cookie").unwrap().contains("HttpOnly"));
@@ -663,7 +718,12 @@ fn a_token_guards_every_request_and_other_hosts_are_refused() {
     // With a token, other host names are fine (the token is what protects).
     let bearer = format!("Bearer {token}");
     assert_eq!(
-        get(a, "/api/status", &[("Authorization", &bearer), ("Host", "viewer.example")]).status,
+        get(
+            a,
+            "/api/status",
+            &[("Authorization", &bearer), ("Host", "viewer.example")]
+        )
+        .status,
         200
     );
 }
@@ -684,7 +744,13 @@ fn the_index_matches_the_corpus_views_and_new_files_show_up() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    let o = run(&["sql", &root, "--format", "csv", "SELECT * FROM trajectory_metrics LIMIT 0"]);
+    let o = run(&[
+        "sql",
+        &root,
+        "--format",
+        "csv",
+        "SELECT * FROM trajectory_metrics LIMIT 0",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(names.join(","), stdout(&o).trim());
     let rows = served["rows"].as_array().unwrap();
@@ -697,7 +763,10 @@ fn the_index_matches_the_corpus_views_and_new_files_show_up() {
                 (None, Value::Null) => {}
                 (Some(g), Value::String(w)) => assert_eq!(g, w, "{n}"),
                 (Some(g), w) if w.is_number() => {
-                    assert!((g.parse::<f64>().unwrap() - number(w)).abs() < 1e-9, "{n}: {g} vs {w}")
+                    assert!(
+                        (g.parse::<f64>().unwrap() - number(w)).abs() < 1e-9,
+                        "{n}: {g} vs {w}"
+                    )
                 }
                 _ => panic!("{n}: {got} vs {want}"),
             }
@@ -715,21 +784,34 @@ fn the_index_matches_the_corpus_views_and_new_files_show_up() {
     );
 
     // Filters and pages agree with SQL on the view.
-    let count = |query: &str| get(a, &format!("/api/trajectories/count?{query}"), &[]).json()["count"].clone();
+    let count = |query: &str| {
+        get(a, &format!("/api/trajectories/count?{query}"), &[]).json()["count"].clone()
+    };
     for (query, sql) in [
         ("cac_min=15&cac_max=30", "cac >= 15 AND cac <= 30"),
         ("mode=Q%3ES1%3EA%3EC1", "mode = 'Q>S1>A>C1'"),
         ("reward_min=1", "reward >= 1"),
         ("where=num_tool_calls+%3E+5", "num_tool_calls > 5"),
-        ("q=SEATTLE", "traj_id IN (SELECT traj_id FROM trajectories WHERE strpos(lower(messages_text(messages)), 'seattle') > 0 OR strpos(lower(system), 'seattle') > 0)"),
+        (
+            "q=SEATTLE",
+            "traj_id IN (SELECT traj_id FROM trajectories WHERE strpos(lower(messages_text(messages)), 'seattle') > 0 OR strpos(lower(system), 'seattle') > 0)",
+        ),
     ] {
-        let want = one_number(&root, &format!("SELECT count(*) FROM trajectory_metrics WHERE {sql}"));
+        let want = one_number(
+            &root,
+            &format!("SELECT count(*) FROM trajectory_metrics WHERE {sql}"),
+        );
         assert!(want > 0, "{sql} matches nothing");
         assert_eq!(count(query), json!(want), "{query}");
     }
     let mut ids = vec![];
     for page in 1..=5 {
-        let p = get(a, &format!("/api/trajectories?per_page=45&page={page}"), &[]).json();
+        let p = get(
+            a,
+            &format!("/api/trajectories?per_page=45&page={page}"),
+            &[],
+        )
+        .json();
         ids.extend(
             p["rows"]
                 .as_array()
@@ -743,7 +825,10 @@ fn the_index_matches_the_corpus_views_and_new_files_show_up() {
         .iter()
         .map(|r| r["traj_id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(ids, all, "five pages of 45 are the 200 ids in order, once each");
+    assert_eq!(
+        ids, all,
+        "five pages of 45 are the 200 ids in order, once each"
+    );
     let r = get(a, "/api/trajectories?sort=messages", &[]);
     assert_eq!(r.status, 400);
     let r = get(a, "/api/trajectories?page=0", &[]);
@@ -767,7 +852,10 @@ fn the_index_matches_the_corpus_views_and_new_files_show_up() {
     all.push(format!("hostile/{HOSTILE_ID}"));
     let t = get(
         a,
-        &format!("/api/trajectory?id={}", enc(&format!("hostile/{HOSTILE_ID}"))),
+        &format!(
+            "/api/trajectory?id={}",
+            enc(&format!("hostile/{HOSTILE_ID}"))
+        ),
         &[],
     )
     .json();
@@ -776,7 +864,10 @@ fn the_index_matches_the_corpus_views_and_new_files_show_up() {
         t["trajectory"]["messages"][0]["content"],
         json!("<script>window.__pwned=1</script> please help")
     );
-    assert_eq!(t["trajectory"]["messages"][1]["calls"][0]["result"], json!(2));
+    assert_eq!(
+        t["trajectory"]["messages"][1]["calls"][0]["result"],
+        json!(2)
+    );
 }
 
 #[test]
@@ -801,4 +892,35 @@ fn an_s3_corpus_is_served() {
     let t = get(a, "/api/trajectory?id=gpt-4o-airline%2F0%2F0", &[]).json();
     assert_eq!(t["trajectory"]["traj_id"], json!("gpt-4o-airline/0/0"));
     assert!(t["trajectory"]["messages"].as_array().unwrap().len() > 10);
+}
+
+#[test]
+fn an_empty_corpus_answers_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("empty").to_str().unwrap().to_string();
+    let s = Server::start(&root, &[], &[]);
+    let a = &s.addr;
+    for path in tdscale::serve::assets::PAGES {
+        assert_eq!(get(a, path, &[]).status, 200, "{path}");
+    }
+    for path in [
+        "/api/overview",
+        "/api/report?by=domain",
+        "/api/facets",
+        "/api/trajectories",
+        "/api/rounds",
+        "/api/clusters",
+    ] {
+        let r = get(a, path, &[]);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    assert_eq!(
+        get(a, "/api/trajectories/count", &[]).json()["count"],
+        json!(0)
+    );
+    assert_eq!(get(a, "/api/rounds", &[]).json()["rounds"], json!([]));
+    assert_eq!(get(a, "/api/report?by=nothing", &[]).status, 400);
+    let r = get(a, "/api/cluster?id=x", &[]);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"], json!("no cluster `x`"));
 }
