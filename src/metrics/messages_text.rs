@@ -36,6 +36,22 @@ impl Default for MessagesText {
 }
 
 /// Appends the text of row `row` to `out`.
+///
+/// ```
+/// use tdscale::metrics::messages::MessagesView;
+/// use tdscale::metrics::messages_text::text_of;
+/// use tdscale::model::{Message, ToolCall};
+/// use tdscale::store::convert::messages_array;
+/// let msgs = vec![
+///     Message::text("user", "Where is ord_9?"),
+///     Message::calls(vec![ToolCall { id: Some("c1".into()), name: "get_order".into(), arguments: r#"{"id": "ord_9"}"#.into() }]),
+///     Message::tool_result("shipped"),
+/// ];
+/// let a = messages_array(std::iter::once(msgs.as_slice()));
+/// let mut s = String::new();
+/// text_of(&MessagesView::try_new(&a).unwrap(), 0, &mut s);
+/// assert_eq!(s, "Where is ord_9?\nget_order\n{\"id\": \"ord_9\"}\nshipped");
+/// ```
 pub fn text_of(v: &MessagesView, row: usize, out: &mut String) {
     let mut push = |s: &str| {
         if !out.is_empty() {
@@ -82,33 +98,5 @@ impl ScalarUDFImpl for MessagesText {
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Message, ToolCall};
-    use crate::store::convert::messages_array;
-
-    #[test]
-    fn the_worked_example() {
-        let msgs = vec![
-            Message::text("user", "Where is ord_9?"),
-            Message::calls(vec![ToolCall {
-                id: Some("c1".into()),
-                name: "get_order".into(),
-                arguments: r#"{"id": "ord_9"}"#.into(),
-            }]),
-            Message::tool_result("shipped"),
-        ];
-        let a = messages_array(std::iter::once(msgs.as_slice()));
-        let v = MessagesView::try_new(&a).unwrap();
-        let mut s = String::new();
-        text_of(&v, 0, &mut s);
-        assert_eq!(
-            s,
-            "Where is ord_9?\nget_order\n{\"id\": \"ord_9\"}\nshipped"
-        );
     }
 }
