@@ -663,21 +663,41 @@ fn a_token_guards_every_request_and_other_hosts_are_refused() {
     let o = run(&["serve", &root, "--bind", "0.0.0.0:0", "--token", "short"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("16 characters"), "{}", stderr(&o));
+    // A long enough token makes a public bind acceptable (checked without binding it).
+    let public = tdscale::serve::ServeOptions {
+        bind: "0.0.0.0:8750".parse().unwrap(),
+        token: Some("0123456789abcdef".into()),
+        ..Default::default()
+    };
+    assert!(tdscale::serve::check_options(&public).is_ok());
+    assert!(tdscale::serve::check_options(&Default::default()).is_ok());
 
     // Without a token, a request naming another host (DNS rebinding) is refused.
     let open = Server::start(&root, &[], &[]);
     assert_eq!(get(&open.addr, "/api/status", &[]).status, 200);
     let port = open.addr.rsplit(':').next().unwrap();
-    for host in [format!("localhost:{port}"), format!("[::1]:{port}")] {
+    for host in [
+        format!("localhost:{port}"),
+        "LOCALHOST".to_string(),
+        format!("[::1]:{port}"),
+        "127.3.4.5".to_string(),
+    ] {
         assert_eq!(
             get(&open.addr, "/api/status", &[("Host", &host)]).status,
             200,
             "{host}"
         );
     }
-    let r = get(&open.addr, "/api/status", &[("Host", "evil.example")]);
-    assert_eq!(r.status, 403);
-    assert!(r.text().contains("localhost"));
+    for host in [
+        "evil.example",
+        "localhost.evil.example",
+        "10.0.0.1:8750",
+        "[::2]:1",
+    ] {
+        let r = get(&open.addr, "/api/status", &[("Host", host)]);
+        assert_eq!(r.status, 403, "{host}");
+        assert!(r.text().contains("localhost"));
+    }
     drop(open);
 
     // With a token (from the environment), every path needs it.
@@ -708,11 +728,14 @@ fn a_token_guards_every_request_and_other_hosts_are_refused() {
     // The token in the address becomes a cookie and leaves the address.
     let r = get(
         a,
-        &format!("/trajectories?domain=airline&token={token}"),
+        &format!("/trajectories?domain=air%20line&token={token}&page=2"),
         &[],
     );
     assert_eq!(r.status, 303);
-    assert_eq!(r.header("location"), Some("/trajectories?domain=airline"));
+    assert_eq!(
+        r.header("location"),
+        Some("/trajectories?domain=air+line&page=2")
+    );
     assert!(r.header("set-cookie").unwrap().contains("HttpOnly"));
     assert_eq!(get(a, "/?token=wrong-token-0123456789", &[]).status, 401);
     // With a token, other host names are fine (the token is what protects).
@@ -923,4 +946,89 @@ fn an_empty_corpus_answers_every_page() {
     let r = get(a, "/api/cluster?id=x", &[]);
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"], json!("no cluster `x`"));
+}
+
+/// The chat view of one trajectory, on a conversation worked by hand: which result answers each
+/// call, the values a call takes from earlier results, c(a_t) and the moves.
+mod chat_view {
+    use tdscale::model::{Message, ToolCall, ToolDef, Trajectory};
+    use tdscale::serve::chat::view_of_trajectory;
+
+    fn call_message(id: &str, name: &str, args: &str) -> Message {
+        Message::calls(vec![ToolCall {
+            id: Some(id.into()),
+            name: name.into(),
+            arguments: args.into(),
+        }])
+    }
+
+    #[test]
+    fn calls_results_dependencies_and_moves() {
+        let mut result = Message::tool_result("Error: no seat left");
+        result.tool_call_id = Some("c2".into());
+        let t = Trajectory {
+            traj_id: "t/1".into(),
+            source: "t".into(),
+            format: "openai".into(),
+            tools: vec![ToolDef {
+                name: "get_user".into(),
+                ..Default::default()
+            }],
+            messages: vec![
+                Message::text("user", "book for mia"),
+                call_message("c1", "get_user", r#"{"name": "mia"}"#),
+                {
+                    let mut m = Message::tool_result(r#"{"user_id": "u_42", "seat": "12A"}"#);
+                    m.tool_call_id = Some("c1".into());
+                    m
+                },
+                call_message("c2", "book", r#"{"user": "u_42", "seat": "12A", "n": 1}"#),
+                result,
+                Message::text("assistant", "Sorry, it is full."),
+            ],
+            ..Default::default()
+        };
+        let v = view_of_trajectory(&t).unwrap();
+        // get_user is a run of one single call (S1); book consumes its result (C1); the
+        // closing text is an answer (A).
+        assert_eq!(v.mode, "S1>C1>A");
+        let moves: Vec<(&str, &[usize])> = v
+            .moves
+            .iter()
+            .map(|m| (m.mv.as_str(), m.messages.as_slice()))
+            .collect();
+        assert_eq!(moves, [("S1", &[1][..]), ("C1", &[3][..]), ("A", &[5][..])]);
+        assert_eq!(v.messages[3].moves, ["C1"]);
+        let c0 = &v.messages[1].calls[0];
+        assert_eq!(
+            (c0.number, c0.result, c0.is_error),
+            (0, Some(2), Some(false))
+        );
+        assert_eq!(c0.offered, Some(true));
+        assert!(c0.sources.is_empty());
+        // c = 1 + 0.5 ln(1 + 1 leaf) + new 1
+        assert!((c0.step_complexity - (2.0 + 0.5 * 2f64.ln())).abs() < 1e-12);
+        let c1 = &v.messages[3].calls[0];
+        assert_eq!(
+            (c1.number, c1.result, c1.is_error),
+            (1, Some(4), Some(true))
+        );
+        assert_eq!(
+            c1.offered,
+            Some(false),
+            "book is not among the offered tools"
+        );
+        let found: Vec<(usize, Option<usize>, &str)> = c1
+            .sources
+            .iter()
+            .map(|s| (s.message, s.call, s.value.as_str()))
+            .collect();
+        assert_eq!(found, [(2, Some(0), "u_42"), (2, Some(0), "12A")]);
+        // c = 1 + 0.5 ln(1 + 3 leaves) + dep 1 + new 1
+        assert!((c1.step_complexity - (3.0 + 0.5 * 4f64.ln())).abs() < 1e-12);
+        assert!((v.cac - (c0.step_complexity + c1.step_complexity)).abs() < 1e-12);
+        assert_eq!(v.messages[2].answers, Some(0));
+        assert_eq!(v.messages[4].answers, Some(1));
+        assert!(v.messages[4].is_error && !v.messages[2].is_error);
+    }
 }
