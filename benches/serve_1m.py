@@ -111,8 +111,8 @@ def main():
             ("free text (reads the files)", {"q": "refund"}),
         ]
         from playwright.sync_api import sync_playwright
-        with sync_playwright() as p:
-            ctx = p.chromium.launch_persistent_context(tempfile.mkdtemp(), executable_path="/usr/bin/chromium",
+        with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="tdscale-chromium-") as profile:
+            ctx = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium",
                                                        headless=True, args=FLAGS)
             page = ctx.new_page()
             page.goto(base + "/trajectories")  # load the script and facets once

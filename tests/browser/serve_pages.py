@@ -60,8 +60,8 @@ def main():
         sys.exit(f"error: {CHROMIUM} is missing: apt-get install -y chromium")
     base = args.url.rstrip("/")
 
-    with sync_playwright() as p:
-        profile = tempfile.mkdtemp(prefix="tdscale-chromium-")
+    # The fresh profile is removed afterwards, whatever the outcome.
+    with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="tdscale-chromium-") as profile:
         ctx = p.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
             viewport={"width": 1400, "height": 1000}, accept_downloads=True)
