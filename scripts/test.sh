@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The S3 tests start a local moto_server themselves; this script makes
-# sure moto (and curl, used to create test buckets) and BFCL's checker are installed first.
+# sure moto (and curl, used to create test buckets), BFCL's checker, and the viewer's browser
+# (Debian's chromium) and its driver (Playwright for Python) are installed first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,17 @@ if ! python3 -c "import importlib.metadata as m; assert m.version('bfcl-eval') =
     python3 -m pip install --quiet --no-deps 'bfcl-eval==2026.3.23' || { echo "error: could not install bfcl-eval; the BFCL export test needs it" >&2; exit 1; }
 fi
 command -v curl >/dev/null 2>&1 || { echo "error: curl is needed by the S3 tests (apt-get install curl)" >&2; exit 1; }
+# The viewer's tests drive a real browser: Debian's chromium, through Playwright for Python (the
+# package only — it is told to use /usr/bin/chromium and never downloads a browser of its own).
+if [ ! -x /usr/bin/chromium ]; then
+    echo "installing the browser of the viewer's tests: apt-get install -y chromium" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+        || { echo "error: could not install chromium (apt-get install -y chromium); the browser tests of tdscale serve need it" >&2; exit 1; }
+fi
+if ! python3 -c "import playwright" 2>/dev/null; then
+    echo "installing the browser driver: pip install playwright" >&2
+    python3 -m pip install --quiet playwright || { echo "error: could not install playwright (pip install playwright); the browser tests of tdscale serve need it" >&2; exit 1; }
+fi
 
 # Tests talk only to servers they start on 127.0.0.1; never let the S3 client probe the cloud.
 export AWS_EC2_METADATA_DISABLED=true

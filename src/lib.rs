@@ -15,6 +15,7 @@
 //! - [`synth`] turns a request into a verified trajectory; [`evolve`] picks seeds and runs rounds;
 //! - [`export`] writes training files and evaluation splits;
 //! - [`generate`] makes synthetic corpora; `distributed` runs the SQL on Ballista;
+//! - [`serve`] is the local web viewer of a corpus;
 //! - [`cli`] is the thin command-line layer over all of it.
 
 pub mod error;
@@ -55,5 +56,7 @@ pub mod generate;
 
 #[cfg(feature = "cluster")]
 pub mod distributed;
+
+pub mod serve;
 
 pub mod cli;

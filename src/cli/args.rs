@@ -81,6 +81,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Ingest the bundled test data into a corpus and print a summary: the one-command tour.
     Demo(DemoArgs),
+    /// Look at a corpus in the browser: report, trajectories, rounds, clusters, SQL (read-only).
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -648,6 +650,34 @@ pub struct GenArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
+    /// Address to listen on (port 0 picks a free one). Anything but loopback needs --token.
+    #[arg(long, default_value = "127.0.0.1:8750")]
+    pub bind: std::net::SocketAddr,
+    /// The server never writes to the corpus: read-only is its only mode.
+    #[arg(long, default_value_t = true)]
+    pub read_only: bool,
+    /// A token every request must carry (?token=… once in the browser, or an `Authorization:
+    /// Bearer` header); at least 16 characters.
+    #[arg(long, env = "TDSCALE_SERVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// How long one query may run.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub query_timeout: std::time::Duration,
+    /// Memory one query may use, e.g. 1GiB (past it the query fails; nothing spills to disk).
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    pub memory: u64,
+    /// Queries running at once (the others wait).
+    #[arg(long, default_value_t = 4)]
+    pub max_queries: usize,
+    /// How often the corpus is listed again to show new data.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub refresh: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Corpus folder to create.
     #[arg(long, default_value = "demo-corpus")]
@@ -890,6 +920,20 @@ impl ClusterCommand {
                 })
                 .await
             }
+        }
+    }
+}
+
+impl ServeArgs {
+    pub fn options(&self) -> crate::serve::ServeOptions {
+        crate::serve::ServeOptions {
+            bind: self.bind,
+            token: self.token.clone(),
+            query_timeout: self.query_timeout,
+            memory_limit: self.memory as usize,
+            max_queries: self.max_queries,
+            refresh: self.refresh,
+            ..Default::default()
         }
     }
 }

@@ -124,6 +124,7 @@ async fn run(command: Command) -> Result<()> {
             emit(a.json, &s, || s.to_text())
         }
         Command::Demo(a) => demo::run(a).await,
+        Command::Serve(a) => crate::serve::serve(&Corpus::open(&a.corpus)?, a.options()).await,
         Command::Evolve(a) => {
             let session = open(&a.corpus).await?;
             let progress = !a.json && std::io::stderr().is_terminal();

@@ -83,6 +83,68 @@ fn leaves_found_in(ls: &[Leaf], earlier: &[&str]) -> bool {
         .any(|needle| earlier.iter().any(|c| c.contains(needle)))
 }
 
+/// Where a call's consumed values come from: an earlier tool message and the value found in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueSource {
+    /// Index of the tool message, relative to the row's first message.
+    pub message: usize,
+    /// The argument value found verbatim in that message's content.
+    pub value: String,
+}
+
+/// For every call of row `row`, in order, the earlier results its arguments consume under the
+/// rule of `dep_t` (see [`CallFacts::dep`]): for each qualifying leaf, the latest tool message
+/// before the call that contains it. A call has `dep_t` exactly when its list is not empty.
+///
+/// ```
+/// use tdscale::metrics::calls::value_sources;
+/// use tdscale::metrics::messages::MessagesView;
+/// use tdscale::model::{Message, ToolCall};
+/// use tdscale::store::convert::messages_array;
+/// let call = |n: &str, a: &str| Message::calls(vec![ToolCall { id: None, name: n.into(), arguments: a.into() }]);
+/// let msgs = vec![
+///     Message::text("user", "my order?"),
+///     call("get_user", r#"{"name": "mia"}"#),
+///     Message::tool_result(r#"{"order_id": "ord_987"}"#),
+///     call("get_order", r#"{"order_id": "ord_987", "verbose": 1}"#),
+///     Message::tool_result("shipped"),
+/// ];
+/// let a = messages_array(std::iter::once(msgs.as_slice()));
+/// let s = value_sources(&MessagesView::try_new(&a).unwrap(), 0);
+/// assert!(s[0].is_empty());
+/// assert_eq!(s[1].len(), 1);
+/// assert_eq!((s[1][0].message, s[1][0].value.as_str()), (2, "ord_987"));
+/// ```
+pub fn value_sources(v: &MessagesView, row: usize) -> Vec<Vec<ValueSource>> {
+    let base = v.messages(row).start;
+    let mut out = vec![];
+    let mut earlier: Vec<(usize, &str)> = vec![];
+    for m in v.messages(row) {
+        match v.role(m) {
+            "tool" => earlier.push((m - base, v.content(m).unwrap_or(""))),
+            "assistant" => {
+                for c in v.calls(m) {
+                    let mut found: Vec<ValueSource> = vec![];
+                    for l in leaves(v.call_args(c)).unwrap_or_default() {
+                        let Some(n) = carried_value(&l) else { continue };
+                        if let Some((at, _)) = earlier.iter().rev().find(|(_, t)| t.contains(n))
+                            && !found.iter().any(|f| f.message == *at && f.value == n)
+                        {
+                            found.push(ValueSource {
+                                message: *at,
+                                value: n.to_string(),
+                            });
+                        }
+                    }
+                    out.push(found);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The facts of every call of row `row`, in order.
 pub fn call_facts(v: &MessagesView, row: usize, code: &CodeTools) -> Vec<CallFacts> {
     let mut out = vec![];

@@ -51,6 +51,7 @@ pub struct MessagesView<'a> {
     list: &'a ListArray,
     role: StrCol<'a>,
     content: Option<StrCol<'a>>,
+    reasoning: Option<StrCol<'a>>,
     error: Option<&'a BooleanArray>,
     tool_call_id: Option<StrCol<'a>>,
     calls: Option<&'a ListArray>,
@@ -88,6 +89,9 @@ impl<'a> MessagesView<'a> {
         let content = field(s, "content")
             .map(|c| StrCol::try_new(c, "messages.content"))
             .transpose()?;
+        let reasoning = field(s, "reasoning")
+            .map(|c| StrCol::try_new(c, "messages.reasoning"))
+            .transpose()?;
         let error = field(s, "error").and_then(|e| e.as_boolean_opt());
         let tool_call_id = field(s, "tool_call_id")
             .map(|c| StrCol::try_new(c, "messages.tool_call_id"))
@@ -119,6 +123,7 @@ impl<'a> MessagesView<'a> {
             list,
             role,
             content,
+            reasoning,
             error,
             tool_call_id,
             calls,
@@ -157,6 +162,11 @@ impl<'a> MessagesView<'a> {
     #[inline]
     pub fn content(&self, m: usize) -> Option<&'a str> {
         self.content.and_then(|c| c.get(m))
+    }
+
+    #[inline]
+    pub fn reasoning(&self, m: usize) -> Option<&'a str> {
+        self.reasoning.and_then(|c| c.get(m))
     }
 
     /// The call indexes of message `m`.

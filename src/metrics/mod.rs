@@ -18,6 +18,7 @@ pub mod jaccard;
 pub mod json_leaves;
 pub mod lsh;
 pub mod messages;
+pub mod messages_text;
 pub mod minhash;
 pub mod normalized_entropy;
 pub mod reasoning_mode;
@@ -48,6 +49,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(args_valid::ArgsValid::default()),
         ScalarUDF::from(seeded_hash::SeededHash::default()),
         ScalarUDF::from(user_text::UserText::default()),
+        ScalarUDF::from(messages_text::MessagesText::default()),
     ]
 }
 

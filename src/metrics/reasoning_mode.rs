@@ -53,37 +53,27 @@ fn bucket(n: usize) -> String {
     if n >= 4 { "4+".into() } else { n.to_string() }
 }
 
-/// Distinct moves in order of first appearance, and the run of single calls in progress.
-#[derive(Default)]
-struct Moves {
-    seen: Vec<String>,
-    /// (length, whether any call of the run consumed an earlier result)
-    run: (usize, bool),
-}
-
-impl Moves {
-    fn push(&mut self, m: String) {
-        if !self.seen.contains(&m) {
-            self.seen.push(m);
-        }
-    }
-
-    fn end_run(&mut self) {
-        if self.run.0 > 0 {
-            let m = format!(
-                "{}{}",
-                if self.run.1 { "C" } else { "S" },
-                bucket(self.run.0)
+/// The walk over a row's messages: every move it emits goes to `emit` with the first and last
+/// (global) message index it covers, in order, repeats included.
+fn walk(
+    v: &MessagesView,
+    row: usize,
+    code: &CodeTools,
+    mut emit: impl FnMut(String, usize, usize),
+) {
+    // The run of single calls in progress: (first message, last message, length, whether any
+    // call of the run consumed an earlier result).
+    let mut run: Option<(usize, usize, usize, bool)> = None;
+    let end_run = |run: &mut Option<(usize, usize, usize, bool)>,
+                   emit: &mut dyn FnMut(String, usize, usize)| {
+        if let Some((first, last, n, dep)) = run.take() {
+            emit(
+                format!("{}{}", if dep { "C" } else { "S" }, bucket(n)),
+                first,
+                last,
             );
-            self.run = (0, false);
-            self.push(m);
         }
-    }
-}
-
-/// The mode of row `row`.
-pub fn mode_of(v: &MessagesView, row: usize, code: &CodeTools) -> String {
-    let mut moves = Moves::default();
+    };
     let mut earlier: Vec<&str> = vec![];
     let mut last_tool_error = false;
     for m in v.messages(row) {
@@ -96,28 +86,79 @@ pub fn mode_of(v: &MessagesView, row: usize, code: &CodeTools) -> String {
                     1 if code.contains(v.call_name(calls.start)) => "X".to_string(),
                     1 if last_tool_error => "R".to_string(),
                     1 => {
-                        moves.run.0 += 1;
+                        let r = run.get_or_insert((m, m, 0, false));
+                        r.1 = m;
+                        r.2 += 1;
                         // One dependency is enough to mark the run; later calls need no walk.
-                        if !moves.run.1 {
-                            moves.run.1 = consumes_earlier(v.call_args(calls.start), &earlier);
+                        if !r.3 {
+                            r.3 = consumes_earlier(v.call_args(calls.start), &earlier);
                         }
                         continue;
                     }
                     k => format!("P{}", bucket(k)),
                 };
-                moves.end_run();
-                moves.push(mv);
+                end_run(&mut run, &mut emit);
+                emit(mv, m, m);
             }
             "tool" => {
-                moves.end_run();
+                end_run(&mut run, &mut emit);
                 earlier.push(v.content(m).unwrap_or(""));
                 last_tool_error = v.is_error(m);
             }
-            _ => moves.end_run(),
+            _ => end_run(&mut run, &mut emit),
         }
     }
-    moves.end_run();
-    moves.seen.join(">")
+    end_run(&mut run, &mut emit);
+}
+
+/// The mode of row `row`.
+pub fn mode_of(v: &MessagesView, row: usize, code: &CodeTools) -> String {
+    let mut seen: Vec<String> = vec![];
+    walk(v, row, code, |mv, _, _| {
+        if !seen.contains(&mv) {
+            seen.push(mv);
+        }
+    });
+    seen.join(">")
+}
+
+/// The moves of row `row` in order of first appearance (the parts of [`mode_of`]'s string),
+/// each with the indexes, relative to the row's first message, of every message that made it.
+///
+/// ```
+/// use tdscale::metrics::messages::MessagesView;
+/// use tdscale::metrics::reasoning_mode::{mode_moves, mode_of};
+/// use tdscale::model::{Message, ToolCall};
+/// use tdscale::store::convert::messages_array;
+/// let call = |n: &str| Message::calls(vec![ToolCall { id: None, name: n.into(), arguments: "{}".into() }]);
+/// let msgs = vec![
+///     Message::text("user", "hi"),
+///     Message::text("assistant", "Which date?"),
+///     Message::text("user", "Friday"),
+///     call("get_user"),
+///     Message::tool_result("{}"),
+///     Message::text("assistant", "Done."),
+/// ];
+/// let a = messages_array(std::iter::once(msgs.as_slice()));
+/// let v = MessagesView::try_new(&a).unwrap();
+/// assert_eq!(mode_of(&v, 0, &Default::default()), "Q>S1>A");
+/// let moves = mode_moves(&v, 0, &Default::default());
+/// assert_eq!(moves, vec![("Q".into(), vec![1]), ("S1".into(), vec![3]), ("A".into(), vec![5])]);
+/// ```
+pub fn mode_moves(v: &MessagesView, row: usize, code: &CodeTools) -> Vec<(String, Vec<usize>)> {
+    let base = v.messages(row).start;
+    let mut out: Vec<(String, Vec<usize>)> = vec![];
+    walk(v, row, code, |mv, first, last| {
+        let at = match out.iter().position(|(m, _)| *m == mv) {
+            Some(i) => i,
+            None => {
+                out.push((mv, vec![]));
+                out.len() - 1
+            }
+        };
+        out[at].1.extend((first..=last).map(|m| m - base));
+    });
+    out
 }
 
 impl ScalarUDFImpl for ReasoningMode {

@@ -126,16 +126,22 @@ pub fn check_expression_depth(sql: &str, limit: usize) -> std::result::Result<()
 pub async fn statements(ctx: &SessionContext, sql: &str) -> Result<Vec<DataFrame>> {
     check_expression_depth(sql, MAX_EXPRESSION_DEPTH)
         .map_err(|e| Error::Sql(datafusion::error::DataFusionError::Plan(e)))?;
-    let state = ctx.state();
-    let options = state.config().options();
-    let dialect_name = options.sql_parser.dialect.to_string();
-    let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(&dialect_name)
-        .ok_or_else(|| Error::Usage(format!("unknown SQL dialect `{dialect_name}`")))?;
-    let parsed = DFParserBuilder::new(sql)
-        .with_dialect(dialect.as_ref())
-        .with_recursion_limit(options.sql_parser.recursion_limit.get())
-        .build()?
-        .parse_statements()?;
+    let (dialect_name, recursion_limit) = {
+        let state = ctx.state();
+        let parser = &state.config().options().sql_parser;
+        (parser.dialect.to_string(), parser.recursion_limit.get())
+    };
+    // The dialect is dropped before the first await, so the future can move between threads
+    // (a server runs statements from its handlers).
+    let parsed = {
+        let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(&dialect_name)
+            .ok_or_else(|| Error::Usage(format!("unknown SQL dialect `{dialect_name}`")))?;
+        DFParserBuilder::new(sql)
+            .with_dialect(dialect.as_ref())
+            .with_recursion_limit(recursion_limit)
+            .build()?
+            .parse_statements()?
+    };
     if parsed.is_empty() {
         return Err(Error::Usage("no SQL statement given".into()));
     }

@@ -64,6 +64,9 @@ pub struct SessionOptions {
     pub memory_limit: Option<usize>,
     /// Where spill files go (default: the system temporary folder).
     pub spill_dir: Option<std::path::PathBuf>,
+    /// Refuse to read files by path (`SELECT * FROM 'runs/x.parquet'`), as a session running
+    /// untrusted SQL must (`tdscale serve`).
+    pub deny_file_paths: bool,
 }
 
 /// The session configuration tdscale uses everywhere.
@@ -74,7 +77,8 @@ pub fn session_config() -> SessionConfig {
     SessionConfig::new().with_information_schema(true)
 }
 
-/// A session with the tdscale functions and no tables.
+/// A session with the tdscale functions and no tables; files can be queried by path
+/// (`SELECT * FROM 'runs/x.parquet'`).
 pub fn bare_context() -> SessionContext {
     bare_context_with(&SessionOptions::default()).expect("the default runtime settings are valid")
 }
@@ -82,7 +86,7 @@ pub fn bare_context() -> SessionContext {
 /// A session with the tdscale functions and no tables, built with `opts`.
 pub fn bare_context_with(opts: &SessionOptions) -> Result<SessionContext> {
     // s3:// URLs get a store from the AWS_* settings on first use, and files can be queried by
-    // path: SELECT * FROM 'runs/x.parquet'.
+    // path unless `deny_file_paths`: SELECT * FROM 'runs/x.parquet'.
     let mut runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(S3FromEnvRegistry::default()))
         .with_cache_manager(
@@ -101,8 +105,12 @@ pub fn bare_context_with(opts: &SessionOptions) -> Result<SessionContext> {
                 .with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
         );
     }
-    let ctx = SessionContext::new_with_config_rt(session_config(), runtime.build_arc()?)
-        .enable_url_table();
+    let ctx = SessionContext::new_with_config_rt(session_config(), runtime.build_arc()?);
+    let ctx = if opts.deny_file_paths {
+        ctx
+    } else {
+        ctx.enable_url_table()
+    };
     crate::metrics::register(&ctx);
     Ok(ctx)
 }

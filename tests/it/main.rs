@@ -24,4 +24,5 @@ mod report;
 mod round_trip;
 mod s3;
 mod sandbox;
+mod serve;
 mod sql_cli;

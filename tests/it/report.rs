@@ -109,3 +109,29 @@ fn report_by_round_and_source_in_text() {
     // openai_chat has 3 trajectories with 3 different modes: log2 3 bits.
     assert!((r["groups"][0]["rme_bits"].as_f64().unwrap() - 3f64.log2()).abs() < 1e-12);
 }
+
+/// Chart marks that lead to a filter carry it escaped; charts without links carry none.
+mod charts {
+    use tdscale::report::svg::{hbars, histogram, histogram_linked};
+
+    #[test]
+    fn linked_marks_carry_an_escaped_filter_and_plain_charts_none() {
+        let bins = [(0.0, 1.0, 3), (1.0, 2.0, 5)];
+        let plain = histogram("t", "x", &bins);
+        assert!(!plain.contains("data-filter"));
+        let linked = histogram_linked("t", "x", &bins, &|i| {
+            (i == 1).then(|| "mode=\"><script>".to_string())
+        });
+        assert_eq!(linked.matches("data-filter").count(), 1);
+        assert!(linked.contains(r#"data-filter="mode=&quot;&gt;&lt;script&gt;""#));
+        let bars = hbars(
+            "<b>",
+            "n",
+            &[("<i>x</i>".into(), 2.0), ("y".into(), 4.0)],
+            &|_| String::new(),
+            &|i| Some(format!("domain={i}")),
+        );
+        assert!(!bars.contains("<i>") && !bars.contains("<b>"));
+        assert!(bars.contains(r#"data-filter="domain=1""#));
+    }
+}
