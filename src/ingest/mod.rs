@@ -8,6 +8,7 @@
 //! `rejects/ingest-<run>.jsonl` in the corpus.
 
 pub mod input;
+pub mod rows;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, RecordBatchReader};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
@@ -271,6 +272,29 @@ impl Worker {
                 return ok && self.send(Out::File(summary));
             }
         };
+        self.run_records(path, Records::new(reader), summary, before)
+    }
+
+    /// Ingests the rows of Arrow batches as records named `name` (rows are numbered as lines).
+    fn run_rows(&mut self, name: &str, batches: Box<dyn RecordBatchReader + Send>) -> bool {
+        let summary = FileSummary {
+            path: name.to_string(),
+            ..Default::default()
+        };
+        let before = self.bytes.load(Ordering::Relaxed);
+        let rows = rows::JsonRows::new(batches, self.bytes.clone());
+        self.run_records(Path::new(name), rows, summary, before)
+    }
+
+    /// Parses and stores the records of one input (`path` names it and holds its context).
+    fn run_records(
+        &mut self,
+        path: &Path,
+        records: impl Iterator<Item = Result<RawRecord, input::SplitError>> + Send + 'static,
+        mut summary: FileSummary,
+        before: u64,
+    ) -> bool {
+        let display = summary.path.clone();
         // A reader thread splits the input into chunks while this thread parses the previous
         // chunk on both cores.
         let (chunks_tx, chunks_rx) =
@@ -278,7 +302,7 @@ impl Worker {
         let reader_thread = std::thread::spawn(move || {
             let mut chunk = Vec::with_capacity(CHUNK_RECORDS);
             let mut bytes = 0usize;
-            for item in Records::new(reader) {
+            for item in records {
                 bytes += match &item {
                     Ok(r) => r.text.len(),
                     Err(e) => e.text.len(),
@@ -442,20 +466,25 @@ fn keys_of(v: &Value) -> String {
     }
 }
 
-fn progress_bar(total: u64, enabled: bool) -> indicatif::ProgressBar {
-    if !enabled {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
+fn progress_bar(total: Option<u64>, enabled: bool) -> indicatif::ProgressBar {
+    let pb = crate::progress::bar(enabled, total, "ingest", crate::progress::Units::Bytes);
+    let template = match total {
+        Some(_) => "{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        None => "{spinner} ingest {bytes} {bytes_per_sec}",
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
         pb.set_style(style.progress_chars("=> "));
     }
     pb
+}
+
+/// One input of an ingest.
+enum Source {
+    File(PathBuf),
+    Rows {
+        name: String,
+        batches: Box<dyn RecordBatchReader + Send>,
+    },
 }
 
 /// Ingests `inputs` into the corpus and returns what happened.
@@ -472,7 +501,6 @@ pub async fn ingest(
     inputs: &[PathBuf],
     opts: &IngestOptions,
 ) -> Result<IngestSummary> {
-    let started = Instant::now();
     for p in inputs {
         if !p.exists() {
             return Err(Error::Usage(format!(
@@ -481,6 +509,51 @@ pub async fn ingest(
             )));
         }
     }
+    let total: u64 = inputs
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let sources = inputs.iter().cloned().map(Source::File).collect();
+    run(corpus, sources, Some(total), opts).await
+}
+
+/// Ingests the rows of Arrow record batches (a data frame, a Hugging Face dataset) as if each
+/// row were one record of a JSON Lines file called `name`: nested lists and structs become JSON
+/// arrays and objects, and the records go through the same format detection and parsers as
+/// files. `name` stands for the file in the summary and the rejects (rows are numbered as lines)
+/// and, like a file name, is the default `source`. The summary's `bytes` are those of the rows'
+/// JSON text.
+///
+/// ```no_run
+/// # async fn f(batches: Box<dyn datafusion::arrow::array::RecordBatchReader + Send>) -> tdscale::error::Result<()> {
+/// let corpus = tdscale::store::Corpus::open("./corpus")?;
+/// let s = tdscale::ingest::ingest_batches(&corpus, "hf-train", batches, &Default::default()).await?;
+/// println!("{} new trajectories, {} rejected", s.ingested, s.rejected);
+/// # Ok(()) }
+/// ```
+pub async fn ingest_batches(
+    corpus: &Corpus,
+    name: &str,
+    batches: Box<dyn RecordBatchReader + Send>,
+    opts: &IngestOptions,
+) -> Result<IngestSummary> {
+    let sources = vec![Source::Rows {
+        name: name.to_string(),
+        batches,
+    }];
+    run(corpus, sources, None, opts).await
+}
+
+/// The streaming pipeline behind [`ingest`] and [`ingest_batches`]; `total` is the input's size
+/// in bytes for the progress bar, when known.
+async fn run(
+    corpus: &Corpus,
+    sources: Vec<Source>,
+    total: Option<u64>,
+    opts: &IngestOptions,
+) -> Result<IngestSummary> {
+    let started = Instant::now();
     for t in [&tables::TRAJECTORIES, &tables::TOOLS] {
         let n = corpus.remove_stale_staging(t);
         if n > 0 {
@@ -489,11 +562,6 @@ pub async fn ingest(
     }
     let seen_traj = existing_ids(corpus, &tables::TRAJECTORIES, "traj_id").await?;
     let seen_tools = existing_ids(corpus, &tables::TOOLS, "tool_id").await?;
-    let total: u64 = inputs
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
     let bytes = Arc::new(AtomicU64::new(0));
     let pb = progress_bar(total, opts.progress);
     let (tx, mut rx) = mpsc::channel::<Out>(4);
@@ -504,10 +572,13 @@ pub async fn ingest(
         tx,
         bytes: bytes.clone(),
     };
-    let files = inputs.to_vec();
     let handle = tokio::task::spawn_blocking(move || {
-        for f in &files {
-            if !worker.run_file(f) {
+        for source in sources {
+            let alive = match source {
+                Source::File(path) => worker.run_file(&path),
+                Source::Rows { name, batches } => worker.run_rows(&name, batches),
+            };
+            if !alive {
                 break;
             }
         }
