@@ -22,9 +22,10 @@ pub async fn main() -> Result<()> {
         Command::Report(a) => report(a).await,
         Command::Budget(a) => {
             let session = open(&a.corpus).await?;
-            let rows = crate::select::budget::run(&session, &a.options()).await?;
+            let opts = a.options();
+            let rows = crate::select::budget::run(&session, &opts).await?;
             emit(a.json, &rows, || {
-                crate::select::budget::to_text(&rows, &a.out)
+                crate::select::budget::to_text(&rows, &opts.out)
             })
         }
         Command::Ablation(a) => {
