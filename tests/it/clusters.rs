@@ -276,8 +276,12 @@ async fn bundled_catalogs_cluster_with_their_edges() {
         "--table".into(),
         "tools".into(),
     ];
+    // The catalogs directly in testdata/catalogs (mcp_servers/ is the labelled edge set).
     for f in std::fs::read_dir(testdata("catalogs")).unwrap() {
-        args.push(f.unwrap().path().to_str().unwrap().to_string());
+        let p = f.unwrap().path();
+        if p.is_file() {
+            args.push(p.to_str().unwrap().to_string());
+        }
     }
     assert!(bin().args(&args).output().unwrap().status.success());
     let o = run(&["clusters", "build", root.to_str().unwrap()]);
