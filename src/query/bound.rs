@@ -20,7 +20,7 @@ use datafusion::common::TableReference;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::TableType;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
@@ -29,20 +29,26 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
 };
 use datafusion::prelude::SessionContext;
+use tokio::runtime::Handle;
 
 /// A table that plans and runs in `ctx`.
 pub struct BoundTable {
     inner: Arc<dyn TableProvider>,
     ctx: SessionContext,
     relist: Vec<TableReference>,
+    /// The runtime the table was made on: scans are planned there, because a foreign caller
+    /// polls them off any tokio runtime and the object stores' clients need one.
+    runtime: Option<Handle>,
 }
 
 impl BoundTable {
+    /// Binds `inner` to `ctx`; made on a tokio runtime, the table plans its scans on it.
     pub fn new(inner: Arc<dyn TableProvider>, ctx: SessionContext) -> Self {
         Self {
             inner,
             ctx,
             relist: vec![],
+            runtime: Handle::try_current().ok(),
         }
     }
 
@@ -115,11 +121,24 @@ impl TableProvider for BoundTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         forget_listings(&self.ctx, &self.relist)?;
         let state = self.ctx.state();
-        let plan = self.inner.scan(&state, projection, filters, limit).await?;
-        Ok(Arc::new(BoundExec {
-            inner: plan,
-            task: state.task_ctx(),
-        }))
+        let inner = self.inner.clone();
+        let (projection, filters) = (projection.cloned(), filters.to_vec());
+        let plan = async move {
+            let plan = inner
+                .scan(&state, projection.as_ref(), &filters, limit)
+                .await?;
+            Ok::<_, DataFusionError>(Arc::new(BoundExec {
+                inner: plan,
+                task: state.task_ctx(),
+            }) as Arc<dyn ExecutionPlan>)
+        };
+        match &self.runtime {
+            Some(runtime) => runtime
+                .spawn(plan)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            None => plan.await,
+        }
     }
 }
 
@@ -129,6 +148,7 @@ pub struct BoundTableFunction {
     inner: Arc<dyn TableFunctionImpl>,
     ctx: SessionContext,
     relist: Vec<TableReference>,
+    runtime: Option<Handle>,
 }
 
 impl BoundTableFunction {
@@ -137,7 +157,12 @@ impl BoundTableFunction {
         ctx: SessionContext,
         relist: Vec<TableReference>,
     ) -> Self {
-        Self { inner, ctx, relist }
+        Self {
+            inner,
+            ctx,
+            relist,
+            runtime: Handle::try_current().ok(),
+        }
     }
 }
 
@@ -147,9 +172,9 @@ impl TableFunctionImpl for BoundTableFunction {
         let table = self
             .inner
             .call_with_args(TableFunctionArgs::new(args.exprs(), &state))?;
-        Ok(Arc::new(
-            BoundTable::new(table, self.ctx.clone()).relisting(self.relist.clone()),
-        ))
+        let mut bound = BoundTable::new(table, self.ctx.clone()).relisting(self.relist.clone());
+        bound.runtime = self.runtime.clone();
+        Ok(Arc::new(bound))
     }
 }
 

@@ -168,7 +168,10 @@ impl CorpusSession {
 
     /// Forgets what the session knows of `table`'s files, after something wrote to it.
     pub fn refresh(&self, table: &Table) -> Result<()> {
-        Ok(forget_listings(&self.ctx, &[TableReference::bare(table.name)])?)
+        Ok(forget_listings(
+            &self.ctx,
+            &[TableReference::bare(table.name)],
+        )?)
     }
 
     /// Tells the session that `files` were just written to `table`. When the session has
@@ -255,8 +258,11 @@ impl CorpusSession {
         crate::metrics::table_functions()
             .into_iter()
             .map(|(name, f)| {
-                let bound: Arc<dyn TableFunctionImpl> =
-                    Arc::new(BoundTableFunction::new(f, self.ctx.clone(), every_table.clone()));
+                let bound: Arc<dyn TableFunctionImpl> = Arc::new(BoundTableFunction::new(
+                    f,
+                    self.ctx.clone(),
+                    every_table.clone(),
+                ));
                 (name, bound)
             })
             .collect()
