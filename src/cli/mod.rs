@@ -1,8 +1,10 @@
 //! The command-line interface: parses the options ([`args`]), turns them into the library's
-//! options, calls the library and prints what it returns. No behaviour lives here.
+//! options, calls the library and prints what it returns. No behaviour lives here. [`embed`] runs
+//! the same commands for a program that embeds tdscale and wants their values, not their text.
 
 pub mod args;
 mod demo;
+pub mod embed;
 mod sql;
 
 use std::io::IsTerminal;

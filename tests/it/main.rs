@@ -7,6 +7,7 @@ mod cluster;
 mod clusters;
 mod common;
 mod durability;
+mod embedding;
 mod evolve;
 mod export;
 mod ingest_formats;
