@@ -363,11 +363,7 @@ async fn write_generated(
         }
         None => None,
     };
-    let pb = if progress {
-        indicatif::ProgressBar::new(n)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let pb = crate::progress::bar(progress, Some(n), "generate", crate::progress::Units::Items);
     const CHUNK: u64 = 16 * 1024;
     let mut start = 0;
     while start < n {

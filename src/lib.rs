@@ -3,7 +3,7 @@
 //! The modules are declared below in the order of the flow (DESIGN.md, "The flow"), and a module
 //! uses only the ones declared before it (`tests/it/layers.rs` checks it):
 //!
-//! - the ground floor: [`error`], [`choice`], the canonical [`model`] and [`rng`];
+//! - the ground floor: [`error`], [`choice`], the canonical [`model`], [`progress`] and [`rng`];
 //! - [`formats`] reads and writes every trajectory dialect and tool catalog (model only);
 //! - [`metrics`] are the SQL functions, and the per-trajectory values behind them;
 //! - [`store`] keeps the corpus as Parquet tables under one root (local or S3);
@@ -22,6 +22,7 @@ pub mod error;
 
 pub mod choice;
 pub mod model;
+pub mod progress;
 pub mod rng;
 
 pub mod formats;

@@ -283,9 +283,9 @@ pub struct BudgetArgs {
     /// Number of seeds (0, 1, … n-1) per budget and strategy.
     #[arg(long, default_value_t = 3)]
     pub seeds: u32,
-    /// Output folder or s3:// prefix.
+    /// Output folder or s3:// prefix (default: runs/budget-<date and time> in the corpus).
     #[arg(long)]
-    pub out: String,
+    pub out: Option<String>,
     /// MinHash similarity at or above which `deita` rejects a candidate.
     #[arg(long, default_value_t = 0.6)]
     pub threshold: f64,
@@ -790,7 +790,13 @@ impl BudgetArgs {
             unit: self.unit,
             strategies: self.strategies.clone(),
             seeds: self.seeds,
-            out: self.out.clone(),
+            out: self.out.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/runs/budget-{}",
+                    self.corpus.trim_end_matches('/'),
+                    crate::store::writer::run_id()
+                )
+            }),
             threshold: self.threshold,
             training_files: !self.no_training_files,
             progress: progress_bar_wanted(self.json),

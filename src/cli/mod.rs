@@ -1,8 +1,10 @@
 //! The command-line interface: parses the options ([`args`]), turns them into the library's
-//! options, calls the library and prints what it returns. No behaviour lives here.
+//! options, calls the library and prints what it returns. No behaviour lives here. [`embed`] runs
+//! the same commands for a program that embeds tdscale and wants their values, not their text.
 
 pub mod args;
 mod demo;
+pub mod embed;
 mod sql;
 
 use std::io::IsTerminal;
@@ -71,9 +73,10 @@ async fn run(command: Command) -> Result<()> {
         Command::Report(a) => report(a).await,
         Command::Budget(a) => {
             let session = open(&a.corpus).await?;
-            let rows = crate::select::budget::run(&session, &a.options()).await?;
+            let opts = a.options();
+            let rows = crate::select::budget::run(&session, &opts).await?;
             emit(a.json, &rows, || {
-                crate::select::budget::to_text(&rows, &a.out)
+                crate::select::budget::to_text(&rows, &opts.out)
             })
         }
         Command::Ablation(a) => {

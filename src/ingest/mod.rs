@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, RecordBatchReader};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
@@ -335,20 +335,46 @@ impl Worker {
     }
 
     fn run_file(&mut self, input: &Input) -> bool {
-        let display = input.display.clone();
         let mut summary = FileSummary {
-            path: display.clone(),
+            path: input.display.clone(),
             ..Default::default()
         };
         let before = self.bytes.load(Ordering::Relaxed);
-        let splitter = match open_input(input, self.bytes.clone(), self.opts.max_record_bytes) {
-            Ok(r) => r,
+        match open_input(input, self.bytes.clone(), self.opts.max_record_bytes) {
+            Ok(splitter) => self.run_records(input, splitter, summary, before),
             Err(reason) => {
                 summary.read += 1;
-                let ok = self.reject(&display, 0, reason, String::new(), &mut summary);
-                return ok && self.send(Out::File(summary));
+                let ok = self.reject(&input.display, 0, reason, String::new(), &mut summary);
+                ok && self.send(Out::File(summary))
             }
+        }
+    }
+
+    /// Ingests the rows of Arrow batches as records named `name` (rows are numbered as lines).
+    fn run_rows(&mut self, name: &str, batches: Box<dyn RecordBatchReader + Send>) -> bool {
+        let input = Input::rows(name);
+        let summary = FileSummary {
+            path: input.display.clone(),
+            ..Default::default()
         };
+        let before = self.bytes.load(Ordering::Relaxed);
+        let rows = parquet::ParquetRecords::from_batches(
+            batches,
+            Some(self.bytes.clone()),
+            self.opts.max_record_bytes,
+        );
+        self.run_records(&input, Splitter::Parquet(rows), summary, before)
+    }
+
+    /// Parses and stores the records of one input.
+    fn run_records(
+        &mut self,
+        input: &Input,
+        splitter: Splitter,
+        mut summary: FileSummary,
+        before: u64,
+    ) -> bool {
+        let display = summary.path.clone();
         // A reader thread splits the input into chunks while this thread parses the previous
         // chunk on both cores.
         let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel::<Items>(2);
@@ -618,20 +644,25 @@ fn keys_of(v: &Value) -> String {
     }
 }
 
-fn progress_bar(total: u64, enabled: bool) -> indicatif::ProgressBar {
-    if !enabled {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
+fn progress_bar(total: Option<u64>, enabled: bool) -> indicatif::ProgressBar {
+    let pb = crate::progress::bar(enabled, total, "ingest", crate::progress::Units::Bytes);
+    let template = match total {
+        Some(_) => "{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        None => "{spinner} ingest {bytes} {bytes_per_sec}",
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
         pb.set_style(style.progress_chars("=> "));
     }
     pb
+}
+
+/// One input of an ingest.
+enum Source {
+    File(Input),
+    Rows {
+        name: String,
+        batches: Box<dyn RecordBatchReader + Send>,
+    },
 }
 
 /// Ingests `inputs` into the corpus and returns what happened.
@@ -654,17 +685,59 @@ pub async fn ingest(
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
     let inputs = sources::expand(&names, opts.glob.as_deref()).await?;
+    let total: u64 = inputs.iter().map(|i| i.size).sum();
+    let sources = inputs.into_iter().map(Source::File).collect();
+    run(corpus, sources, Some(total), opts, started).await
+}
+
+/// Ingests the rows of Arrow record batches (a data frame, a Hugging Face dataset) as if they
+/// were the rows of a Parquet file called `name`: nested lists and structs become JSON arrays and
+/// objects, a `messages` / `conversations` column of JSON text is read as JSON, and the records
+/// go through the same format detection and parsers as files. `name` stands for the file in the
+/// summary and the rejects (rows are numbered as lines) and, like a file name, is the default
+/// `source`. The summary's `bytes` are those of the rows' JSON text.
+///
+/// ```no_run
+/// # async fn f(batches: Box<dyn datafusion::arrow::array::RecordBatchReader + Send>) -> tdscale::error::Result<()> {
+/// let corpus = tdscale::store::Corpus::open("./corpus")?;
+/// let s = tdscale::ingest::ingest_batches(&corpus, "hf-train", batches, &Default::default()).await?;
+/// println!("{} new trajectories, {} rejected", s.ingested, s.rejected);
+/// # Ok(()) }
+/// ```
+pub async fn ingest_batches(
+    corpus: &Corpus,
+    name: &str,
+    batches: Box<dyn RecordBatchReader + Send>,
+    opts: &IngestOptions,
+) -> Result<IngestSummary> {
+    let sources = vec![Source::Rows {
+        name: name.to_string(),
+        batches,
+    }];
+    run(corpus, sources, None, opts, Instant::now()).await
+}
+
+/// The streaming pipeline behind [`ingest`] and [`ingest_batches`], holding the corpus's writer
+/// lock; `total` is the input's size in bytes for the progress bar, when known.
+async fn run(
+    corpus: &Corpus,
+    sources: Vec<Source>,
+    total: Option<u64>,
+    opts: &IngestOptions,
+    started: Instant,
+) -> Result<IngestSummary> {
     // One writer at a time: taking the lock also removes the staging files of writers that
     // are gone (and only theirs).
     let lock = corpus.lock_writer("ingest").await?;
-    let result = ingest_locked(corpus, inputs, opts, started).await;
+    let result = run_locked(corpus, sources, total, opts, started).await;
     lock.release().await;
     result
 }
 
-async fn ingest_locked(
+async fn run_locked(
     corpus: &Corpus,
-    inputs: Vec<Input>,
+    sources: Vec<Source>,
+    total: Option<u64>,
     opts: &IngestOptions,
     started: Instant,
 ) -> Result<IngestSummary> {
@@ -674,7 +747,6 @@ async fn ingest_locked(
         (tables::TRAJECTORIES.name, traj_files),
         (tables::TOOLS.name, tool_files),
     ]);
-    let total: u64 = inputs.iter().map(|i| i.size).sum();
     let bytes = Arc::new(AtomicU64::new(0));
     let pb = progress_bar(total, opts.progress);
     let (tx, mut rx) = mpsc::channel::<Out>(4);
@@ -685,10 +757,13 @@ async fn ingest_locked(
         tx,
         bytes: bytes.clone(),
     };
-    let files = inputs;
     let handle = tokio::task::spawn_blocking(move || {
-        for f in &files {
-            if !worker.run_file(f) {
+        for source in sources {
+            let alive = match source {
+                Source::File(input) => worker.run_file(&input),
+                Source::Rows { name, batches } => worker.run_rows(&name, batches),
+            };
+            if !alive {
                 break;
             }
         }

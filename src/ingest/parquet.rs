@@ -4,12 +4,14 @@
 //! content parts) become JSON as they are, a `messages` / `conversations` column holding JSON
 //! text is parsed, and every other column is a field of the record (the dialect readers keep the
 //! fields they do not map in `metadata`). Null fields are left out, as the datasets' readers do.
+//! Rows handed over as Arrow batches (a data frame, [`super::ingest_batches`]) are read the same
+//! way.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufReader;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use datafusion::arrow::array::{RecordBatch, RecordBatchReader};
@@ -17,7 +19,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::json::WriterBuilder;
 use datafusion::arrow::json::writer::LineDelimited;
 use datafusion::parquet::arrow::arrow_reader::{
-    ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+    ParquetRecordBatchReaderBuilder,
 };
 use datafusion::parquet::file::reader::{ChunkReader, Length};
 use serde_json::Value;
@@ -93,9 +95,13 @@ enum Column {
     Wrong(String, DataType),
 }
 
-/// The rows of a Parquet file as records.
+/// The rows of a Parquet file, or of Arrow batches, as records.
 pub struct ParquetRecords {
-    reader: ParquetRecordBatchReader,
+    reader: Box<dyn RecordBatchReader + Send>,
+    /// Counts the records' JSON bytes, for rows that come from no file.
+    json_bytes: Option<Arc<AtomicU64>>,
+    /// What a failed read means, for its reject.
+    failure: &'static str,
     columns: Vec<Column>,
     row: usize,
     max_record: usize,
@@ -115,6 +121,7 @@ pub fn open(
             ParquetRecordBatchReaderBuilder::try_new(CountingFile { file, count })
                 .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
         }
+        InputKind::Rows => return Err("rows in memory are not a Parquet file".into()),
         InputKind::Object { store, path } => {
             let chunks = ObjectChunks {
                 store: store.clone(),
@@ -128,7 +135,19 @@ pub fn open(
         }
     }
     .map_err(|e| format!("not a readable Parquet file: {e}"))?;
-    let schema = reader.schema();
+    let mut records = ParquetRecords::from_batches(Box::new(reader), None, max_record);
+    records.failure = "Parquet file is corrupt";
+    Ok(records)
+}
+
+impl ParquetRecords {
+    /// The rows of `reader` as records; `json_bytes` counts the bytes of their JSON text.
+    pub fn from_batches(
+        reader: Box<dyn RecordBatchReader + Send>,
+        json_bytes: Option<Arc<AtomicU64>>,
+        max_record: usize,
+    ) -> Self {
+        let schema = reader.schema();
     let columns = CONVERSATION_COLUMNS
         .iter()
         .filter_map(|name| {
@@ -146,17 +165,18 @@ pub fn open(
             })
         })
         .collect();
-    Ok(ParquetRecords {
-        reader,
-        columns,
-        row: 0,
-        max_record,
-        queue: VecDeque::new(),
-        failed: false,
-    })
-}
+        ParquetRecords {
+            reader,
+            json_bytes,
+            failure: "reading the rows failed",
+            columns,
+            row: 0,
+            max_record,
+            queue: VecDeque::new(),
+            failed: false,
+        }
+    }
 
-impl ParquetRecords {
     /// The file's columns and their types, in words.
     pub fn describe(&self) -> String {
         let schema = self.reader.schema();
@@ -169,24 +189,33 @@ impl ParquetRecords {
     }
 
     fn rows_of(&mut self, batch: &RecordBatch) {
-        let mut buf = Vec::new();
-        let written = {
-            let mut w = WriterBuilder::new()
-                .with_explicit_nulls(false)
-                .build::<_, LineDelimited>(&mut buf);
-            w.write(batch).and_then(|_| w.finish())
-        };
-        if let Err(e) = written {
-            for _ in 0..batch.num_rows() {
-                self.row += 1;
-                self.queue.push_back(Err(SplitError {
-                    line: self.row,
-                    reason: format!("row cannot be read as JSON: {e}"),
-                    text: String::new(),
-                }));
+        match json_lines(batch) {
+            Ok(buf) => self.queue_lines(&buf),
+            // Some value cannot be written as JSON: find which rows, one at a time.
+            Err(_) => {
+                for i in 0..batch.num_rows() {
+                    match json_lines(&batch.slice(i, 1)) {
+                        Ok(buf) => self.queue_lines(&buf),
+                        Err(e) => {
+                            self.row += 1;
+                            self.queue.push_back(Err(SplitError {
+                                line: self.row,
+                                reason: format!("row cannot be read as JSON: {e}"),
+                                text: String::new(),
+                            }));
+                        }
+                    }
+                }
             }
-            return;
         }
+    }
+
+    /// Queues the records of JSON lines, one per row.
+    fn queue_lines(&mut self, buf: &[u8]) {
+        if let Some(count) = &self.json_bytes {
+            count.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        }
+        // The writer escapes newlines inside strings, so each line is one row.
         for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             self.row += 1;
             let record = self.record(line);
@@ -245,6 +274,18 @@ impl ParquetRecords {
     }
 }
 
+/// The JSON Lines text of a batch, null fields left out.
+fn json_lines(batch: &RecordBatch) -> Result<Vec<u8>, datafusion::arrow::error::ArrowError> {
+    let mut buf = Vec::new();
+    let mut w = WriterBuilder::new()
+        .with_explicit_nulls(false)
+        .build::<_, LineDelimited>(&mut buf);
+    w.write(batch)?;
+    w.finish()?;
+    drop(w);
+    Ok(buf)
+}
+
 impl Iterator for ParquetRecords {
     type Item = Result<RawRecord, SplitError>;
 
@@ -262,7 +303,7 @@ impl Iterator for ParquetRecords {
                     self.failed = true;
                     return Some(Err(SplitError {
                         line: self.row + 1,
-                        reason: format!("Parquet file is corrupt after row {}: {e}", self.row),
+                        reason: format!("{} after row {}: {e}", self.failure, self.row),
                         text: String::new(),
                     }));
                 }

@@ -37,9 +37,20 @@ pub enum InputKind {
         store: Arc<dyn ObjectStore>,
         path: ObjectPath,
     },
+    /// Rows handed over in memory ([`super::ingest_batches`]): no file behind them.
+    Rows,
 }
 
 impl Input {
+    /// Rows handed over in memory, named `name` in summaries and rejects.
+    pub fn rows(name: &str) -> Self {
+        Input {
+            display: name.to_string(),
+            size: 0,
+            kind: InputKind::Rows,
+        }
+    }
+
     /// The file name (last path segment).
     pub fn name(&self) -> &str {
         self.display.rsplit('/').next().unwrap_or(&self.display)
@@ -49,7 +60,7 @@ impl Input {
     pub fn local_path(&self) -> Option<&Path> {
         match &self.kind {
             InputKind::Local(p) => Some(p),
-            InputKind::Object { .. } => None,
+            InputKind::Object { .. } | InputKind::Rows => None,
         }
     }
 
@@ -314,6 +325,11 @@ pub fn open_raw(input: &Input, count: Arc<AtomicU64>) -> std::io::Result<Box<dyn
                 buf: Bytes::new(),
                 rt,
             })
+        }
+        InputKind::Rows => {
+            return Err(std::io::Error::other(
+                "rows handed over in memory have no bytes to read",
+            ));
         }
     };
     Ok(Box::new(super::input::Counting { inner: raw, count }))

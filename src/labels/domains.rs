@@ -603,7 +603,10 @@ pub async fn label(session: &CorpusSession, opts: &LabelOptions) -> Result<Label
         }
         Method::Llm => from_model(session, opts, &mut summary).await?,
     };
-    apply(session, &labels, &mut summary).await?;
+    let lock = session.lock_writer("label").await?;
+    let applied = apply(session, &labels, &mut summary).await;
+    lock.release().await;
+    applied?;
     for b in &session
         .collect(
             "SELECT coalesce(domain_source, CASE WHEN domain IS NULL THEN 'none' ELSE 'source' END) AS s,

@@ -245,19 +245,29 @@ pub async fn infer(session: &CorpusSession) -> Result<InferSummary> {
             learned_from_calls: Some(learned),
         });
     }
+    let lock = session.lock_writer("tools infer").await?;
+    let written = store_inferred(corpus, &rows_out).await;
+    lock.release().await;
+    summary.replaced = written?;
+    session.refresh(&tables::TOOLS)?;
+    Ok(summary)
+}
+
+/// Replaces the inferred definitions with `rows_out` (none: removes them); returns whether
+/// there were earlier ones.
+async fn store_inferred(corpus: &crate::store::Corpus, rows_out: &[CatalogTool]) -> Result<bool> {
     let existing = corpus.list_table(&tables::TOOLS).await?;
     let previous: Vec<_> = existing
         .into_iter()
         .filter(|m| m.location.as_ref().ends_with(INFERRED_FILE))
         .collect();
-    summary.replaced = !previous.is_empty();
+    let replaced = !previous.is_empty();
     if rows_out.is_empty() {
         corpus.remove_files(previous).await?;
     } else {
-        let batch = convert::catalog_tools_to_batch(&rows_out)?;
+        let batch = convert::catalog_tools_to_batch(rows_out)?;
         let bytes = rows::parquet_bytes(std::slice::from_ref(&batch), batch.schema())?;
         corpus.location().put(INFERRED_FILE, bytes).await?;
     }
-    session.refresh(&tables::TOOLS)?;
-    Ok(summary)
+    Ok(replaced)
 }

@@ -96,7 +96,13 @@ impl TableProvider for ComputedTable {
             .as_any()
             .downcast_ref::<SessionState>()
             .ok_or_else(|| {
-                DataFusionError::Plan(format!("{} needs a DataFusion session", self.name))
+                // A foreign session (another DataFusion, through datafusion-ffi) cannot run
+                // the selection's SQL: the corpus's own session must.
+                DataFusionError::Plan(format!(
+                    "{} reads trajectory_metrics and runs only in a corpus session \
+                     (from Python: the session tdscale.open returns)",
+                    self.name
+                ))
             })?;
         let ctx = SessionContext::new_with_state(session.clone());
         let input = ctx.sql(&self.sql).await?.collect().await?;

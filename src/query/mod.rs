@@ -1,5 +1,6 @@
 //! Running SQL over a corpus: the session, parameters, statements and result output.
 
+pub mod bound;
 pub mod cells;
 pub mod listings;
 pub mod output;

@@ -13,7 +13,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
-    MemorySchemaProvider, SchemaProvider,
+    MemorySchemaProvider, SchemaProvider, TableFunctionImpl, TableProvider,
 };
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
@@ -33,6 +33,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt};
 
+use super::bound::{BoundTable, BoundTableFunction, forget_listings};
 use super::listings::TableListings;
 use crate::error::Result;
 use crate::store::registry::S3FromEnvRegistry;
@@ -224,15 +225,10 @@ impl CorpusSession {
 
     /// Forgets what the session knows of `table`'s files, after something wrote to it.
     pub fn refresh(&self, table: &Table) -> Result<()> {
-        let r = TableReference::bare(table.name);
-        let caches = &self.ctx.runtime_env().cache_manager;
-        if let Some(c) = caches.get_list_files_cache() {
-            c.drop_table_entries(&r)?;
-        }
-        if let Some(c) = caches.get_file_statistic_cache() {
-            c.drop_table_entries(&r)?;
-        }
-        Ok(())
+        Ok(forget_listings(
+            &self.ctx,
+            &[TableReference::bare(table.name)],
+        )?)
     }
 
     /// Tells the session that `files` were just written to `table`. When the session has
@@ -308,6 +304,40 @@ impl CorpusSession {
             corpus: self.corpus.clone(),
             ctx: SessionContext::new_with_state(state),
         })
+    }
+
+    /// Every table of the corpus, bound to this session: another session (another DataFusion,
+    /// through `datafusion-ffi`) that registers them reads the corpus through this one, and each
+    /// of its scans lists the table again, so it sees what was written since.
+    pub async fn bound_tables(&self) -> Result<Vec<(&'static str, Arc<dyn TableProvider>)>> {
+        let mut out = vec![];
+        for table in tables::ALL {
+            let inner = self.ctx.table_provider(table.name).await?;
+            let bound = BoundTable::new(inner, self.ctx.clone())
+                .relisting(vec![TableReference::bare(table.name)]);
+            out.push((table.name, Arc::new(bound) as Arc<dyn TableProvider>));
+        }
+        Ok(out)
+    }
+
+    /// Every tdscale table function, bound to this session: called from another session, they
+    /// read this session's tables and views, listed again for each call.
+    pub fn bound_table_functions(&self) -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
+        let every_table: Vec<TableReference> = tables::ALL
+            .iter()
+            .map(|t| TableReference::bare(t.name))
+            .collect();
+        crate::metrics::table_functions()
+            .into_iter()
+            .map(|(name, f)| {
+                let bound: Arc<dyn TableFunctionImpl> = Arc::new(BoundTableFunction::new(
+                    f,
+                    self.ctx.clone(),
+                    every_table.clone(),
+                ));
+                (name, bound)
+            })
+            .collect()
     }
 
     /// Plans one statement.

@@ -148,11 +148,12 @@ async fn run_grid(session: &CorpusSession, opts: &BudgetOptions) -> Result<Vec<S
     // (strategy, seed) runs once at the largest budget and smaller budgets are its prefixes.
     let largest = *opts.budgets.iter().max().expect("checked non-empty");
     let total = opts.budgets.len() * opts.strategies.len() * opts.seeds as usize;
-    let pb = if opts.progress {
-        indicatif::ProgressBar::new(total as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let pb = crate::progress::bar(
+        opts.progress,
+        Some(total as u64),
+        "budget",
+        crate::progress::Units::Items,
+    );
     let mut summaries = vec![];
     let mut info = serde_json::Map::new();
     for &strategy in &opts.strategies {

@@ -612,11 +612,14 @@ async fn run_batch_locked(
         sandbox: &cfg.sandbox,
         grounding: &grounding,
     };
-    let bar = if cfg.progress {
-        indicatif::ProgressBar::new(requests.len() as u64).with_message(format!("batch {batch_id}"))
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let label = format!("batch {batch_id}");
+    let bar = crate::progress::bar(
+        cfg.progress,
+        Some(requests.len() as u64),
+        &label,
+        crate::progress::Units::Items,
+    )
+    .with_message(label);
     let mut outcomes: Vec<(usize, Outcome)> = futures::stream::iter(0..requests.len())
         .map(|i| {
             let r = &requests[i];

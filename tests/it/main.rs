@@ -10,6 +10,7 @@ mod common;
 mod concurrency;
 mod dialects;
 mod durability;
+mod embedding;
 mod evolve;
 mod evolve_real;
 mod export;
