@@ -27,13 +27,18 @@ pub fn run_id() -> String {
     format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6f"), std::process::id())
 }
 
-fn writer_properties() -> WriterProperties {
+/// The settings of every part file: zstd level 1, row groups of [`ROW_GROUP_ROWS`].
+pub fn writer_properties() -> WriterProperties {
+    properties_builder().build()
+}
+
+/// [`writer_properties`] as a builder, for a table that sets some columns apart.
+pub fn properties_builder() -> datafusion::parquet::file::properties::WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
 }
 
 /// Writes record batches into part files `<dir>/part-<run>-<n>.parquet`, rolling to a new file
@@ -50,6 +55,9 @@ pub struct PartWriter {
     rows_in_file: usize,
     rows_per_file: usize,
     written: Vec<(Path, usize)>,
+    properties: WriterProperties,
+    /// Write exactly this file (relative to the root) instead of numbered parts.
+    file: Option<String>,
 }
 
 impl PartWriter {
@@ -65,7 +73,35 @@ impl PartWriter {
             rows_in_file: 0,
             rows_per_file: FILE_ROWS,
             written: vec![],
+            properties: writer_properties(),
+            file: None,
         }
+    }
+
+    /// A writer of exactly one file, `rel` (relative to the corpus root), that never rolls.
+    pub fn to_file(corpus: &Corpus, rel: &str, schema: SchemaRef) -> Self {
+        let mut w = Self::new(corpus, "", schema);
+        w.file = Some(rel.to_string());
+        w.rows_per_file = usize::MAX;
+        w
+    }
+
+    /// Names the parts after `run` instead of a fresh run id, so that two writers fed the same
+    /// rows produce files of the same names (a table written beside another).
+    pub fn with_run_id(mut self, run: &str) -> Self {
+        self.run = run.to_string();
+        self
+    }
+
+    /// The run id the part names carry.
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    /// Writes with these Parquet settings instead of [`writer_properties`].
+    pub fn with_properties(mut self, properties: WriterProperties) -> Self {
+        self.properties = properties;
+        self
     }
 
     /// A writer of `table`'s files (into partition `round` for a table partitioned by round).
@@ -80,14 +116,17 @@ impl PartWriter {
     }
 
     fn open(&mut self) -> Result<()> {
-        let path = self.corpus.path(&format!(
-            "{}/part-{}-{:04}.parquet",
-            self.dir, self.run, self.seq
-        ));
+        let path = match &self.file {
+            Some(rel) => self.corpus.path(rel),
+            None => self.corpus.path(&format!(
+                "{}/part-{}-{:04}.parquet",
+                self.dir, self.run, self.seq
+            )),
+        };
         self.seq += 1;
         let sink = BufWriter::new(self.corpus.store(), path.clone());
         let writer =
-            AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(writer_properties()))?;
+            AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(self.properties.clone()))?;
         self.current = Some((writer, path));
         self.rows_in_file = 0;
         Ok(())
