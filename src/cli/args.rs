@@ -72,6 +72,28 @@ pub enum Command {
     Gen(GenArgs),
     /// Ingest the bundled test data into a corpus and print a summary: the one-command tour.
     Demo(DemoArgs),
+    /// The per-trajectory metrics stored beside the trajectories.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Compute the stored metrics of every trajectories part that lacks them (or of all with
+    /// --force) under the current definitions, and remove those of other versions.
+    Refresh(MetricsRefreshArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsRefreshArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
+    /// Recompute the metrics of every part, not only the missing ones.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +154,10 @@ pub struct SqlArgs {
     /// to temporary files (a query that cannot spill fails with "Resources exhausted").
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub memory_limit: Option<u64>,
+    /// Compute the per-trajectory metrics from the messages in every query instead of reading
+    /// the stored `trajectory_metrics` (same results, slower; leaves the corpus untouched).
+    #[arg(long)]
+    pub computed_metrics: bool,
     /// How `INSERT INTO synthesis_requests` synthesizes.
     #[command(flatten)]
     pub synth: SynthArgs,
@@ -232,6 +258,10 @@ pub struct ReportArgs {
     /// to temporary files (a query that cannot spill fails with "Resources exhausted").
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub memory_limit: Option<u64>,
+    /// Compute the per-trajectory metrics from the messages in every query instead of reading
+    /// the stored `trajectory_metrics` (same results, slower; leaves the corpus untouched).
+    #[arg(long)]
+    pub computed_metrics: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -626,6 +656,7 @@ impl SqlArgs {
     pub fn session_options(&self) -> crate::query::session::SessionOptions {
         crate::query::session::SessionOptions {
             memory_limit: self.memory_limit.map(|b| b as usize),
+            computed_metrics: self.computed_metrics,
             ..Default::default()
         }
     }
@@ -635,6 +666,7 @@ impl ReportArgs {
     pub fn session_options(&self) -> crate::query::session::SessionOptions {
         crate::query::session::SessionOptions {
             memory_limit: self.memory_limit.map(|b| b as usize),
+            computed_metrics: self.computed_metrics,
             ..Default::default()
         }
     }

@@ -12,7 +12,9 @@ use clap::Parser;
 use crate::error::{Error, Result};
 use crate::query::session::CorpusSession;
 use crate::store::Corpus;
-use args::{Cli, ClusterCommand, ClustersCommand, Command, ExportCommand, SandboxCommand};
+use args::{
+    Cli, ClusterCommand, ClustersCommand, Command, ExportCommand, MetricsCommand, SandboxCommand,
+};
 
 /// Parses the command line and runs the command.
 pub async fn main() -> Result<()> {
@@ -67,6 +69,14 @@ pub async fn main() -> Result<()> {
             emit(a.json, &s, || s.to_text())
         }
         Command::Demo(a) => demo::run(a).await,
+        Command::Metrics(MetricsCommand::Refresh(a)) => {
+            let corpus = Corpus::open(&a.corpus)?;
+            if !corpus.is_local() {
+                corpus.location().check_reachable().await?;
+            }
+            let r = crate::store::trajectory_metrics::refresh(&corpus, a.force).await?;
+            emit(a.json, &r, || r.to_text())
+        }
         Command::Evolve(a) => {
             let session = open(&a.corpus).await?;
             let progress = !a.json && std::io::stderr().is_terminal();

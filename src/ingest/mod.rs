@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::formats::{self, Format, ParseContext, Parsed};
 use crate::model::{CatalogTool, Trajectory};
 use crate::store::tables::{self, Table};
-use crate::store::{Corpus, convert, read, writer};
+use crate::store::{Corpus, convert, read, trajectory_metrics, writer};
 use input::{RawRecord, Records};
 
 /// Records per parse chunk: large enough to keep both cores busy, small enough to bound memory.
@@ -125,6 +125,8 @@ pub struct IngestSummary {
 
 enum Out {
     Batch(&'static Table, RecordBatch),
+    /// A `trajectories` batch and its `trajectory_metrics` rows.
+    Trajectories(RecordBatch, RecordBatch),
     Reject(Reject),
     File(FileSummary),
 }
@@ -408,16 +410,20 @@ impl Worker {
                 }
             }
         }
-        // Build the batches on both cores.
+        // Build the batches and their metrics on both cores.
         let half = trajectories.len().div_ceil(2).max(1);
-        let batches: Vec<_> = trajectories
+        let batches: Vec<Result<_>> = trajectories
             .par_chunks(half)
-            .map(convert::trajectories_to_batch)
+            .map(|c| {
+                let b = convert::trajectories_to_batch(c)?;
+                let m = trajectory_metrics::compute(&b)?;
+                Ok((b, m))
+            })
             .collect();
         for b in batches {
             match b {
-                Ok(b) => {
-                    if !self.send(Out::Batch(&tables::TRAJECTORIES, b)) {
+                Ok((b, m)) => {
+                    if !self.send(Out::Trajectories(b, m)) {
                         return false;
                     }
                 }
@@ -481,7 +487,11 @@ pub async fn ingest(
             )));
         }
     }
-    for t in [&tables::TRAJECTORIES, &tables::TOOLS] {
+    for t in [
+        &tables::TRAJECTORIES,
+        &tables::TRAJECTORY_METRICS,
+        &tables::TOOLS,
+    ] {
         let n = corpus.remove_stale_staging(t);
         if n > 0 {
             tracing::info!("removed {n} staging file(s) left in {t}/ by an interrupted write");
@@ -515,6 +525,7 @@ pub async fn ingest(
 
     let run = writer::run_id();
     let mut writers: HashMap<&'static str, writer::PartWriter> = HashMap::new();
+    let mut trajectories: Option<trajectory_metrics::TrajectoryWriter> = None;
     let rejects_rel = format!("{}/ingest-{run}.jsonl", tables::REJECTS.name);
     let mut rejects = writer::TextWriter::new(corpus, &rejects_rel);
     let mut summary = IngestSummary::default();
@@ -533,6 +544,13 @@ pub async fn ingest(
                             .with_rows_per_file(opts.rows_per_file)
                     });
                     w.write(&batch).await?;
+                }
+                Out::Trajectories(batch, metrics) => {
+                    let w = trajectories.get_or_insert_with(|| {
+                        trajectory_metrics::TrajectoryWriter::new(corpus, opts.round)
+                            .with_rows_per_file(opts.rows_per_file)
+                    });
+                    w.write_with_metrics(&batch, &metrics).await?;
                 }
                 Out::Reject(r) => {
                     let line = serde_json::to_string(&r).unwrap_or_default();
@@ -562,13 +580,13 @@ pub async fn ingest(
         .await
         .map_err(|e| Error::Other(format!("ingest worker failed: {e}")))?;
     result?;
-    for (table, w) in writers {
+    if let Some(w) = trajectories {
+        summary.ingested += w.finish().await?.rows() as u64;
+    }
+    // The other writers are the tools table's (trajectories go through `trajectories`).
+    for w in writers.into_values() {
         for (_, rows) in w.finish().await? {
-            if table == tables::TRAJECTORIES.name && opts.table == TargetTable::Trajectories {
-                summary.ingested += rows as u64;
-            } else {
-                summary.tools_ingested += rows as u64;
-            }
+            summary.tools_ingested += rows as u64;
         }
     }
     if opts.table == TargetTable::Tools {

@@ -15,6 +15,7 @@ pub mod registry;
 pub mod rows;
 pub mod schema;
 pub mod tables;
+pub mod trajectory_metrics;
 pub mod writer;
 
 use datafusion::prelude::SessionContext;
@@ -84,7 +85,7 @@ impl Corpus {
 
     /// The URL of a table's folder, as DataFusion's listing tables take it.
     pub fn table_url(&self, table: &Table) -> String {
-        self.location.url_of(&format!("{}/", table.name))
+        self.location.url_of(&format!("{}/", table.dir))
     }
 
     /// Makes the corpus's object store known to a DataFusion session.
@@ -100,7 +101,7 @@ impl Corpus {
     /// Lists the data files of a table (hive partitions included; staging files excluded).
     pub async fn list_table(&self, table: &Table) -> Result<Vec<ObjectMeta>> {
         Ok(self
-            .list(table.name)
+            .list(table.dir)
             .await?
             .into_iter()
             .filter(|m| m.location.as_ref().ends_with(table.extension()))
@@ -115,7 +116,7 @@ impl Corpus {
     /// Removes staging files left by a process that was killed mid-write (local roots only;
     /// on S3 an unfinished multipart upload is never visible and expires by bucket policy).
     pub fn remove_stale_staging(&self, table: &Table) -> usize {
-        let Some(dir) = self.local_dir().map(|d| d.join(table.name)) else {
+        let Some(dir) = self.local_dir().map(|d| d.join(table.dir)) else {
             return 0;
         };
         let mut removed = 0;

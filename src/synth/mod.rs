@@ -27,7 +27,8 @@ use crate::error::Result;
 use crate::model::Trajectory;
 use crate::query::session::CorpusSession;
 use crate::sandbox::python::PythonOptions;
-use crate::store::{Corpus, convert, rows, tables, writer::PartWriter};
+use crate::store::trajectory_metrics::TrajectoryWriter;
+use crate::store::{Corpus, convert, rows, tables};
 use agents::{Agents, ItemFailure};
 use backend::ChatModel;
 use blueprint::{Blueprint, Mutation, PlanInput};
@@ -502,10 +503,16 @@ pub async fn run_batch(
     // A run of this batch that was killed after writing some tables must not double them.
     if !accepted.is_empty() {
         let batch = convert::trajectories_to_batch(&accepted)?;
-        let mut w = PartWriter::for_table(corpus, &tables::TRAJECTORIES, round);
+        let mut w = TrajectoryWriter::new(corpus, round);
         w.write(&batch).await?;
-        let files: Vec<_> = w.finish().await?.into_iter().map(|(p, _)| p).collect();
-        session.add_files(&tables::TRAJECTORIES, &files).await?;
+        let written = w.finish().await?;
+        for (table, files) in [
+            (&tables::TRAJECTORIES, written.trajectories),
+            (&tables::TRAJECTORY_METRICS, written.metrics),
+        ] {
+            let files: Vec<_> = files.into_iter().map(|(p, _)| p).collect();
+            session.add_files(table, &files).await?;
+        }
     }
     if !has_batch_rows(ctx, tables::BLUEPRINTS.name, batch_id).await? {
         let files = rows::append(corpus, &tables::BLUEPRINTS, &bps).await?;
