@@ -18,3 +18,4 @@ mod round_trip;
 mod s3;
 mod sandbox;
 mod sql_cli;
+mod stored_metrics;
