@@ -14,11 +14,11 @@
 -- w_rare_domain, seed.
 --   INSERT INTO synthesis_requests SELECT * FROM seeds_next_round
 -- The selected clusters' tools come first: DataFusion builds its hash table from that side and,
--- when it is empty, never decodes the trajectories' messages for this lookup.
+-- when it is empty, never reads the trajectories' tool sequences for this lookup.
 WITH seed_clusters AS (
     SELECT s.traj_id, min(k.cluster_id) AS cluster_id
     FROM (SELECT cluster_id, unnest(tool_names) AS tool FROM clusters WHERE selected) k
-    JOIN (SELECT traj_id, unnest(tool_sequence(messages)) AS tool FROM trajectories) s
+    JOIN (SELECT traj_id, unnest(tool_sequence) AS tool FROM trajectory_metrics) s
       ON s.tool = k.tool
     GROUP BY s.traj_id
 ),

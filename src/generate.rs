@@ -351,11 +351,11 @@ async fn write_generated(
     use rayon::prelude::*;
     use tokio::io::AsyncWriteExt;
 
-    use crate::store::{convert, location::Location, tables, writer};
+    use crate::store::{convert, location::Location, trajectory_metrics};
 
     let started = std::time::Instant::now();
     let g = Generator::new(opts);
-    let mut parts = writer::PartWriter::for_table(corpus, &tables::TRAJECTORIES, 0);
+    let mut parts = trajectory_metrics::TrajectoryWriter::new(corpus, 0);
     let mut out = match jsonl {
         Some(url) => {
             let (folder, name) = Location::of_object(url)?;
@@ -368,7 +368,7 @@ async fn write_generated(
     let mut start = 0;
     while start < n {
         let end = (start + CHUNK).min(n);
-        let (batch, text) = tokio::task::block_in_place(|| {
+        let (batches, text) = tokio::task::block_in_place(|| {
             let ts: Vec<Trajectory> = (start..end)
                 .into_par_iter()
                 .map(|i| g.trajectory(i))
@@ -385,9 +385,13 @@ async fn write_generated(
                     .flatten_iter()
                     .collect()
             });
-            (convert::trajectories_to_batch(&ts), text)
+            let batches = convert::trajectories_to_batch(&ts)
+                .map_err(crate::error::Error::from)
+                .and_then(|b| Ok((trajectory_metrics::compute(&b)?, b)));
+            (batches, text)
         });
-        parts.write(&batch?).await?;
+        let (metrics, batch) = batches?;
+        parts.write_with_metrics(&batch, &metrics).await?;
         if let (Some(w), Some(text)) = (out.as_mut(), text) {
             w.write_all(&text)
                 .await
@@ -407,11 +411,11 @@ async fn write_generated(
                 message: e.to_string(),
             })?;
     }
-    let files = parts.finish().await?.files;
+    let files = parts.finish().await?;
     pb.finish_and_clear();
     Ok(GenSummary {
         trajectories: n,
-        parquet_files: files.len(),
+        parquet_files: files.trajectories.files.len(),
         jsonl: jsonl.map(str::to_string),
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -83,6 +83,28 @@ pub enum Command {
     Demo(DemoArgs),
     /// Look at a corpus in the browser: report, trajectories, rounds, clusters, SQL (read-only).
     Serve(ServeArgs),
+    /// The per-trajectory metrics stored beside the trajectories.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Compute the stored metrics of every trajectories part that lacks them (or of all with
+    /// --force) under the current definitions, and remove those of other versions.
+    Refresh(MetricsRefreshArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsRefreshArgs {
+    /// Corpus root: a folder or s3://bucket/prefix.
+    pub corpus: String,
+    /// Recompute the metrics of every part, not only the missing ones.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +177,10 @@ pub struct SqlArgs {
     /// to temporary files (a query that cannot spill fails with "Resources exhausted").
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub memory_limit: Option<u64>,
+    /// Compute the per-trajectory metrics from the messages in every query instead of reading
+    /// the stored `trajectory_metrics` (same results, slower; leaves the corpus untouched).
+    #[arg(long)]
+    pub computed_metrics: bool,
     /// How `INSERT INTO synthesis_requests` synthesizes.
     #[command(flatten)]
     pub synth: SynthArgs,
@@ -262,6 +288,10 @@ pub struct ReportArgs {
     /// to temporary files (a query that cannot spill fails with "Resources exhausted").
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub memory_limit: Option<u64>,
+    /// Compute the per-trajectory metrics from the messages in every query instead of reading
+    /// the stored `trajectory_metrics` (same results, slower; leaves the corpus untouched).
+    #[arg(long)]
+    pub computed_metrics: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -741,6 +771,7 @@ impl SqlArgs {
     pub fn session_options(&self) -> crate::query::session::SessionOptions {
         crate::query::session::SessionOptions {
             memory_limit: self.memory_limit.map(|b| b as usize),
+            computed_metrics: self.computed_metrics,
             ..Default::default()
         }
     }
@@ -750,6 +781,7 @@ impl ReportArgs {
     pub fn session_options(&self) -> crate::query::session::SessionOptions {
         crate::query::session::SessionOptions {
             memory_limit: self.memory_limit.map(|b| b as usize),
+            computed_metrics: self.computed_metrics,
             ..Default::default()
         }
     }

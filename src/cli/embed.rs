@@ -46,9 +46,9 @@ fn clap_message(rendered: &str) -> String {
 /// `cluster`, `serve`) are usage errors.
 pub async fn run(args: &[String], progress: bool) -> Result<Value> {
     match parse(args)? {
-        Command::Ingest(a) if a.explain => to_value(
-            &crate::ingest::explain::explain(&a.inputs, &a.options()).await?,
-        ),
+        Command::Ingest(a) if a.explain => {
+            to_value(&crate::ingest::explain::explain(&a.inputs, &a.options()).await?)
+        }
         Command::Ingest(a) => {
             let corpus = Corpus::open(&a.corpus)?;
             let opts = crate::ingest::IngestOptions {
@@ -146,6 +146,10 @@ pub async fn run(args: &[String], progress: bool) -> Result<Value> {
         Command::Tools(super::args::ToolsCommand::Infer(a)) => {
             to_value(&crate::labels::infer::infer(&open(&a.corpus).await?).await?)
         }
+        Command::Metrics(super::args::MetricsCommand::Refresh(a)) => {
+            let corpus = Corpus::open(&a.corpus)?;
+            to_value(&crate::store::trajectory_metrics::refresh(&corpus, a.force).await?)
+        }
         Command::Label(a) => {
             let opts = crate::labels::domains::LabelOptions {
                 progress,
@@ -157,12 +161,10 @@ pub async fn run(args: &[String], progress: bool) -> Result<Value> {
         | Command::Demo(_)
         | Command::Sandbox(_)
         | Command::Cluster(_)
-        | Command::Serve(_) => {
-            Err(Error::Usage(format!(
-                "`tdscale {}` runs on the command line only",
-                args.first().map_or("", String::as_str)
-            )))
-        }
+        | Command::Serve(_) => Err(Error::Usage(format!(
+            "`tdscale {}` runs on the command line only",
+            args.first().map_or("", String::as_str)
+        ))),
     }
 }
 

@@ -16,7 +16,8 @@ use crate::query::session::CorpusSession;
 use crate::store::Corpus;
 use crate::store::lock::WriterLock;
 use args::{
-    Cli, ClusterCommand, ClustersCommand, Command, ExportCommand, SandboxCommand, ToolsCommand,
+    Cli, ClusterCommand, ClustersCommand, Command, ExportCommand, MetricsCommand, SandboxCommand,
+    ToolsCommand,
 };
 
 /// How long writers wait for one another (`--lock-timeout`), set once from the command line.
@@ -128,6 +129,14 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Demo(a) => demo::run(a).await,
         Command::Serve(a) => crate::serve::serve(&Corpus::open(&a.corpus)?, a.options()).await,
+        Command::Metrics(MetricsCommand::Refresh(a)) => {
+            let corpus = corpus(&a.corpus)?;
+            if !corpus.is_local() {
+                corpus.location().check_reachable().await?;
+            }
+            let r = crate::store::trajectory_metrics::refresh(&corpus, a.force).await?;
+            emit(a.json, &r, || r.to_text())
+        }
         Command::Evolve(a) => {
             let session = open(&a.corpus).await?;
             let progress = !a.json && std::io::stderr().is_terminal();

@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::UInt64Type;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -151,27 +153,39 @@ async fn split_locked(
         cols.join(" || '|' || ")
     };
     let ctx = session.ctx();
+    // The stored MinHash of each trajectory's user turns and tool sequence
+    // (`minhash(user_text(messages), 64)`); a trajectory without messages has no text.
     let batches = ctx
         .sql(&format!(
-            "SELECT traj_id, {stratum} AS stratum, user_text(messages) AS text FROM trajectories ORDER BY traj_id"
+            "SELECT traj_id, {stratum} AS stratum, user_minhash FROM trajectory_metrics ORDER BY traj_id"
         ))
         .await?
         .collect()
         .await?;
     let mut ids = vec![];
     let mut strata = vec![];
-    let mut texts = vec![];
+    let mut sigs: Vec<Vec<u64>> = vec![];
+    let no_text = signature("", 64);
     for b in &batches {
         ids.extend(cells::strs(b, "traj_id")?);
         strata.extend(cells::strs(b, "stratum")?);
-        texts.extend(cells::strs(b, "text")?);
+        let col = b
+            .column_by_name("user_minhash")
+            .ok_or_else(|| Error::Other("split: no user_minhash column".into()))?;
+        let list = col.as_list::<i32>();
+        for i in 0..list.len() {
+            sigs.push(if list.is_null(i) {
+                no_text.clone()
+            } else {
+                list.value(i).as_primitive::<UInt64Type>().values().to_vec()
+            });
+        }
     }
     let n = ids.len();
     // Near-duplicate groups by union-find over LSH candidate pairs.
     let mut parent: Vec<usize> = (0..n).collect();
     let mut index = LshIndex::default();
-    for text in &texts {
-        let sig = signature(text, 64);
+    for sig in sigs {
         let me = index.insert(sig.clone());
         for (other, _) in index.query(&sig, opts.near_dup) {
             if other != me {

@@ -35,7 +35,7 @@ use crate::formats::{self, Format, ParseContext, Parsed};
 use crate::model::{CatalogTool, Trajectory};
 use crate::store::read::id_key;
 use crate::store::tables::{self, Table};
-use crate::store::{Corpus, convert, read, writer};
+use crate::store::{Corpus, convert, read, trajectory_metrics, writer};
 use input::{RawRecord, Records, SplitError};
 use sources::Input;
 
@@ -147,6 +147,8 @@ pub struct IngestSummary {
 
 enum Out {
     Batch(&'static Table, RecordBatch),
+    /// A `trajectories` batch and its `trajectory_metrics` rows.
+    Trajectories(RecordBatch, RecordBatch),
     Reject(Reject),
     File(FileSummary),
 }
@@ -610,16 +612,20 @@ impl Worker {
                 }
             }
         }
-        // Build the batches on both cores.
+        // Build the batches and their metrics on both cores.
         let half = trajectories.len().div_ceil(2).max(1);
-        let batches: Vec<_> = trajectories
+        let batches: Vec<Result<_>> = trajectories
             .par_chunks(half)
-            .map(convert::trajectories_to_batch)
+            .map(|c| {
+                let b = convert::trajectories_to_batch(c)?;
+                let m = trajectory_metrics::compute(&b)?;
+                Ok((b, m))
+            })
             .collect();
         for b in batches {
             match b {
-                Ok(b) => {
-                    if !self.send(Out::Batch(&tables::TRAJECTORIES, b)) {
+                Ok((b, m)) => {
+                    if !self.send(Out::Trajectories(b, m)) {
                         return false;
                     }
                 }
@@ -771,6 +777,7 @@ async fn run_locked(
 
     let run = writer::run_id();
     let mut writers: HashMap<&'static str, writer::PartWriter> = HashMap::new();
+    let mut trajectories: Option<trajectory_metrics::TrajectoryWriter> = None;
     let rejects_rel = format!("{}/ingest-{run}.jsonl", tables::REJECTS.name);
     let mut rejects = writer::TextWriter::new(corpus, &rejects_rel);
     let mut summary = IngestSummary::default();
@@ -796,6 +803,20 @@ async fn run_locked(
                             )
                     });
                     w.write(&batch).await?;
+                }
+                Out::Trajectories(batch, metrics) => {
+                    let w = trajectories.get_or_insert_with(|| {
+                        // Each part is committed only after dropping the ids that another
+                        // writer committed since this ingest read them.
+                        trajectory_metrics::TrajectoryWriter::new(corpus, opts.round)
+                            .with_rows_per_file(opts.rows_per_file)
+                            .unique_by(
+                                known_files
+                                    .remove(tables::TRAJECTORIES.name)
+                                    .unwrap_or_default(),
+                            )
+                    });
+                    w.write_with_metrics(&batch, &metrics).await?;
                 }
                 Out::Reject(r) => {
                     let line = serde_json::to_string(&r).unwrap_or_default();
@@ -829,17 +850,22 @@ async fn run_locked(
         rejects.abort().await;
         return Err(e);
     }
-    for (table, w) in writers {
-        let committed = w.finish().await?;
+    if let Some(w) = trajectories {
+        let committed = w.finish().await?.trajectories;
         let rows = committed.rows() as u64;
-        if table == tables::TRAJECTORIES.name && opts.table == TargetTable::Trajectories {
+        if opts.table == TargetTable::Trajectories {
             summary.ingested += rows;
             summary.duplicates += committed.duplicates as u64;
         } else {
             summary.tools_ingested += rows;
-            if opts.table == TargetTable::Tools {
-                summary.duplicates += committed.duplicates as u64;
-            }
+        }
+    }
+    // The other writers are the tools table's (trajectories go through `trajectories`).
+    for w in writers.into_values() {
+        let committed = w.finish().await?;
+        summary.tools_ingested += committed.rows() as u64;
+        if opts.table == TargetTable::Tools {
+            summary.duplicates += committed.duplicates as u64;
         }
     }
     if opts.table == TargetTable::Tools {

@@ -18,9 +18,7 @@ use datafusion::arrow::array::{RecordBatch, RecordBatchReader};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::json::WriterBuilder;
 use datafusion::arrow::json::writer::LineDelimited;
-use datafusion::parquet::arrow::arrow_reader::{
-    ParquetRecordBatchReaderBuilder,
-};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::file::reader::{ChunkReader, Length};
 use serde_json::Value;
 
@@ -148,23 +146,23 @@ impl ParquetRecords {
         max_record: usize,
     ) -> Self {
         let schema = reader.schema();
-    let columns = CONVERSATION_COLUMNS
-        .iter()
-        .filter_map(|name| {
-            let f = schema.field_with_name(name).ok()?;
-            Some(match f.data_type() {
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                    Column::Text(name.to_string())
-                }
-                DataType::List(_) | DataType::LargeList(_) | DataType::ListView(_) => {
-                    Column::Nested
-                }
-                // A `trajectory` column of another type is some other data, kept as it is.
-                _ if *name == "trajectory" => Column::Nested,
-                other => Column::Wrong(name.to_string(), other.clone()),
+        let columns = CONVERSATION_COLUMNS
+            .iter()
+            .filter_map(|name| {
+                let f = schema.field_with_name(name).ok()?;
+                Some(match f.data_type() {
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                        Column::Text(name.to_string())
+                    }
+                    DataType::List(_) | DataType::LargeList(_) | DataType::ListView(_) => {
+                        Column::Nested
+                    }
+                    // A `trajectory` column of another type is some other data, kept as it is.
+                    _ if *name == "trajectory" => Column::Nested,
+                    other => Column::Wrong(name.to_string(), other.clone()),
+                })
             })
-        })
-        .collect();
+            .collect();
         ParquetRecords {
             reader,
             json_bytes,

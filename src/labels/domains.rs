@@ -34,9 +34,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::store::read::id_key;
 use crate::llm::{AgentCall, ChatModel, ChatRequest, Role, StatsSummary};
 use crate::query::session::CorpusSession;
+use crate::store::read::id_key;
 use crate::store::{Corpus, read, tables, writer};
 
 /// The plan of `--domains clusters`.
@@ -345,10 +345,13 @@ async fn apply(session: &CorpusSession, labels: &Labels, summary: &mut LabelSumm
                 relabel(b, labels)
             })
             .await?;
+            // The stored metrics carry the domain: recompute them from the rewritten part.
+            crate::store::trajectory_metrics::recompute(corpus, &file.location).await?;
             summary.files_rewritten += 1;
         }
     }
-    session.refresh(&tables::TRAJECTORIES)
+    session.refresh(&tables::TRAJECTORIES)?;
+    session.refresh(&tables::TRAJECTORY_METRICS)
 }
 
 /// Builds the clusters when the corpus has none; fails with what to do when it has no tools.

@@ -58,9 +58,7 @@ impl ScalarUDFImpl for ActionComplexity {
         let w = weights_arg(arrays.get(1))?;
         let code = code_tools_arg(arrays.get(2))?;
         let out: Float64Array = (0..v.len())
-            .map(|r| {
-                (!v.is_null(r)).then(|| call_facts(&v, r, &code).iter().map(|f| w.step(f)).sum())
-            })
+            .map(|r| (!v.is_null(r)).then(|| w.total(&call_facts(&v, r, &code))))
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }

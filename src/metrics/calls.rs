@@ -219,6 +219,11 @@ impl Weights {
         })
     }
 
+    /// CAC: the sum of c(a_t) over the calls, in order.
+    pub fn total(&self, facts: &[CallFacts]) -> f64 {
+        facts.iter().map(|f| self.step(f)).sum()
+    }
+
     /// c(a_t) = base + leaves·ln(1 + L_t) + dep·dep_t + new·new_t + par·par_t + code·code_t.
     pub fn step(&self, f: &CallFacts) -> f64 {
         let b = |x: bool| if x { 1.0 } else { 0.0 };

@@ -5,6 +5,7 @@
 //! The score is the complexity times the quality: `action_complexity(messages) ×
 //! coalesce(reward, 1)`, so failed trajectories come last. Similarity is estimated from
 //! 64-value MinHash signatures of `user_text(messages)` (the user turns and the tool sequence).
+//! Both are read from `trajectory_metrics` (`cac`, `user_minhash`), where they are stored.
 //! Already-selected trajectories are indexed by LSH (32 bands of 2 values), which finds every
 //! earlier trajectory with similarity ≥ 0.6 with probability > 0.999; each candidate pair is then
 //! compared on the full signature. The walk stops before the first admitted trajectory that
@@ -25,6 +26,7 @@ use datafusion::error::{DataFusionError, Result};
 use super::args::{f64_arg, int_arg, unit_arg};
 use super::selection::{ComputedTable, Unit, selection_batch, selection_schema};
 use crate::metrics::lsh::similarity;
+use crate::metrics::minhash::signature;
 
 const BANDS: usize = 32;
 const ROWS: usize = 2;
@@ -93,8 +95,13 @@ fn scored(batches: &[RecordBatch]) -> Result<Vec<Scored>> {
         let score = score.as_primitive::<Float64Type>();
         let sig = b.column(3).as_list::<i32>();
         for i in 0..b.num_rows() {
-            let s = sig.value(i);
-            let signature: Vec<u64> = s.as_primitive::<UInt64Type>().values().to_vec();
+            // A trajectory without messages has no user text: the signature of the empty
+            // text, as `tdscale split` takes it.
+            let signature: Vec<u64> = if sig.is_null(i) {
+                signature("", BANDS * ROWS)
+            } else {
+                sig.value(i).as_primitive::<UInt64Type>().values().to_vec()
+            };
             if signature.len() != BANDS * ROWS {
                 return Err(DataFusionError::Execution(
                     "deita_select: unexpected signature length".into(),
@@ -127,9 +134,8 @@ impl TableFunctionImpl for DeitaSelect {
             )));
         }
         let sql = format!(
-            "SELECT traj_id, {cost} AS cost, action_complexity(messages) * coalesce(reward, 1.0) AS score, minhash(user_text(messages), {k}) AS sig FROM trajectories",
+            "SELECT traj_id, {cost} AS cost, cac * coalesce(reward, 1.0) AS score, user_minhash AS sig FROM trajectory_metrics",
             cost = unit.cost_expr(),
-            k = BANDS * ROWS
         );
         Ok(Arc::new(ComputedTable {
             name: "deita_select",

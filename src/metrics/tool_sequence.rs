@@ -35,6 +35,15 @@ fn item() -> Arc<Field> {
     Arc::new(Field::new("item", DataType::Utf8, true))
 }
 
+/// Appends the names of the tools row `row` calls, in order, to `out`.
+pub fn tool_names_of<'a>(v: &MessagesView<'a>, row: usize, out: &mut Vec<&'a str>) {
+    for m in v.messages(row) {
+        if v.role(m) == "assistant" {
+            out.extend(v.calls(m).map(|c| v.call_name(c)));
+        }
+    }
+}
+
 impl ScalarUDFImpl for ToolSequence {
     fn name(&self) -> &str {
         "tool_sequence"
@@ -53,11 +62,7 @@ impl ScalarUDFImpl for ToolSequence {
         for r in 0..v.len() {
             let before = names.len();
             if !v.is_null(r) {
-                for m in v.messages(r) {
-                    if v.role(m) == "assistant" {
-                        names.extend(v.calls(m).map(|c| v.call_name(c)));
-                    }
-                }
+                tool_names_of(&v, r, &mut names);
             }
             lengths.push(names.len() - before);
         }

@@ -6,6 +6,12 @@
 //! listing is kept in the session's list-files cache, so a table is listed once however many
 //! queries read it. A step that writes a table calls [`CorpusSession::refresh`], and the next
 //! query lists that table (and only that one) again.
+//!
+//! Opening a session over a corpus first brings its stored per-trajectory metrics up to date
+//! ([`trajectory_metrics::refresh`]: a corpus written by an older tdscale, or before a change of
+//! the metric definitions, is upgraded on first use). When they cannot be written (a read-only
+//! store) or [`SessionOptions::computed_metrics`] asks for it, `trajectory_metrics` is instead
+//! the view `computed_trajectory_metrics`, which computes the same values from `messages`.
 
 use std::sync::Arc;
 
@@ -38,15 +44,15 @@ use super::listings::TableListings;
 use crate::error::Result;
 use crate::store::registry::S3FromEnvRegistry;
 use crate::store::tables::{self, Layout, Table};
-use crate::store::{Corpus, schema};
+use crate::store::{Corpus, schema, trajectory_metrics};
 
 /// The views of `sql/views/`, compiled in so the binary works from any directory. Order matters:
 /// a view may use the ones before it.
 pub const VIEWS: &[(&str, &str)] = &[
     ("tool_calls", include_str!("../../sql/views/tool_calls.sql")),
     (
-        "trajectory_metrics",
-        include_str!("../../sql/views/trajectory_metrics.sql"),
+        "computed_trajectory_metrics",
+        include_str!("../../sql/views/computed_trajectory_metrics.sql"),
     ),
 ];
 
@@ -68,6 +74,10 @@ pub struct SessionOptions {
     /// Refuse to read files by path (`SELECT * FROM 'runs/x.parquet'`), as a session running
     /// untrusted SQL must (`tdscale serve`).
     pub deny_file_paths: bool,
+    /// Compute the per-trajectory metrics from `messages` (the view
+    /// `computed_trajectory_metrics`) instead of reading the stored `trajectory_metrics`, and
+    /// leave the corpus as it is. The results are the same; it is slower.
+    pub computed_metrics: bool,
 }
 
 /// The session configuration tdscale uses everywhere.
@@ -167,6 +177,7 @@ pub async fn register_views(ctx: &SessionContext) -> Result<()> {
 pub struct CorpusSession {
     corpus: Corpus,
     ctx: SessionContext,
+    stored_metrics: bool,
 }
 
 impl std::fmt::Debug for CorpusSession {
@@ -186,18 +197,92 @@ impl CorpusSession {
         if !corpus.is_local() {
             corpus.location().check_reachable().await?;
         }
-        Self::on(corpus, bare_context_with(opts)?).await
+        Self::on_with(corpus, bare_context_with(opts)?, opts).await
     }
 
     /// Registers the corpus's tables and views on a prepared context (e.g. one connected to a
     /// cluster, with the functions already registered).
     pub async fn on(corpus: &Corpus, ctx: SessionContext) -> Result<Self> {
+        Self::on_with(corpus, ctx, &SessionOptions::default()).await
+    }
+
+    /// [`CorpusSession::on`], reading or computing the per-trajectory metrics as `opts` says.
+    pub async fn on_with(
+        corpus: &Corpus,
+        ctx: SessionContext,
+        opts: &SessionOptions,
+    ) -> Result<Self> {
+        let mut listings = vec![];
+        let stored_metrics = !opts.computed_metrics
+            // Never wait for another writer: while one holds the corpus, compute instead.
+            && match trajectory_metrics::refresh(
+                &corpus.clone().with_lock_timeout(std::time::Duration::ZERO),
+                false,
+            )
+            .await
+            {
+                Ok(r) => {
+                    if r.computed > 0 || r.removed > 0 {
+                        tracing::info!("{}", r.to_text().trim_end());
+                    }
+                    listings = r.listings;
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "the stored trajectory metrics of {} could not be brought up to date ({e}); \
+                         computing them from the messages in every query instead (`tdscale metrics refresh` stores them)",
+                        corpus.display()
+                    );
+                    false
+                }
+            };
         register_tables(&ctx, corpus)?;
         register_views(&ctx).await?;
-        Ok(Self {
+        if !stored_metrics {
+            ctx.deregister_table(tables::TRAJECTORY_METRICS.name)?;
+            ctx.sql(&format!(
+                "CREATE VIEW {} AS SELECT * FROM computed_trajectory_metrics",
+                tables::TRAJECTORY_METRICS.name
+            ))
+            .await?
+            .collect()
+            .await?;
+        }
+        let session = Self {
             corpus: corpus.clone(),
             ctx,
+            stored_metrics,
+        };
+        // The refresh listed these tables: the first query need not list them again.
+        for (table, files) in listings {
+            session.remember_listing(table, files)?;
+        }
+        Ok(session)
+    }
+
+    /// The cache key of `table`'s listing.
+    fn listing_key(&self, table: &Table) -> Result<TableScopedPath> {
+        Ok(TableScopedPath {
+            table: Some(TableReference::bare(table.name)),
+            path: ListingTableUrl::parse(self.corpus.table_url(table))?
+                .prefix()
+                .clone(),
         })
+    }
+
+    /// Records `files` as the listing of `table`.
+    fn remember_listing(&self, table: &Table, files: Vec<object_store::ObjectMeta>) -> Result<()> {
+        if let Some(cache) = self.ctx.runtime_env().cache_manager.get_list_files_cache() {
+            cache.put(&self.listing_key(table)?, CachedFileList::new(files));
+        }
+        Ok(())
+    }
+
+    /// True when `trajectory_metrics` is the stored table, false when it is computed from
+    /// `messages` by every query that reads it.
+    pub fn stored_metrics(&self) -> bool {
+        self.stored_metrics
     }
 
     /// The DataFusion context.
@@ -268,15 +353,6 @@ impl CorpusSession {
             .map(|c| c.files.as_ref().clone()))
     }
 
-    fn listing_key(&self, table: &Table) -> Result<TableScopedPath> {
-        Ok(TableScopedPath {
-            table: Some(TableReference::bare(table.name)),
-            path: ListingTableUrl::parse(self.corpus.table_url(table))?
-                .prefix()
-                .clone(),
-        })
-    }
-
     /// A session of its own over the same tables, views, functions and caches: tables a step
     /// registers or replaces there (a materialised view, a temporary selection) are not seen
     /// by this session.
@@ -303,6 +379,7 @@ impl CorpusSession {
         Ok(Self {
             corpus: self.corpus.clone(),
             ctx: SessionContext::new_with_state(state),
+            stored_metrics: self.stored_metrics,
         })
     }
 

@@ -86,7 +86,8 @@ fn first_i64(b: &[RecordBatch], name: &str) -> Result<i64> {
     b.first().map_or(Ok(0), |b| i64_at(b, name, 0))
 }
 
-/// Materialises `trajectory_metrics` once, so the many plans of a run do not recompute the
+/// Materialises `trajectory_metrics` once when the session computes it from `messages` (a
+/// corpus whose metrics are not stored), so the many plans of a run do not recompute the
 /// metrics of every trajectory.
 async fn cache_metrics(ctx: &SessionContext) -> Result<()> {
     let df = ctx.sql("SELECT * FROM trajectory_metrics").await?;
@@ -125,7 +126,9 @@ async fn run_grid(session: &CorpusSession, opts: &BudgetOptions) -> Result<Vec<S
     }
     let scope = session.scoped().await?;
     let ctx = scope.ctx();
-    cache_metrics(ctx).await?;
+    if !scope.stored_metrics() {
+        cache_metrics(ctx).await?;
+    }
     let totals = run_sql(
         ctx,
         "SELECT count(*) AS n, sum(num_tokens) AS tokens FROM trajectory_metrics",

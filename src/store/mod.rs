@@ -16,6 +16,7 @@ pub mod registry;
 pub mod rows;
 pub mod schema;
 pub mod tables;
+pub mod trajectory_metrics;
 pub mod writer;
 
 use datafusion::prelude::SessionContext;
@@ -147,7 +148,7 @@ impl Corpus {
 
     /// The URL of a table's folder, as DataFusion's listing tables take it.
     pub fn table_url(&self, table: &Table) -> String {
-        self.location.url_of(&format!("{}/", table.name))
+        self.location.url_of(&format!("{}/", table.dir))
     }
 
     /// Makes the corpus's object store known to a DataFusion session.
@@ -163,7 +164,7 @@ impl Corpus {
     /// Lists the data files of a table (hive partitions included; staging files excluded).
     pub async fn list_table(&self, table: &Table) -> Result<Vec<ObjectMeta>> {
         Ok(self
-            .list(table.name)
+            .list(table.dir)
             .await?
             .into_iter()
             .filter(|m| m.location.as_ref().ends_with(table.extension()))

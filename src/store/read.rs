@@ -14,7 +14,7 @@ use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBat
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use futures::future::BoxFuture;
-use futures::{FutureExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::de::DeserializeOwned;
@@ -96,6 +96,37 @@ pub async fn for_each_batch(
         }
     }
     Ok(())
+}
+
+/// The batches of one Parquet file, decoding only the top-level `columns` it has (all when
+/// `None`), `batch_rows` rows at a time.
+pub async fn file_batches(
+    corpus: &Corpus,
+    meta: &ObjectMeta,
+    columns: Option<&[&str]>,
+    batch_rows: usize,
+) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch>>> {
+    let reader = StoreFile {
+        store: corpus.store(),
+        path: meta.location.clone(),
+        size: meta.size,
+    };
+    let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await?
+        .with_batch_size(batch_rows);
+    if let Some(cols) = columns {
+        let roots: Vec<usize> = builder
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| cols.contains(&f.name().as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        builder = builder.with_projection(mask);
+    }
+    Ok(builder.build()?.map_err(crate::error::Error::from).boxed())
 }
 
 /// Calls `f` with every value of the string column `column` of a table's files.

@@ -85,6 +85,35 @@ pub fn trajectory_file_schema() -> SchemaRef {
     TRAJECTORY_FILE_SCHEMA.clone()
 }
 
+static TRAJECTORY_METRICS_FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let list_of = |t: DataType| DataType::List(Arc::new(Field::new("item", t, true)));
+    Arc::new(Schema::new(vec![
+        utf8("traj_id", false),
+        utf8("source", false),
+        utf8("format", false),
+        utf8("domain", true),
+        utf8("cluster_id", true),
+        utf8("reasoning_mode", true),
+        utf8("mode", true),
+        Field::new("cac", DataType::Float64, true),
+        Field::new("steps", DataType::UInt64, true),
+        Field::new("num_turns", DataType::Int32, false),
+        Field::new("num_tool_calls", DataType::Int32, false),
+        Field::new("num_tokens", DataType::Int64, false),
+        Field::new("reward", DataType::Float64, true),
+        Field::new("tools_offered", DataType::UInt64, true),
+        Field::new("tools_used", DataType::UInt64, true),
+        Field::new("tool_sequence", list_of(DataType::Utf8), true),
+        Field::new("user_minhash", list_of(DataType::UInt64), true),
+    ]))
+});
+
+/// Schema of a `trajectory_metrics` Parquet file (`round` is the partition column, as in
+/// `trajectories`): the columns of `sql/views/computed_trajectory_metrics.sql`, in its order.
+pub fn trajectory_metrics_file_schema() -> SchemaRef {
+    TRAJECTORY_METRICS_FILE_SCHEMA.clone()
+}
+
 static TOOLS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         utf8("tool_id", false),

@@ -23,6 +23,10 @@ pub enum Layout {
 #[derive(Debug)]
 pub struct Table {
     pub name: &'static str,
+    /// The table's folder under the corpus root: its name, or for a table whose contents
+    /// depend on a definition, the name and the definition's version
+    /// (`trajectory_metrics/v1`), so files of another version are never read as this one.
+    pub dir: &'static str,
     pub layout: Layout,
     file_schema: fn() -> SchemaRef,
 }
@@ -51,8 +55,8 @@ impl Table {
     /// partitioned by round, the table's own folder otherwise.
     pub fn folder(&self, round: i32) -> String {
         match self.layout {
-            Layout::ParquetByRound => format!("{}/{}={round}", self.name, schema::ROUND_COLUMN),
-            Layout::Parquet | Layout::JsonLines => self.name.to_string(),
+            Layout::ParquetByRound => format!("{}/{}={round}", self.dir, schema::ROUND_COLUMN),
+            Layout::Parquet | Layout::JsonLines => self.dir.to_string(),
         }
     }
 
@@ -73,14 +77,32 @@ impl std::fmt::Display for Table {
 
 macro_rules! table {
     ($id:ident, $name:literal, $layout:ident, $schema:path, $doc:literal) => {
+        table!($id, $name, $name, $layout, $schema, $doc);
+    };
+    ($id:ident, $name:literal, $dir:expr, $layout:ident, $schema:path, $doc:literal) => {
         #[doc = $doc]
         pub static $id: Table = Table {
             name: $name,
+            dir: $dir,
             layout: Layout::$layout,
             file_schema: $schema,
         };
     };
 }
+
+/// The version of the per-trajectory metric definitions stored in `trajectory_metrics`
+/// (src/metrics: reasoning mode, CAC, steps, tool sequence, user-text MinHash). Raise it when
+/// a definition changes what it returns: the next use of a corpus, or `tdscale metrics
+/// refresh`, then computes the table again under the new version's folder.
+/// (tests/it/stored_metrics.rs pins the values of a fixed corpus to catch a forgotten raise.)
+macro_rules! metrics_version {
+    () => {
+        "1"
+    };
+}
+
+/// The version of the stored metric definitions (see `metrics_version!`).
+pub const METRICS_VERSION: &str = metrics_version!();
 
 table!(
     TRAJECTORIES,
@@ -88,6 +110,15 @@ table!(
     ParquetByRound,
     schema::trajectory_file_schema,
     "One row per trajectory (DESIGN.md's canonical schema), partitioned by evolution round."
+);
+table!(
+    TRAJECTORY_METRICS,
+    "trajectory_metrics",
+    concat!("trajectory_metrics/v", metrics_version!()),
+    ParquetByRound,
+    schema::trajectory_metrics_file_schema,
+    "Per-trajectory metrics (reasoning mode, CAC, steps, tool sequence, user-text MinHash and the \
+     columns the plans read), written beside each `trajectories` part with the same file name."
 );
 table!(
     TOOLS,
@@ -163,6 +194,7 @@ table!(
 /// Every table of a corpus, in the order sessions register them.
 pub static ALL: &[&Table] = &[
     &TRAJECTORIES,
+    &TRAJECTORY_METRICS,
     &TOOLS,
     &REJECTS,
     &CLUSTERS,

@@ -46,13 +46,18 @@ pub fn run_id() -> String {
     )
 }
 
-fn writer_properties() -> WriterProperties {
+/// The settings of every part file: zstd level 1, row groups of [`ROW_GROUP_ROWS`].
+pub fn writer_properties() -> WriterProperties {
+    properties_builder().build()
+}
+
+/// [`writer_properties`] as a builder, for a table that sets some columns apart.
+pub fn properties_builder() -> datafusion::parquet::file::properties::WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
 }
 
 /// What a [`PartWriter`] committed.
@@ -102,6 +107,9 @@ pub struct PartWriter {
     rows_per_file: usize,
     unique: Option<UniqueIds>,
     committed: Committed,
+    properties: WriterProperties,
+    /// Write exactly this file (relative to the root) instead of numbered parts.
+    file: Option<String>,
 }
 
 impl PartWriter {
@@ -118,6 +126,8 @@ impl PartWriter {
             rows_per_file: FILE_ROWS,
             unique: None,
             committed: Committed::default(),
+            properties: writer_properties(),
+            file: None,
         }
     }
 
@@ -140,6 +150,32 @@ impl PartWriter {
         self
     }
 
+    /// A writer of exactly one file, `rel` (relative to the corpus root), that never rolls.
+    pub fn to_file(corpus: &Corpus, rel: &str, schema: SchemaRef) -> Self {
+        let mut w = Self::new(corpus, "", schema);
+        w.file = Some(rel.to_string());
+        w.rows_per_file = usize::MAX;
+        w
+    }
+
+    /// Names the parts after `run` instead of a fresh run id, so that two writers fed the same
+    /// rows produce files of the same names (a table written beside another).
+    pub fn with_run_id(mut self, run: &str) -> Self {
+        self.run = run.to_string();
+        self
+    }
+
+    /// The run id the part names carry.
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    /// Writes with these Parquet settings instead of [`writer_properties`].
+    pub fn with_properties(mut self, properties: WriterProperties) -> Self {
+        self.properties = properties;
+        self
+    }
+
     /// A writer of `table`'s files (into partition `round` for a table partitioned by round).
     pub fn for_table(corpus: &Corpus, table: &Table, round: i32) -> Self {
         Self::new(corpus, &table.folder(round), table.file_schema())
@@ -152,7 +188,10 @@ impl PartWriter {
     }
 
     fn open(&mut self) -> Result<()> {
-        let name = format!("{}/part-{}-{:04}.parquet", self.dir, self.run, self.seq);
+        let name = match &self.file {
+            Some(rel) => rel.clone(),
+            None => format!("{}/part-{}-{:04}.parquet", self.dir, self.run, self.seq),
+        };
         let path = self.corpus.path(&name);
         let written_at = if self.unique.is_some() {
             self.corpus.path(&format!("{name}{PENDING_SUFFIX}"))
@@ -162,7 +201,7 @@ impl PartWriter {
         self.seq += 1;
         let sink = BufWriter::new(self.corpus.store(), written_at.clone());
         let writer =
-            AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(writer_properties()))?;
+            AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(self.properties.clone()))?;
         self.current = Some((writer, written_at, path));
         self.rows_in_file = 0;
         Ok(())
@@ -222,7 +261,7 @@ impl PartWriter {
         let _section = lock::commit_section(&corpus).await?;
         let unique = self.unique.as_mut().expect("a unique writer");
         let own: HashSet<&Path> = self.committed.files.iter().map(|(p, _)| p).collect();
-        let listed = corpus.list(unique.table.name).await?;
+        let listed = corpus.list(unique.table.dir).await?;
         let mut new: Vec<ObjectMeta> = vec![];
         for m in listed {
             let name = m.location.filename().unwrap_or("");

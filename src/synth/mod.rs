@@ -29,7 +29,8 @@ use crate::llm::{self, ChatModel};
 use crate::model::{ToolDef, Trajectory};
 use crate::query::session::CorpusSession;
 use crate::sandbox::python::PythonOptions;
-use crate::store::{Corpus, convert, rows, tables, writer::PartWriter};
+use crate::store::trajectory_metrics::TrajectoryWriter;
+use crate::store::{Corpus, convert, rows, tables};
 use agents::{Agents, ItemFailure};
 use blueprint::{Blueprint, Mutation, PlanInput};
 use grounding::Grounding;
@@ -728,16 +729,15 @@ async fn run_batch_locked(
     // twice at once), so no id is ever stored twice.
     if !accepted.is_empty() {
         let batch = convert::trajectories_to_batch(&accepted)?;
-        let mut w = PartWriter::for_table(corpus, &tables::TRAJECTORIES, round).unique_by(
-            &tables::TRAJECTORIES,
-            "traj_id",
-            read_from,
-        );
+        let mut w = TrajectoryWriter::new(corpus, round).unique_by(read_from);
         w.write(&batch).await?;
-        let committed = w.finish().await?;
-        summary.already_present += committed.duplicates as i64;
+        let written = w.finish().await?;
+        summary.already_present += written.trajectories.duplicates as i64;
         session
-            .add_files(&tables::TRAJECTORIES, &committed.paths())
+            .add_files(&tables::TRAJECTORIES, &written.trajectories.paths())
+            .await?;
+        session
+            .add_files(&tables::TRAJECTORY_METRICS, &written.metrics)
             .await?;
     }
     if !has_batch_rows(ctx, tables::BLUEPRINTS.name, batch_id).await? {

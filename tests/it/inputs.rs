@@ -50,12 +50,19 @@ fn folders_are_read_recursively_and_globs_pick_files() {
         ],
     );
     assert_eq!(s["files"].as_array().unwrap().len(), 2, "{s}");
-    assert_eq!((s["ingested"].as_u64(), s["duplicates"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(
+        (s["ingested"].as_u64(), s["duplicates"].as_u64()),
+        (Some(3), Some(3))
+    );
     // A pattern among the inputs, as a shell that did not expand it passes it on.
     let pattern = format!("{}/*.traj", testdata("formats/swe_agent").display());
     let s = ingest_json(c, &[&pattern]);
     assert_eq!(s["ingested"], 2, "{s}");
-    let o = run(&["ingest", c, &format!("{}/*.nothing", testdata("formats").display())]);
+    let o = run(&[
+        "ingest",
+        c,
+        &format!("{}/*.nothing", testdata("formats").display()),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("matches no file"), "{}", stderr(&o));
 }
@@ -66,7 +73,9 @@ fn explain_names_the_dialect_and_the_mapping_and_writes_nothing() {
     let corpus = dir.path().join("never");
     let files = [
         testdata("formats/llamafactory_parts/v1_sft.jsonl"),
-        testdata("formats/compressed/rollout-2025-10-14T09-12-03-0199e0b2-7c1d-7a10-b3c4-5d6e7f809a1b.jsonl.zst"),
+        testdata(
+            "formats/compressed/rollout-2025-10-14T09-12-03-0199e0b2-7c1d-7a10-b3c4-5d6e7f809a1b.jsonl.zst",
+        ),
         testdata("formats/parquet/messages_nested.parquet"),
         testdata("bad/swe_agent/history_not_a_list.traj"),
         testdata("formats/mcp_collection/0003.@inkwell_sketchpad_labeled.json"),
@@ -90,14 +99,20 @@ fn explain_names_the_dialect_and_the_mapping_and_writes_nothing() {
     );
     let first = &f[0]["first_record"];
     assert_eq!(
-        (first["user"].as_u64(), first["assistant"].as_u64(), first["tool_calls"].as_u64()),
+        (
+            first["user"].as_u64(),
+            first["assistant"].as_u64(),
+            first["tool_calls"].as_u64()
+        ),
         (Some(1), Some(2), Some(2))
     );
-    assert!(first["metadata_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|k| k == "message_fields"));
+    assert!(
+        first["metadata_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "message_fields")
+    );
     assert_eq!(f[1]["format"], "codex");
     assert_eq!(f[1]["whole_file"], true);
     assert_eq!(
@@ -105,13 +120,20 @@ fn explain_names_the_dialect_and_the_mapping_and_writes_nothing() {
         "codex/0199e0b2-7c1d-7a10-b3c4-5d6e7f809a1b"
     );
     assert_eq!(f[1]["first_record"]["tool_calls"], 5);
-    assert!(f[2]["layout"].as_str().unwrap().starts_with("Parquet with columns id string, messages list<struct<role, content"));
+    assert!(
+        f[2]["layout"]
+            .as_str()
+            .unwrap()
+            .starts_with("Parquet with columns id string, messages list<struct<role, content")
+    );
     assert_eq!(f[2]["format"], "openai");
     assert_eq!(f[3]["format"], "swe-agent");
-    assert!(f[3]["first_record"]["rejected"]
-        .as_str()
-        .unwrap()
-        .contains("not a list of messages"));
+    assert!(
+        f[3]["first_record"]["rejected"]
+            .as_str()
+            .unwrap()
+            .contains("not a list of messages")
+    );
     assert_eq!(f[4]["table"], "tools");
     assert_eq!(f[4]["first_record"]["catalog_tools"], 2);
     assert_eq!(f[4]["first_record"]["domains"][0], "Design & Creative");
@@ -123,7 +145,10 @@ fn explain_names_the_dialect_and_the_mapping_and_writes_nothing() {
         "--explain",
     ]);
     let text = stdout(&o);
-    assert!(text.contains("llamafactory, JSON lines → trajectories"), "{text}");
+    assert!(
+        text.contains("llamafactory, JSON lines → trajectories"),
+        "{text}"
+    );
     assert!(text.contains("nothing was written"));
     assert!(!corpus.exists());
 }
@@ -149,13 +174,22 @@ fn s3_inputs_objects_prefixes_and_patterns_compressed_or_parquet() {
     let s3 = moto();
     let bucket = s3.bucket("tds-inputs");
     for (key, file) in [
-        ("raw/2025/chat_parts.jsonl.gz", "formats/compressed/chat_parts.jsonl.gz"),
+        (
+            "raw/2025/chat_parts.jsonl.gz",
+            "formats/compressed/chat_parts.jsonl.gz",
+        ),
         (
             "raw/2025/rollout-2025-10-14T09-12-03-0199e0b2-7c1d-7a10-b3c4-5d6e7f809a1b.jsonl.zst",
             "formats/compressed/rollout-2025-10-14T09-12-03-0199e0b2-7c1d-7a10-b3c4-5d6e7f809a1b.jsonl.zst",
         ),
-        ("hf/train-00000.parquet", "formats/parquet/messages_json_string.parquet"),
-        ("hf/train-00001.parquet", "formats/parquet/messages_nested.parquet"),
+        (
+            "hf/train-00000.parquet",
+            "formats/parquet/messages_json_string.parquet",
+        ),
+        (
+            "hf/train-00001.parquet",
+            "formats/parquet/messages_nested.parquet",
+        ),
         ("raw/notes.txt", "formats/expected/README.md"),
     ] {
         upload(&s3.endpoint, &bucket, key, &testdata(file));
@@ -170,20 +204,35 @@ fn s3_inputs_objects_prefixes_and_patterns_compressed_or_parquet() {
     };
     // A prefix with --glob.
     let s = ingest(&[&format!("s3://{bucket}/raw/"), "--glob", "*.zst"]);
-    assert_eq!((s["ingested"].as_u64(), s["rejected"].as_u64()), (Some(1), Some(0)), "{s}");
+    assert_eq!(
+        (s["ingested"].as_u64(), s["rejected"].as_u64()),
+        (Some(1), Some(0)),
+        "{s}"
+    );
     assert_eq!(s["files"][0]["format"], "codex");
     // A pattern in the URL; a prefix without --glob takes input files only (not notes.txt).
     let s = ingest(&[&format!("s3://{bucket}/raw/*/*.gz")]);
     assert_eq!(s["ingested"], 3, "{s}");
     let s = ingest(&[&format!("s3://{bucket}/raw")]);
     assert_eq!(
-        (s["ingested"].as_u64(), s["duplicates"].as_u64(), s["files"].as_array().map(Vec::len)),
+        (
+            s["ingested"].as_u64(),
+            s["duplicates"].as_u64(),
+            s["files"].as_array().map(Vec::len)
+        ),
         (Some(0), Some(4), Some(2)),
         "{s}"
     );
     // Parquet objects, read by ranges.
-    let s = ingest(&[&format!("s3://{bucket}/hf/train-00000.parquet"), &format!("s3://{bucket}/hf/train-00001.parquet")]);
-    assert_eq!((s["ingested"].as_u64(), s["rejected"].as_u64()), (Some(7), Some(0)), "{s}");
+    let s = ingest(&[
+        &format!("s3://{bucket}/hf/train-00000.parquet"),
+        &format!("s3://{bucket}/hf/train-00001.parquet"),
+    ]);
+    assert_eq!(
+        (s["ingested"].as_u64(), s["rejected"].as_u64()),
+        (Some(7), Some(0)),
+        "{s}"
+    );
     let o = s3.run(&[
         "sql",
         &corpus,

@@ -27,3 +27,4 @@ mod s3;
 mod sandbox;
 mod serve;
 mod sql_cli;
+mod stored_metrics;
