@@ -3,9 +3,12 @@
 //! the same commands for a program that embeds tdscale and wants their values, not their text.
 
 pub mod args;
+mod cluster;
 mod demo;
 pub mod embed;
+mod sandbox;
 mod sql;
+mod writers;
 
 use std::io::IsTerminal;
 
@@ -16,31 +19,20 @@ use crate::query::session::CorpusSession;
 use crate::store::Corpus;
 use crate::store::lock::WriterLock;
 use args::{
-    Cli, ClusterCommand, ClustersCommand, Command, ExportCommand, MetricsCommand, SandboxCommand,
-    ToolsCommand,
+    Cli, ClustersCommand, Command, ExportCommand, MetricsCommand, SandboxCommand, ToolsCommand,
 };
-
-/// How long writers wait for one another (`--lock-timeout`), set once from the command line.
-static LOCK_TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
-
-/// Opens the corpus at `root` with the command line's `--lock-timeout`.
-fn corpus(root: &str) -> Result<Corpus> {
-    let c = Corpus::open(root)?;
-    Ok(match LOCK_TIMEOUT.get() {
-        Some(t) => c.with_lock_timeout(*t),
-        None => c,
-    })
-}
+use cluster::cluster_context;
+use writers::{corpus, release};
 
 /// Parses the command line and runs the command. SIGINT and SIGTERM end it with exit code
 /// 128 + the signal, after letting go of the S3 leases it holds (what it had not committed
 /// stays invisible; local locks go with the process).
 pub async fn main() -> Result<()> {
     let cli = Cli::parse();
-    let _ = LOCK_TIMEOUT.set(cli.lock_timeout);
+    writers::set_lock_timeout(cli.lock_timeout);
     tokio::select! {
         r = run(cli.command) => r,
-        (signal, name) = interrupted() => {
+        (signal, name) = writers::interrupted() => {
             crate::store::lock::release_all().await;
             Err(Error::Interrupted {
                 signal,
@@ -49,21 +41,6 @@ pub async fn main() -> Result<()> {
                 ),
             })
         }
-    }
-}
-
-/// Waits for SIGINT or SIGTERM and returns its number and name.
-async fn interrupted() -> (i32, &'static str) {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => tokio::select! {
-            _ = int.recv() => (libc::SIGINT, "SIGINT"),
-            _ = term.recv() => (libc::SIGTERM, "SIGTERM"),
-        },
-        _ => std::future::pending().await,
     }
 }
 
@@ -100,7 +77,7 @@ async fn run(command: Command) -> Result<()> {
             .await?;
             emit(a.json, &s, || s.to_text(&a.corpus))
         }
-        Command::Sandbox(SandboxCommand::Run(a)) => sandbox_run(a).await,
+        Command::Sandbox(SandboxCommand::Run(a)) => sandbox::run(a).await,
         Command::Sandbox(SandboxCommand::SqlWorker) => crate::sandbox::sql::worker_main()
             .await
             .map_err(|e| Error::Other(e.to_string())),
@@ -170,7 +147,7 @@ async fn run(command: Command) -> Result<()> {
                 }
             })
         }
-        Command::Cluster(c) => cluster_node(c).await,
+        Command::Cluster(c) => cluster::node(c).await,
         Command::Split(a) => {
             let session = open(&a.corpus).await?;
             let (s, _) = crate::export::split::split(&session, &a.options()).await?;
@@ -304,91 +281,4 @@ async fn eval_selection(
             .await?;
     let target = crate::export::target::ExportTarget::open(&a.to, a.retry())?;
     Ok((trajectories, target, lock))
-}
-
-/// Lets a writer lock go, if there is one.
-async fn release(lock: Option<WriterLock>) {
-    if let Some(l) = lock {
-        l.release().await;
-    }
-}
-
-async fn sandbox_run(a: args::SandboxRunArgs) -> Result<()> {
-    use crate::sandbox::{SandboxError, python, sql};
-    let code = a.code()?;
-    let sandbox_err = |e: SandboxError| match e {
-        SandboxError::NoIsolation(_) => Error::Usage(e.to_string()),
-        other => Error::Other(other.to_string()),
-    };
-    let r = match a.lang {
-        args::Lang::Python => {
-            let opts = python::PythonOptions {
-                limits: a.limits(),
-                allow_no_isolation: a.allow_no_isolation,
-                ..Default::default()
-            };
-            tokio::task::spawn_blocking(move || python::run(&code, &opts))
-                .await
-                .map_err(|e| Error::Other(e.to_string()))?
-                .map_err(sandbox_err)?
-        }
-        args::Lang::Sql => {
-            let worker =
-                std::env::current_exe().map_err(|e| Error::io("the tdscale executable", e))?;
-            let limits = a.limits();
-            tokio::task::spawn_blocking(move || {
-                sql::run_isolated(&code, &a.tables, &limits, &worker)
-            })
-            .await
-            .map_err(|e| Error::Other(e.to_string()))?
-            .map_err(sandbox_err)?
-        }
-    };
-    if a.json {
-        print_json(&r)?;
-    } else {
-        print!("{}", r.stdout);
-        eprint!("{}", r.stderr);
-        eprintln!("{}", r.status_line());
-    }
-    if r.success() {
-        Ok(())
-    } else {
-        let what = match a.lang {
-            args::Lang::Python => "snippet",
-            args::Lang::Sql => "query",
-        };
-        Err(Error::Other(format!(
-            "the sandboxed {what} did not succeed: {:?}",
-            r.outcome
-        )))
-    }
-}
-
-#[cfg(not(feature = "cluster"))]
-const NO_CLUSTER: &str = "this tdscale was built without the cluster feature: build it with `cargo build --release --features cluster`";
-
-/// A context connected to a Ballista cluster, with every tdscale function.
-async fn cluster_context(url: &str) -> Result<datafusion::prelude::SessionContext> {
-    #[cfg(feature = "cluster")]
-    {
-        crate::distributed::cluster_context(url).await
-    }
-    #[cfg(not(feature = "cluster"))]
-    {
-        let _ = url;
-        Err(Error::Usage(NO_CLUSTER.into()))
-    }
-}
-
-async fn cluster_node(c: ClusterCommand) -> Result<()> {
-    #[cfg(feature = "cluster")]
-    {
-        c.run().await
-    }
-    #[cfg(not(feature = "cluster"))]
-    {
-        let _ = c;
-        Err(Error::Usage(NO_CLUSTER.into()))
-    }
 }

@@ -45,6 +45,22 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// Sets `t`'s id from this record: its own `traj_id` when it has one, else the source's id
+    /// `source_id` (e.g. the record's `id`) under the trajectory's source; without either, the
+    /// content-hash id already in place stays.
+    pub fn assign_id(
+        &self,
+        t: &mut crate::model::Trajectory,
+        source_id: Option<String>,
+    ) -> RecordResult<()> {
+        if let Some(id) = self.str("traj_id")? {
+            t.traj_id = id.to_string();
+        } else if source_id.is_some() {
+            t.assign_id(source_id);
+        }
+        Ok(())
+    }
+
     /// The raw value of `key`.
     pub fn get(&self, key: &str) -> Option<&'a Value> {
         self.map.get(key).filter(|v| !v.is_null())

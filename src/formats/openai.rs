@@ -216,14 +216,7 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
             t.metadata.insert(format!("source_{key}"), v.clone());
         }
     }
-    if let Some(id) = o.str("traj_id")? {
-        t.traj_id = id.to_string();
-    } else {
-        let source_id = o.get("id").and_then(id_text);
-        if source_id.is_some() {
-            t.assign_id(source_id);
-        }
-    }
+    o.assign_id(&mut t, o.get("id").and_then(id_text))?;
     Ok(t)
 }
 

@@ -452,10 +452,6 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     }
     known.extend_from_slice(LABEL_KEYS);
     t.metadata.extend(o.rest(&known));
-    if let Some(id) = o.str("traj_id")? {
-        t.traj_id = id.to_string();
-    } else if let Some(id) = id {
-        t.assign_id(Some(id));
-    }
+    o.assign_id(&mut t, id)?;
     Ok(t)
 }

@@ -462,10 +462,6 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     let mut known: Vec<&str> = vec!["input", "output", "instructions", "tools", "id"];
     known.extend_from_slice(LABEL_KEYS);
     t.metadata.extend(o.rest(&known));
-    if let Some(id) = o.str("traj_id")? {
-        t.traj_id = id.to_string();
-    } else if let Some(id) = o.get("id").and_then(id_text) {
-        t.assign_id(Some(id));
-    }
+    o.assign_id(&mut t, o.get("id").and_then(id_text))?;
     Ok(t)
 }
