@@ -115,27 +115,12 @@ async fn run(command: Command) -> Result<()> {
             emit(a.json, &r, || r.to_text())
         }
         Command::Evolve(a) => {
-            let session = open(&a.corpus).await?;
-            let progress = !a.json && std::io::stderr().is_terminal();
-            let s =
-                crate::evolve::evolve(&session, &a.options()?, a.synth.options(progress)).await?;
-            if a.json {
-                print_json(&s)?;
-            } else {
-                let all = crate::evolve::rounds::list(&session).await?;
-                print!("{}", s.to_text(&all));
-                println!(
-                    "rejections and failures: tdscale sql {} \"SELECT stage, reasons FROM synthesis_rejects\"",
-                    a.corpus
-                );
-            }
-            match s.all_failed_batch() {
-                Some(b) => Err(Error::Backend(format!(
-                    "every one of the {} requests of batch {} failed, so evolution stopped: check --base-url, --model and the API key (the reasons are in the synthesis_rejects table)",
-                    b.requested, b.batch_id
-                ))),
-                None => Ok(()),
-            }
+            // The lock before the session, so its listings hold for the whole evolution.
+            let corpus = corpus(&a.corpus)?;
+            let lock = corpus.lock_writer("evolve").await?;
+            let result = evolve(a, CorpusSession::open(&corpus).await?).await;
+            lock.release().await;
+            result
         }
         Command::Rounds(a) => {
             let rows = crate::evolve::rounds::list(&open(&a.corpus).await?).await?;
@@ -193,6 +178,28 @@ async fn run(command: Command) -> Result<()> {
             let s = s?;
             emit(a.common.json, &s, || s.to_text(&a.common.to))
         }
+    }
+}
+
+async fn evolve(a: args::EvolveArgs, session: CorpusSession) -> Result<()> {
+    let progress = !a.json && std::io::stderr().is_terminal();
+    let s = crate::evolve::evolve(&session, &a.options()?, a.synth.options(progress)).await?;
+    if a.json {
+        print_json(&s)?;
+    } else {
+        let all = crate::evolve::rounds::list(&session).await?;
+        print!("{}", s.to_text(&all));
+        println!(
+            "rejections and failures: tdscale sql {} \"SELECT stage, reasons FROM synthesis_rejects\"",
+            a.corpus
+        );
+    }
+    match s.all_failed_batch() {
+        Some(b) => Err(Error::Backend(format!(
+            "every one of the {} requests of batch {} failed, so evolution stopped: check --base-url, --model and the API key (the reasons are in the synthesis_rejects table)",
+            b.requested, b.batch_id
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The trajectory index: one row per trajectory with its labels, reasoning mode, CAC, counts
 //! and the start of its first message (`queries/serve_index.sql`), kept in memory as a
 //! DataFusion table named `trajectory_index`, so that filtering and paging the browser over
-//! 10^6 trajectories does not decode every conversation again. The served
-//! `trajectory_metrics` view reads it too, so the report is computed from it.
+//! 10^6 trajectories does not decode every conversation again. The report reads the stored
+//! `trajectory_metrics` (or this index, when the metrics are computed from `messages`).
 //!
 //! Until the index is built (in the background, after the server starts listening),
 //! `trajectory_index` computes the same columns from `trajectories`: every page works at once,
@@ -144,8 +144,9 @@ impl TableProvider for SwappableTable {
 }
 
 /// Registers `trajectory_index`, computing from the files until [`materialize`] puts it in
-/// memory, and points the session's `trajectory_metrics` view at it (same columns as the
-/// corpus's view, which a test checks).
+/// memory. When the corpus's `trajectory_metrics` is computed from `messages` (its stored
+/// metrics could not be brought up to date) and the index holds all its columns, the session's
+/// `trajectory_metrics` reads the index instead; the stored table is read as it is.
 pub async fn install_live(session: &CorpusSession) -> Result<Arc<SwappableTable>> {
     let columns: Vec<String> = session
         .ctx()
@@ -154,17 +155,27 @@ pub async fn install_live(session: &CorpusSession) -> Result<Arc<SwappableTable>
         .schema()
         .fields()
         .iter()
-        .map(|f| format!("\"{}\"", f.name().replace('"', "\"\"")))
+        .map(|f| f.name().clone())
         .collect();
     let live = session.sql(INDEX_SQL).await?.into_view();
+    let in_index = {
+        let schema = live.schema();
+        columns.iter().all(|c| schema.field_with_name(c).is_ok())
+    };
     let table = Arc::new(SwappableTable::new(live));
     session.ctx().register_table(INDEX_TABLE, table.clone())?;
-    session
-        .collect(&format!(
-            "CREATE OR REPLACE VIEW {METRICS_VIEW} AS SELECT {} FROM {INDEX_TABLE}",
-            columns.join(", ")
-        ))
-        .await?;
+    if !session.stored_metrics() && in_index {
+        let quoted: Vec<String> = columns
+            .iter()
+            .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+            .collect();
+        session
+            .collect(&format!(
+                "CREATE OR REPLACE VIEW {METRICS_VIEW} AS SELECT {} FROM {INDEX_TABLE}",
+                quoted.join(", ")
+            ))
+            .await?;
+    }
     Ok(table)
 }
 

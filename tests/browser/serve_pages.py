@@ -253,11 +253,18 @@ def main():
         reasons = page.locator("table.grid").last.locator("tbody tr td:nth-child(3)").all_inner_texts()
         check(set(exp["reason_kinds"]) <= set(reasons), f"the rejection reasons are listed ({reasons})")
         shot("rounds")
-        page.get_by_role("link", name="view", exact=True).first.click()
-        page.wait_for_url(lambda u: "/rejected?" in u)
+        views = page.get_by_role("link", name="view", exact=True).count()
+        check((views > 0) == (exp["rejected_with_trajectory"] > 0),
+              f"'view' links exactly when a rejection kept its trajectory ({views})")
+        first = exp["first_rejection"]
+        goto("/rejected?" + urllib.parse.urlencode({"batch": first["batch_id"], "seed": first["seed_id"]}))
         page.wait_for_selector("body[data-ready]")
         check(page.locator("ul.reasons li").count() >= 1, "a rejected example shows why it was rejected")
-        check(page.locator(".chat").count() == 2, "and its conversation beside its seed")
+        if exp["rejected_with_trajectory"] > 0:
+            check(page.locator(".chat").count() == 2, "and its conversation beside its seed")
+        else:
+            check(page.locator(".chat").count() == 1 and page.get_by_text("The request failed before a trajectory was made.").count() == 1,
+                  "and its seed, with the request that failed before a trajectory was made")
         shot("rejected")
 
         # ---- Clusters ----

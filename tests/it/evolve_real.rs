@@ -108,15 +108,16 @@ fn tau_bench_evolves_offline_on_inferred_tools_and_steering_beats_random() {
         ingest(&c, &[&shared("tau-bench/gpt-4o-airline.json")], &[]);
         if strategy == "steered" {
             // Without definitions every request fails in the planner, with what to do.
-            let s = ok_json(&run(&[
-                "evolve",
-                &c,
-                "--rounds",
-                "1",
-                "--per-round",
-                "10",
-                "--json",
-            ]));
+            // A batch whose every request failed is an error (exit code 6); the summary is
+            // still printed.
+            let o = run(&["evolve", &c, "--rounds", "1", "--per-round", "10", "--json"]);
+            assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+            assert!(
+                stderr(&o).contains("every one of the 10 requests"),
+                "{}",
+                stderr(&o)
+            );
+            let s: Value = serde_json::from_slice(&o.stdout).unwrap();
             assert_eq!(number(&s["batches"][0]["failed"]), 10.0, "{s}");
             let o = run(&["rounds", &c]);
             assert!(
