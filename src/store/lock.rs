@@ -560,6 +560,15 @@ async fn try_lease(corpus: &Corpus, command: &str) -> Result<Attempt> {
         }
         Err(e @ object_store::Error::NotImplemented { .. })
         | Err(e @ object_store::Error::NotSupported { .. }) => return Err(unsupported(e)),
+        // S3 answers a write into a missing bucket with NoSuchBucket, which reads as "not found".
+        Err(e @ object_store::Error::NotFound { .. }) => {
+            return Err(Error::Storage {
+                url: corpus.display().to_string(),
+                message: format!(
+                    "cannot write the writer lease: the bucket does not exist or cannot be written ({e})"
+                ),
+            });
+        }
         Err(e) => return Err(corpus.storage_error(e)),
     };
     *state.version.lock().await = Some(version);

@@ -41,7 +41,7 @@ FROM trajectories ORDER BY traj_id
 EVERY_FUNCTION = {
     "entropy", "normalized_entropy", "domain_entropy", "reasoning_mode_entropy",
     "reasoning_mode", "action_complexity", "step_complexity", "tool_sequence", "tool_calls_of",
-    "minhash", "jaccard", "args_valid", "seeded_hash", "user_text",
+    "minhash", "jaccard", "args_valid", "seeded_hash", "user_text", "messages_text",
 }
 
 

@@ -160,7 +160,7 @@ def test_storage_errors_on_s3_are_storage_errors(s3_env, bucket, cli):
     with pytest.raises(tdscale.StorageError) as e:
         tdscale.ingest("s3://no-such-bucket/c", [RETAIL], progress=False)
     # The same message up to the server's timing and request ids.
-    head = "storage error at s3://no-such-bucket/c: Generic S3 error: Error performing list request"
+    head = "storage error at s3://no-such-bucket/c: cannot write the writer lease: the bucket does not exist"
     assert (code, e.value.exit_code) == (5, 5)
     assert message.startswith(head) and str(e.value).startswith(head), (message, str(e.value))
     assert "NoSuchBucket" in message and "NoSuchBucket" in str(e.value)
