@@ -30,9 +30,10 @@ use writers::{corpus, release};
 pub async fn main() -> Result<()> {
     let cli = Cli::parse();
     writers::set_lock_timeout(cli.lock_timeout);
+    let stop = writers::interrupted();
     tokio::select! {
         r = run(cli.command) => r,
-        (signal, name) = writers::interrupted() => {
+        (signal, name) = stop => {
             crate::store::lock::release_all().await;
             Err(Error::Interrupted {
                 signal,

@@ -22,18 +22,23 @@ pub(super) fn set_lock_timeout(timeout: std::time::Duration) {
     let _ = LOCK_TIMEOUT.set(timeout);
 }
 
-/// Waits for SIGINT or SIGTERM and returns its number and name.
-pub(super) async fn interrupted() -> (i32, &'static str) {
+/// Waits for SIGINT or SIGTERM and returns its number and name. The handlers are installed when
+/// this is called, not when the future is first polled, so a signal that arrives while the
+/// command starts is not missed (it would otherwise kill the process outright).
+pub(super) fn interrupted() -> impl std::future::Future<Output = (i32, &'static str)> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let handlers = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => tokio::select! {
-            _ = int.recv() => (libc::SIGINT, "SIGINT"),
-            _ = term.recv() => (libc::SIGTERM, "SIGTERM"),
-        },
-        _ => std::future::pending().await,
+    );
+    async move {
+        match handlers {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => (libc::SIGINT, "SIGINT"),
+                _ = term.recv() => (libc::SIGTERM, "SIGTERM"),
+            },
+            _ => std::future::pending().await,
+        }
     }
 }
 
