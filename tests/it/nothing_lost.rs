@@ -312,3 +312,72 @@ async fn every_text_of_every_fixture_is_stored_or_rejected_with_a_reason() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The public files of `../shared/data`, read the way a user would ingest them: the tau-bench
+/// run, the tau² task files, every BFCL question file (trajectories) and BFCL's tool documents
+/// (the `tools` table). The ground-truth answer files are not trajectories and are left out.
+fn public_files() -> Vec<(PathBuf, tdscale::ingest::TargetTable)> {
+    use tdscale::ingest::TargetTable::{Tools, Trajectories};
+    let mut out = vec![
+        (shared("tau-bench/gpt-4o-airline.json"), Trajectories),
+        (shared("tau2/airline/tasks.json"), Trajectories),
+        (shared("tau2/retail/tasks.json"), Trajectories),
+    ];
+    let mut bfcl: Vec<PathBuf> = std::fs::read_dir(shared("bfcl"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    bfcl.sort();
+    assert!(bfcl.len() >= 19, "BFCL question files: {}", bfcl.len());
+    out.extend(bfcl.into_iter().map(|p| (p, Trajectories)));
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(shared("bfcl/multi_turn_func_doc"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    docs.sort();
+    out.extend(docs.into_iter().map(|p| (p, Tools)));
+    out
+}
+
+#[tokio::test]
+async fn every_text_of_the_public_files_is_stored_or_rejected_with_a_reason() {
+    let mut failures = vec![];
+    for (path, table) in public_files() {
+        let (_d, corpus) = temp_corpus();
+        let opts = tdscale::ingest::IngestOptions {
+            table,
+            ..Default::default()
+        };
+        let s = tdscale::ingest::ingest(&corpus, std::slice::from_ref(&path), &opts)
+            .await
+            .expect("ingest");
+        assert!(s.ingested > 0, "{}: nothing ingested", path.display());
+        assert!(
+            s.sample_rejects.iter().all(|r| !r.reason.trim().is_empty()),
+            "every reject has a reason"
+        );
+        let (stored, rejected) = kept(&corpus, s.rejects_file.as_deref()).await;
+        // The real files are large: most pieces are a whole stored string, looked up first.
+        let whole: HashSet<&str> = stored.split('\u{1}').collect();
+        let (pieces, raw_lines) = input_pieces(&path);
+        let mut missing: HashSet<String> = HashSet::new();
+        for p in pieces {
+            if !whole.contains(p.as_str()) && !found(&p, &stored) && !rejected.contains(&p) {
+                missing.insert(p);
+            }
+        }
+        missing.extend(raw_lines.into_iter().map(|l| format!("(line that is not JSON) {l}")));
+        if !missing.is_empty() {
+            let mut m: Vec<_> = missing.into_iter().collect();
+            m.sort();
+            failures.push(format!(
+                "{}: {} piece(s) lost: {:?}",
+                path.display(),
+                m.len(),
+                m.iter().take(5).collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
