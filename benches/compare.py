@@ -36,7 +36,7 @@ functions are not run (polars holds the whole input in memory; the Python functi
 minutes per 10^6); the table says so. Each size's files are deleted once measured (10^7
 trajectories are ~36 GB of JSONL).
 
-usage: python3 benches/compare.py [--sizes 100000,1000000] [--repeats 3 | 3,3,1] [--peers-up-to N] [--work DIR]
+usage: python3 benches/compare.py [--sizes 100000,1000000] [--repeats 3 | 3,3,1] [--peers-up-to N] [--bin TDSCALE] [--work DIR]
 DuckDB, polars and numpy (for DuckDB's Python functions) are installed with pip when missing.
 """
 import argparse
@@ -200,7 +200,7 @@ def check_agreement(ours, peer_rows, peer):
         return (domain or None, None if rnd in (None, "") else int(rnd))
     mine = {}
     for r in (json.loads(line) for line in ours[2][0].splitlines() if line.strip()):
-        mine[key(r["domain"], r["round"])] = (r["trajectories"], r["de_bits"], r["rme_bits"], r["cac_mean"])
+        mine[key(r.get("domain"), r.get("round"))] = (r["trajectories"], r["de_bits"], r["rme_bits"], r["cac_mean"])
     theirs = {key(d, rnd): (cnt, de, rme, mean) for d, rnd, cnt, de, rme, mean, _ in peer_rows}
     if mine.keys() != theirs.keys():
         sys.exit(f"{peer} returned other groups than tdscale: {sorted(map(str, theirs))} vs {sorted(map(str, mine))}")
@@ -215,6 +215,7 @@ def main():
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--repeats", default="3", help="runs per step: K, or K1,K2,.. per size")
     ap.add_argument("--peers-up-to", type=int, default=None, help="run polars, plain Python and DuckDB with Python functions only up to this N")
+    ap.add_argument("--bin", help="a tdscale release binary to measure (default: cargo build --release)")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tdscale-compare"))
     args = ap.parse_args()
     global REPEATS
@@ -223,9 +224,12 @@ def main():
     import duckdb
     import polars
 
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.expanduser("~"), ".cache", "tdscale-target"))
-    subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True, env={**os.environ, "CARGO_TARGET_DIR": target})
-    tds = os.path.join(target, "release", "tdscale")
+    if args.bin:
+        tds = os.path.abspath(args.bin)
+    else:
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.expanduser("~"), ".cache", "tdscale-target"))
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True, env={**os.environ, "CARGO_TARGET_DIR": target})
+        tds = os.path.join(target, "release", "tdscale")
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     sizes = [int(s) for s in args.sizes.split(",")]
