@@ -88,6 +88,36 @@ pub enum Command {
     Metrics(MetricsCommand),
 }
 
+impl Command {
+    /// The command's `--json` flag: its value is printed as JSON instead of text.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Ingest(a) => a.json,
+            Command::Report(a) => a.json,
+            Command::Budget(a) => a.json,
+            Command::Ablation(a) => a.json,
+            Command::Clusters(ClustersCommand::Build(a)) => a.json,
+            Command::Tools(ToolsCommand::Infer(a)) => a.json,
+            Command::Label(a) => a.json,
+            Command::Export(ExportCommand::Openai(a)) => a.json,
+            Command::Export(ExportCommand::Bfcl(a)) => a.json,
+            Command::Export(ExportCommand::Tau2(a)) => a.common.json,
+            Command::Split(a) => a.json,
+            Command::Decontaminate(a) => a.json,
+            Command::Evolve(a) => a.json,
+            Command::Rounds(a) => a.json,
+            Command::Gen(a) => a.json,
+            Command::Metrics(MetricsCommand::Refresh(a)) => a.json,
+            Command::Clusters(ClustersCommand::Show { .. })
+            | Command::Sql(_)
+            | Command::Sandbox(_)
+            | Command::Cluster(_)
+            | Command::Demo(_)
+            | Command::Serve(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MetricsCommand {
     /// Compute the stored metrics of every trajectories part that lacks them (or of all with
@@ -719,7 +749,7 @@ pub struct DemoArgs {
 
 // ---- Options of the library, from the arguments ----
 
-fn progress_bar_wanted(json: bool) -> bool {
+pub(super) fn progress_bar_wanted(json: bool) -> bool {
     !json && std::io::stderr().is_terminal()
 }
 

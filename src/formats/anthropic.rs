@@ -9,7 +9,7 @@
 //! Images and documents are kept verbatim with their position. A block of another type
 //! carrying text rejects the record.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::conv::Conv;
 use super::fields::{Obj, RecordResult, kind};
@@ -58,12 +58,7 @@ pub(crate) fn fill_assistant(
     for call in c.calls {
         conv.add_call(a, call);
     }
-    for (p, part) in c.kept {
-        conv.part(a, p, part);
-    }
-    for f in c.part_fields {
-        conv.push_field(a, "part_fields", f);
-    }
+    parts::keep_on(conv, a, c.kept, c.part_fields);
     if let Some((p, _)) = c.results.first() {
         return Err(format!(
             "{path}[{p}]: a tool_result block in an assistant message"
@@ -93,12 +88,7 @@ pub(crate) fn fill_user(conv: &mut Conv, c: Content, path: &str) -> RecordResult
         let id = bo.str("tool_use_id")?.map(str::to_string);
         let r = conv.result(id, rc.text, error);
         first.get_or_insert(r);
-        for (q, part) in rc.kept {
-            conv.part(r, q, part);
-        }
-        for f in rc.part_fields {
-            conv.push_field(r, "part_fields", f);
-        }
+        parts::keep_on(conv, r, rc.kept, rc.part_fields);
         if !rc.calls.is_empty() || !rc.reasoning.is_empty() || !rc.results.is_empty() {
             return Err(format!(
                 "{bpath}.content: calls or reasoning inside a tool result"
@@ -113,12 +103,7 @@ pub(crate) fn fill_user(conv: &mut Conv, c: Content, path: &str) -> RecordResult
     if has_rest {
         let u = conv.user(c.text);
         first.get_or_insert(u);
-        for (p, part) in c.kept {
-            conv.part(u, p, part);
-        }
-        for f in c.part_fields {
-            conv.push_field(u, "part_fields", f);
-        }
+        parts::keep_on(conv, u, c.kept, c.part_fields);
     } else if !c.part_fields.is_empty() {
         let at = first.unwrap_or(conv.len().saturating_sub(1));
         for f in c.part_fields {
@@ -140,19 +125,10 @@ fn system(conv: &mut Conv, v: &Value) -> RecordResult<()> {
         return Err("system: only text blocks are expected".into());
     }
     conv.system(c.text.unwrap_or_default());
-    if !c.kept.is_empty() {
-        conv.system_field(
-            "content_parts",
-            Value::Array(
-                c.kept
-                    .into_iter()
-                    .map(|(p, part)| json!({"position": p, "part": part}))
-                    .collect(),
-            ),
-        );
-    }
-    if !c.part_fields.is_empty() {
-        conv.system_field("part_fields", Value::Array(c.part_fields));
+    let mut kept = Map::new();
+    parts::keep_in(&mut kept, c.kept, c.part_fields);
+    for (k, v) in kept {
+        conv.system_field(&k, v);
     }
     Ok(())
 }

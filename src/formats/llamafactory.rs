@@ -90,12 +90,7 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
                 for call in c.calls {
                     conv.add_call(a, call);
                 }
-                for (p, part) in c.kept {
-                    conv.part(a, p, part);
-                }
-                for f in c.part_fields {
-                    conv.push_field(a, "part_fields", f);
-                }
+                parts::keep_on(&mut conv, a, c.kept, c.part_fields);
                 conv.fields(a, rest);
             }
             None => {
@@ -106,20 +101,7 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
                 }
                 let mut sys = Map::new();
                 sys.extend(rest);
-                if !c.kept.is_empty() {
-                    sys.insert(
-                        "content_parts".into(),
-                        Value::Array(
-                            c.kept
-                                .into_iter()
-                                .map(|(p, part)| serde_json::json!({"position": p, "part": part}))
-                                .collect(),
-                        ),
-                    );
-                }
-                if !c.part_fields.is_empty() {
-                    sys.insert("part_fields".into(), Value::Array(c.part_fields));
-                }
+                parts::keep_in(&mut sys, c.kept, c.part_fields);
                 if !sys.is_empty() {
                     conv.system_field(&format!("messages[{i}]"), Value::Object(sys));
                 }

@@ -112,17 +112,7 @@ pub fn parse_messages(
             Some(_) => Some(true),
         };
         let mut rest = o.rest(MESSAGE_KEYS);
-        if !c.kept.is_empty() {
-            let kept = c
-                .kept
-                .into_iter()
-                .map(|(position, part)| json!({"position": position, "part": part}))
-                .collect();
-            rest.insert("content_parts".into(), Value::Array(kept));
-        }
-        if !c.part_fields.is_empty() {
-            rest.insert("part_fields".into(), Value::Array(c.part_fields));
-        }
+        parts::keep_in(&mut rest, c.kept, c.part_fields);
         if c.refusal {
             rest.insert("refusal".into(), Value::Bool(true));
         }

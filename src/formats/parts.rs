@@ -10,6 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::conv::Conv;
 use super::fields::{RecordResult, kind};
 use crate::model::ToolCall;
 
@@ -62,6 +63,31 @@ impl Content {
             entry.extend(rest);
             self.part_fields.push(Value::Object(entry));
         }
+    }
+}
+
+/// Keeps what of a part list made no column on message `i`: the parts kept verbatim
+/// (`content_parts`) and the other fields of the consumed parts (`part_fields`).
+pub fn keep_on(conv: &mut Conv, i: usize, kept: Vec<(usize, Value)>, part_fields: Vec<Value>) {
+    for (p, part) in kept {
+        conv.part(i, p, part);
+    }
+    for f in part_fields {
+        conv.push_field(i, "part_fields", f);
+    }
+}
+
+/// The same as entries of `entry`, for a part list that makes no message.
+pub fn keep_in(entry: &mut Map<String, Value>, kept: Vec<(usize, Value)>, part_fields: Vec<Value>) {
+    if !kept.is_empty() {
+        let parts = kept
+            .into_iter()
+            .map(|(p, part)| json!({"position": p, "part": part}))
+            .collect();
+        entry.insert("content_parts".into(), Value::Array(parts));
+    }
+    if !part_fields.is_empty() {
+        entry.insert("part_fields".into(), Value::Array(part_fields));
     }
 }
 

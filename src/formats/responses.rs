@@ -160,12 +160,7 @@ impl ItemReader {
                 };
                 match at {
                     Some(a) => {
-                        for (p, part) in c.kept {
-                            conv.part(a, p, part);
-                        }
-                        for f in c.part_fields {
-                            conv.push_field(a, "part_fields", f);
-                        }
+                        parts::keep_on(conv, a, c.kept, c.part_fields);
                         if c.refusal {
                             conv.field(a, "refusal", Value::Bool(true));
                         }
@@ -173,20 +168,7 @@ impl ItemReader {
                     }
                     None => {
                         let mut entry = o.rest(&["content"]);
-                        if !c.kept.is_empty() {
-                            entry.insert(
-                                "content_parts".into(),
-                                Value::Array(
-                                    c.kept
-                                        .into_iter()
-                                        .map(|(p, part)| json!({"position": p, "part": part}))
-                                        .collect(),
-                                ),
-                            );
-                        }
-                        if !c.part_fields.is_empty() {
-                            entry.insert("part_fields".into(), Value::Array(c.part_fields));
-                        }
+                        parts::keep_in(&mut entry, c.kept, c.part_fields);
                         if let Some((k, v)) = extra {
                             entry.insert(k.to_string(), v.clone());
                         }

@@ -189,27 +189,12 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         let rest = ho.rest(&consumed);
         match at {
             Some(a) => {
-                for (p, part) in c.kept {
-                    conv.part(a, p, part);
-                }
-                for f in c.part_fields {
-                    conv.push_field(a, "part_fields", f);
-                }
+                parts::keep_on(&mut conv, a, c.kept, c.part_fields);
                 conv.fields(a, rest);
             }
             None => {
                 let mut entry = rest;
-                if !c.kept.is_empty() {
-                    entry.insert(
-                        "content_parts".into(),
-                        Value::Array(
-                            c.kept
-                                .into_iter()
-                                .map(|(p, part)| json!({"position": p, "part": part}))
-                                .collect(),
-                        ),
-                    );
-                }
+                parts::keep_in(&mut entry, c.kept, c.part_fields);
                 if !entry.is_empty() {
                     conv.system_field(&hp, Value::Object(entry));
                 }

@@ -408,15 +408,6 @@ pub fn tidy_label(label: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-fn strip_fence(text: &str) -> &str {
-    let t = text.trim();
-    let t = t
-        .strip_prefix("```json")
-        .or_else(|| t.strip_prefix("```"))
-        .unwrap_or(t);
-    t.strip_suffix("```").unwrap_or(t).trim()
-}
-
 /// One trajectory as a model sees it.
 struct Conversation {
     traj_id: String,
@@ -560,7 +551,7 @@ async fn from_model(
         let chunk = chunks[i];
         let parsed = reply.and_then(|r| {
             let text = r.content.unwrap_or_default();
-            let v: Value = serde_json::from_str(strip_fence(&text))
+            let v: Value = serde_json::from_str(crate::llm::strip_fence(&text))
                 .map_err(|e| format!("the reply is not JSON ({e})"))?;
             v.get("labels")
                 .and_then(Value::as_object)

@@ -151,3 +151,13 @@ impl StatsSummary {
         )
     }
 }
+
+/// The text of a model's answer without the Markdown fence models often wrap JSON in.
+pub fn strip_fence(text: &str) -> &str {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("```json")
+        .or_else(|| t.strip_prefix("```"))
+        .unwrap_or(t);
+    t.strip_suffix("```").unwrap_or(t).trim()
+}

@@ -4,9 +4,12 @@
 
 use std::ops::Range;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, ListArray, StructArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, ListArray, StringArray, StructArray,
+};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::ColumnarValue;
 
 /// A string column of any Arrow string type.
 #[derive(Clone, Copy)]
@@ -67,6 +70,15 @@ fn field<'a>(s: &'a StructArray, name: &str) -> Option<&'a ArrayRef> {
 const SHAPE: &str = "expected messages as List<Struct{role, content, tool_calls: List<Struct{id, name, arguments}>, ..}>";
 
 impl<'a> MessagesView<'a> {
+    /// A text per row, computed by `f` from the row number: the result of the scalar functions
+    /// that turn a conversation into a string (null where the messages are null).
+    pub fn text_per_row(&self, mut f: impl FnMut(usize) -> String) -> ColumnarValue {
+        let out: StringArray = (0..self.len())
+            .map(|r| (!self.is_null(r)).then(|| f(r)))
+            .collect();
+        ColumnarValue::Array(std::sync::Arc::new(out))
+    }
+
     /// Checks the shape of `a` and downcasts its parts. A wrong type is a clear SQL error.
     pub fn try_new(a: &'a ArrayRef) -> Result<Self> {
         let DataType::List(item) = a.data_type() else {

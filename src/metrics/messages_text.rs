@@ -10,9 +10,6 @@
 //! SELECT traj_id FROM trajectories WHERE strpos(lower(messages_text(messages)), 'refund') > 0;
 //! ```
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::StringBuilder;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
@@ -86,17 +83,10 @@ impl ScalarUDFImpl for MessagesText {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let v = MessagesView::try_new(&arrays[0])?;
-        let mut out = StringBuilder::with_capacity(v.len(), 0);
-        let mut text = String::new();
-        for r in 0..v.len() {
-            if v.is_null(r) {
-                out.append_null();
-            } else {
-                text.clear();
-                text_of(&v, r, &mut text);
-                out.append_value(&text);
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        Ok(v.text_per_row(|r| {
+            let mut text = String::new();
+            text_of(&v, r, &mut text);
+            text
+        }))
     }
 }

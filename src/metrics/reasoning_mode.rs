@@ -24,9 +24,6 @@
 //! SELECT reasoning_mode(messages) AS mode, count(*) FROM trajectories GROUP BY mode ORDER BY 2 DESC;
 //! ```
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
@@ -175,9 +172,6 @@ impl ScalarUDFImpl for ReasoningMode {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let v = MessagesView::try_new(&arrays[0])?;
         let code = code_tools_arg(arrays.get(1))?;
-        let out: StringArray = (0..v.len())
-            .map(|r| (!v.is_null(r)).then(|| mode_of(&v, r, &code)))
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        Ok(v.text_per_row(|r| mode_of(&v, r, &code)))
     }
 }

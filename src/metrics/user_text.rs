@@ -6,9 +6,6 @@
 //! SELECT minhash(user_text(messages)) FROM trajectories;
 //! ```
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
@@ -63,9 +60,6 @@ impl ScalarUDFImpl for UserText {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let v = MessagesView::try_new(&arrays[0])?;
-        let out: StringArray = (0..v.len())
-            .map(|r| (!v.is_null(r)).then(|| user_text_of(&v, r)))
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        Ok(v.text_per_row(|r| user_text_of(&v, r)))
     }
 }

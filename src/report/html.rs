@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, svg};
+use super::{ModeCount, Report, svg};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -15,6 +15,29 @@ fn cell(x: Option<f64>) -> String {
 }
 
 /// Renders the page.
+/// The points of the modes' rank-frequency plot: (rank from 1, trajectories, mode).
+pub fn rank_points(modes: &[ModeCount]) -> Vec<(f64, f64, String)> {
+    modes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ((i + 1) as f64, m.trajectories as f64, m.mode.clone()))
+        .collect()
+}
+
+/// The lines of the entropy-by-round plot: DE and RME per round.
+pub fn entropy_series(r: &Report) -> [(&'static str, &'static str, Vec<(f64, f64)>); 2] {
+    let series = |bits: fn(&super::RoundRow) -> Option<f64>| {
+        r.by_round
+            .iter()
+            .map(|x| (x.round as f64, bits(x).unwrap_or(0.0)))
+            .collect()
+    };
+    [
+        ("DE", "#4472c4", series(|x| x.de_bits)),
+        ("RME", "#c0504d", series(|x| x.rme_bits)),
+    ]
+}
+
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
     let _ = write!(
@@ -60,36 +83,16 @@ code{{background:#f6f6f6;padding:1px 4px}}</style></head><body>
         "<figure>{}<figcaption>Cumulative Action Complexity of the trajectories</figcaption></figure>",
         svg::histogram("CAC distribution", "CAC", &r.cac_histogram)
     );
-    let points: Vec<(f64, f64, String)> = r
-        .rank_frequency
-        .iter()
-        .enumerate()
-        .map(|(i, m)| ((i + 1) as f64, m.trajectories as f64, m.mode.clone()))
-        .collect();
+    let points = rank_points(&r.rank_frequency);
     let _ = write!(
         s,
         "<figure>{}<figcaption>Reasoning modes by rank (log-log): a straight line is a Zipf tail</figcaption></figure>",
         svg::log_log("Mode rank-frequency", "rank", "trajectories", &points)
     );
-    let de: Vec<(f64, f64)> = r
-        .by_round
-        .iter()
-        .map(|x| (x.round as f64, x.de_bits.unwrap_or(0.0)))
-        .collect();
-    let rme: Vec<(f64, f64)> = r
-        .by_round
-        .iter()
-        .map(|x| (x.round as f64, x.rme_bits.unwrap_or(0.0)))
-        .collect();
     let _ = write!(
         s,
         "<figure>{}<figcaption>Entropy by evolution round</figcaption></figure>",
-        svg::lines(
-            "Entropy by round",
-            "round",
-            "bits",
-            &[("DE", "#4472c4", de), ("RME", "#c0504d", rme)]
-        )
+        svg::lines("Entropy by round", "round", "bits", &entropy_series(r))
     );
     s.push_str("</div></body></html>\n");
     s

@@ -26,6 +26,9 @@
 pub mod python;
 pub mod sql;
 
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -184,4 +187,29 @@ pub enum SandboxError {
     Start(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Reads a pipe, keeping at most `cap` bytes; sets `over` when more arrived.
+pub(crate) fn drain(
+    mut r: impl Read + Send + 'static,
+    cap: usize,
+    over: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = cap.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    if n > room {
+                        over.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        kept
+    })
 }

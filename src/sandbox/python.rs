@@ -15,7 +15,6 @@
 //! python child waits, on a close-on-exec pipe, until init's `exec` has happened.
 
 use std::ffi::CString;
-use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -24,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Isolation, KillReason, Limits, Outcome, RunResult, SandboxError};
+use super::{Isolation, KillReason, Limits, Outcome, RunResult, SandboxError, drain};
 
 /// How to run Python.
 #[derive(Debug, Clone)]
@@ -540,31 +539,6 @@ unsafe fn child_setup(p: &Plan) -> std::io::Result<()> {
         }
         Ok(())
     }
-}
-
-/// Reads a pipe, keeping at most `cap` bytes; sets `over` when more arrived.
-fn drain(
-    mut r: impl Read + Send + 'static,
-    cap: usize,
-    over: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let room = cap.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                    if n > room {
-                        over.store(true, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-        kept
-    })
 }
 
 fn child_cpu_ms() -> u64 {

@@ -47,7 +47,7 @@ use datafusion::prelude::{CsvReadOptions, JsonReadOptions, SQLOptions, SessionCo
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Isolation, KillReason, Limits, Outcome, RunResult, SandboxError};
+use super::{Isolation, KillReason, Limits, Outcome, RunResult, SandboxError, drain};
 
 /// Anonymous memory the worker may use beyond the query's limit: the async runtime, the
 /// session, the plan and the result's text.
@@ -377,24 +377,6 @@ pub async fn worker_main() -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Reads a pipe, keeping at most `cap` bytes.
-fn drain(mut r: impl Read + Send + 'static, cap: usize) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let room = cap.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-            }
-        }
-        kept
-    })
-}
-
 /// Runs one query in a child process, `worker sandbox sql-worker` (`worker` is the tdscale
 /// executable), which is killed when it passes the timeout or the memory limit (see the module
 /// documentation). Blocking: call it from a blocking thread.
@@ -442,11 +424,17 @@ pub fn run_isolated(
         let _ = stdin.write_all(&request);
     });
     // The reply holds at most the output cap of text, escaped.
+    // The worker's reply is kept up to these sizes; a longer one is cut, not an outcome of its own.
     let out_t = drain(
         child.stdout.take().expect("piped"),
         limits.output_bytes * 6 + (64 << 10),
+        Arc::default(),
     );
-    let err_t = drain(child.stderr.take().expect("piped"), 64 << 10);
+    let err_t = drain(
+        child.stderr.take().expect("piped"),
+        64 << 10,
+        Arc::default(),
+    );
     let memory_cap = limits.memory_bytes + WORKER_BASE_BYTES;
     let mut reason = None;
     let mut killed = false;

@@ -21,7 +21,7 @@ use super::index::{self, INDEX_TABLE};
 use super::{ApiError, ApiResult, App, chat, guard};
 use crate::choice::Choice;
 use crate::query::params::string_literal;
-use crate::report::{GroupBy, svg};
+use crate::report::{GroupBy, html, svg};
 use crate::store::{rows, tables};
 
 type AppState = State<Arc<App>>;
@@ -182,11 +182,7 @@ fn report_json(r: &crate::report::Report) -> Value {
     });
     // The first thousand modes: the tail beyond is a flat line of ones.
     let shown = &r.rank_frequency[..r.rank_frequency.len().min(1000)];
-    let points: Vec<(f64, f64, String)> = shown
-        .iter()
-        .enumerate()
-        .map(|(i, m)| ((i + 1) as f64, m.trajectories as f64, m.mode.clone()))
-        .collect();
+    let points = html::rank_points(shown);
     let modes = svg::log_log_linked(
         "Mode rank-frequency",
         "rank",
@@ -194,21 +190,11 @@ fn report_json(r: &crate::report::Report) -> Value {
         &points,
         &|i| Some(filter_link(&[("mode", shown[i].mode.as_str())])),
     );
-    let de: Vec<(f64, f64)> = r
-        .by_round
-        .iter()
-        .map(|x| (x.round as f64, x.de_bits.unwrap_or(0.0)))
-        .collect();
-    let rme: Vec<(f64, f64)> = r
-        .by_round
-        .iter()
-        .map(|x| (x.round as f64, x.rme_bits.unwrap_or(0.0)))
-        .collect();
     let rounds = svg::lines_linked(
         "Entropy by round",
         "round",
         "bits",
-        &[("DE", "#4472c4", de), ("RME", "#c0504d", rme)],
+        &html::entropy_series(r),
         &|x| Some(filter_link(&[("round", &x.to_string())])),
     );
     json!({

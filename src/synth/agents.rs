@@ -121,7 +121,7 @@ pub async fn plan(a: &Agents<'_>, input: &PlanInput<'_>) -> Result<Blueprint, It
         .await
         .map_err(|e| ItemFailure::new("planner", e))?;
     let text = reply.content.unwrap_or_default();
-    let v: Value = serde_json::from_str(strip_fence(&text)).map_err(|e| {
+    let v: Value = serde_json::from_str(crate::llm::strip_fence(&text)).map_err(|e| {
         ItemFailure::new("planner", format!("the reply is not a JSON blueprint: {e}"))
     })?;
     let mut bp = d;
@@ -155,16 +155,6 @@ pub async fn plan(a: &Agents<'_>, input: &PlanInput<'_>) -> Result<Blueprint, It
     }
     bp.compute_targets(a.grounding);
     Ok(bp)
-}
-
-/// Models often wrap JSON in a Markdown fence.
-fn strip_fence(text: &str) -> &str {
-    let t = text.trim();
-    let t = t
-        .strip_prefix("```json")
-        .or_else(|| t.strip_prefix("```"))
-        .unwrap_or(t);
-    t.strip_suffix("```").unwrap_or(t).trim()
 }
 
 fn as_openai(system: Option<String>, messages: &[Message]) -> Vec<Value> {
@@ -304,7 +294,7 @@ async fn tool_turn(
             .chat(&ac)
             .await
             .map_err(|e| ItemFailure::new("tool simulator", e))?;
-        let content = strip_fence(&reply.content.unwrap_or_default()).to_string();
+        let content = crate::llm::strip_fence(&reply.content.unwrap_or_default()).to_string();
         if !text_ok && serde_json::from_str::<Value>(&content).is_err() {
             return Err(ItemFailure::new(
                 "tool simulator",

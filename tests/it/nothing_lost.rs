@@ -367,7 +367,11 @@ async fn every_text_of_the_public_files_is_stored_or_rejected_with_a_reason() {
                 missing.insert(p);
             }
         }
-        missing.extend(raw_lines.into_iter().map(|l| format!("(line that is not JSON) {l}")));
+        missing.extend(
+            raw_lines
+                .into_iter()
+                .map(|l| format!("(line that is not JSON) {l}")),
+        );
         if !missing.is_empty() {
             let mut m: Vec<_> = missing.into_iter().collect();
             m.sort();

@@ -1,5 +1,6 @@
 //! The sandboxed code tool against hostile code: each case must be contained and reported.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tdscale::sandbox::python::{PythonOptions, run};
@@ -30,6 +31,21 @@ fn py(code: &str) -> RunResult {
 }
 
 /// Processes of the sandbox user on the host.
+/// `tdscale sandbox run --lang python SNIPPET ARGS…` with extra environment variables.
+fn cli_python(snippet: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = crate::common::bin();
+    cmd.args([
+        "sandbox",
+        "run",
+        "--lang",
+        "python",
+        snippet.to_str().unwrap(),
+    ])
+    .args(args)
+    .envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
 fn nobody_processes() -> Vec<u32> {
     let mut out = vec![];
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -232,19 +248,14 @@ fn parent_environment_secrets_do_not_leak() {
         "import os, glob\nprint(dict(os.environ))\nfor p in glob.glob('/proc/*/environ'):\n    try:\n        print(open(p, 'rb').read())\n    except OSError as e:\n        print('denied', p)\n",
     )
     .unwrap();
-    let o = crate::common::bin()
-        .args([
-            "sandbox",
-            "run",
-            "--lang",
-            "python",
-            snippet.to_str().unwrap(),
-            "--json",
-        ])
-        .env("AWS_SECRET_ACCESS_KEY", "s3cr3t-value")
-        .env("OPENAI_API_KEY", "sk-s3cr3t")
-        .output()
-        .unwrap();
+    let o = cli_python(
+        &snippet,
+        &["--json"],
+        &[
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"),
+            ("OPENAI_API_KEY", "sk-s3cr3t"),
+        ],
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.contains("s3cr3t"), "{out}");
     assert!(
@@ -438,29 +449,12 @@ fn cli_reports_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("loop.py");
     std::fs::write(&f, "import time\ntime.sleep(30)").unwrap();
-    let o = crate::common::run(&[
-        "sandbox",
-        "run",
-        "--lang",
-        "python",
-        f.to_str().unwrap(),
-        "--timeout",
-        "500ms",
-        "--json",
-    ]);
+    let o = cli_python(&f, &["--timeout", "500ms", "--json"], &[]);
     assert_eq!(o.status.code(), Some(1));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["timed_out"], true);
     assert_eq!(r["killed_reason"], "wall_timeout");
-    let o = crate::common::run(&[
-        "sandbox",
-        "run",
-        "--lang",
-        "python",
-        f.to_str().unwrap(),
-        "--memory",
-        "12 parsecs",
-    ]);
+    let o = cli_python(&f, &["--memory", "12 parsecs"], &[]);
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -480,19 +474,14 @@ fn init_and_snippet_show_nothing_of_tdscale_command_line_or_environment() {
         "import glob, os\npaths = sorted(set(glob.glob('/proc/*/cmdline') + glob.glob('/proc/*/environ') + ['/proc/1/cmdline', '/proc/1/environ', '/proc/self/cmdline', '/proc/self/environ']))\nfor p in paths:\n    try:\n        print(p, repr(open(p, 'rb').read().replace(b'\\0', b' ')))\n    except OSError as e:\n        print(p, 'unreadable', e.errno)\nfor p in ['/proc/1/cwd', '/proc/1/exe']:\n    try:\n        print(p, os.readlink(p))\n    except OSError as e:\n        print(p, 'unreadable', e.errno)\nprint(dict(os.environ))\n",
     )
     .unwrap();
-    let o = crate::common::bin()
-        .args([
-            "sandbox",
-            "run",
-            "--lang",
-            "python",
-            snippet.to_str().unwrap(),
-            "--json",
-        ])
-        .env("OPENAI_API_KEY", in_env)
-        .env("AWS_SECRET_ACCESS_KEY", in_env)
-        .output()
-        .unwrap();
+    let o = cli_python(
+        &snippet,
+        &["--json"],
+        &[
+            ("OPENAI_API_KEY", in_env),
+            ("AWS_SECRET_ACCESS_KEY", in_env),
+        ],
+    );
     let r: serde_json::Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
     assert_eq!(r["outcome"]["kind"], "exited", "{r}");
@@ -563,15 +552,7 @@ fn working_directory_is_a_size_capped_tmpfs() {
         "import os\nst = os.statvfs('.')\nprint(st.f_blocks * st.f_frsize)",
     )
     .unwrap();
-    let o = crate::common::run(&[
-        "sandbox",
-        "run",
-        "--lang",
-        "python",
-        f.to_str().unwrap(),
-        "--disk",
-        "8MiB",
-    ]);
+    let o = cli_python(&f, &["--disk", "8MiB"], &[]);
     assert!(o.status.success(), "{}", crate::common::stderr(&o));
     assert_eq!(crate::common::stdout(&o), format!("{}\n", 8u64 << 20));
 }
