@@ -58,11 +58,7 @@ async fn run(command: Command) -> Result<()> {
             };
             eprint!("{}", out.notes);
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&out.value)
-                        .map_err(|e| Error::Other(e.to_string()))?
-                );
+                print_json(&out.value)?;
             } else {
                 print!("{}", out.text);
             }
@@ -74,4 +70,12 @@ async fn run(command: Command) -> Result<()> {
 /// Opens the corpus at `root` and a session over it.
 async fn open(root: &str) -> Result<CorpusSession> {
     CorpusSession::open(&corpus(root)?).await
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(|e| Error::Other(e.to_string()))?
+    );
+    Ok(())
 }

@@ -20,7 +20,9 @@ pub async fn run(a: SqlArgs) -> Result<()> {
     let corpus = super::corpus(&a.corpus)?;
     let p = params::parse_pairs(&a.params)?;
     let session = match &a.cluster {
-        Some(url) => CorpusSession::on(&corpus, super::cluster_context(url).await?).await?,
+        Some(url) => {
+            CorpusSession::on(&corpus, super::cluster::cluster_context(url).await?).await?
+        }
         None => {
             let session = CorpusSession::open_with(&corpus, &a.session_options()).await?;
             let progress = std::io::stderr().is_terminal();
@@ -51,7 +53,7 @@ pub async fn run(a: SqlArgs) -> Result<()> {
         None
     };
     let result = run_statements(&a, ctx, &text).await;
-    super::release(lock).await;
+    super::writers::release(lock).await;
     result
 }
 

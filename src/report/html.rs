@@ -25,7 +25,7 @@ pub fn rank_points(modes: &[ModeCount]) -> Vec<(f64, f64, String)> {
 }
 
 /// The lines of the entropy-by-round plot: DE and RME per round.
-pub fn entropy_series(r: &Report) -> [(&'static str, &'static str, Vec<(f64, f64)>); 2] {
+pub fn entropy_series(r: &Report) -> [svg::Series<'static>; 2] {
     let series = |bits: fn(&super::RoundRow) -> Option<f64>| {
         r.by_round
             .iter()
