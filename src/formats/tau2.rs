@@ -51,6 +51,15 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
             ));
         }
     };
+    // What of the scenario makes no user turn (the user simulator's task instructions, persona,
+    // unknown info…) is kept as `metadata.user_scenario`.
+    let mut scenario_rest = scenario.rest(&["instructions"]);
+    if let Some(i) = &instructions {
+        let rest = i.rest(&["reason_for_call", "known_info", "domain"]);
+        if !rest.is_empty() {
+            scenario_rest.insert("instructions".into(), Value::Object(rest));
+        }
+    }
     let mut user_texts: Vec<String> = vec![];
     match instructions {
         Some(i) => {
@@ -109,6 +118,10 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         t.tools = tools.as_ref().clone();
     }
     t.metadata.extend(o.rest(&["user_scenario"]));
+    if !scenario_rest.is_empty() {
+        t.metadata
+            .insert("user_scenario".into(), Value::Object(scenario_rest));
+    }
     t.metadata
         .insert("task_id".into(), Value::String(id.clone()));
     match note {
