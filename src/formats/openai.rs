@@ -2,6 +2,8 @@
 //! Read by [`parse`]; written by [`to_openai_json`] (every label and the metadata, so a written
 //! trajectory reads back the same) and [`training_line`] (what chat fine-tuning accepts).
 
+use std::fmt::Write;
+
 use serde_json::{Map, Value, json};
 
 use super::fields::{Obj, RecordResult, arguments_text};
@@ -49,20 +51,27 @@ const MESSAGE_KEYS: &[&str] = &[
     "isError",
 ];
 
-fn tool_call(v: &Value, path: &str) -> RecordResult<ToolCall> {
+/// One call at `path`. `scratch` holds the path of its `function` object: the paths of every
+/// message and call are only read when a record is rejected, so they are written into buffers
+/// reused across a record rather than allocated each time.
+fn tool_call(v: &Value, path: &str, scratch: &mut String) -> RecordResult<ToolCall> {
     let o = Obj::of(v, path)?;
-    let fpath = format!("{path}.function");
+    scratch.clear();
+    scratch.push_str(path);
+    scratch.push_str(".function");
     let f = match o.get("function") {
-        Some(f) => Obj::of(f, &fpath)?,
+        Some(f) => Obj::of(f, scratch)?,
         None => o,
+    };
+    let arguments = match f.get("arguments").or_else(|| f.get("parameters")) {
+        // The usual case, which needs no path.
+        Some(Value::String(s)) => s.clone(),
+        other => arguments_text(other, &format!("{}.arguments", f.path))?,
     };
     Ok(ToolCall {
         id: o.str("id")?.map(str::to_string),
         name: f.req_str("name")?.to_string(),
-        arguments: arguments_text(
-            f.get("arguments").or_else(|| f.get("parameters")),
-            &format!("{}.arguments", f.path),
-        )?,
+        arguments,
     })
 }
 
@@ -74,19 +83,21 @@ pub fn parse_messages(
 ) -> RecordResult<(Vec<Message>, Map<String, Value>)> {
     let mut out = Vec::with_capacity(msgs.len());
     let mut extra = Map::new();
+    // Paths for error messages, reused (see `tool_call`).
+    let (mut mpath, mut sub, mut scratch) = (String::new(), String::new(), String::new());
     for (i, v) in msgs.iter().enumerate() {
-        let mpath = format!("{path}[{i}]");
+        mpath.clear();
+        let _ = write!(mpath, "{path}[{i}]");
         let o = Obj::of(v, &mpath)?;
         let mut role = o.req_str("role")?.to_string();
         if role == "function" {
             role = "tool".into();
         }
         let raw_content = o.get("content");
-        let c = parts::read(
-            parts::Dialect::OpenAi,
-            raw_content,
-            &format!("{mpath}.content"),
-        )?;
+        sub.clear();
+        sub.push_str(&mpath);
+        sub.push_str(".content");
+        let c = parts::read(parts::Dialect::OpenAi, raw_content, &sub)?;
         // A list of parts with no text part still had content: an empty string, as before.
         let content = match (c.text, raw_content) {
             (None, Some(Value::Array(_))) => Some(String::new()),
@@ -100,11 +111,16 @@ pub fn parse_messages(
         let mut tool_calls = vec![];
         if let Some(calls) = o.arr("tool_calls")? {
             for (k, c) in calls.iter().enumerate() {
-                tool_calls.push(tool_call(c, &format!("{mpath}.tool_calls[{k}]"))?);
+                sub.clear();
+                let _ = write!(sub, "{mpath}.tool_calls[{k}]");
+                tool_calls.push(tool_call(c, &sub, &mut scratch)?);
             }
         }
         if let Some(fc) = o.get("function_call") {
-            tool_calls.push(tool_call(fc, &format!("{mpath}.function_call"))?);
+            sub.clear();
+            sub.push_str(&mpath);
+            sub.push_str(".function_call");
+            tool_calls.push(tool_call(fc, &sub, &mut scratch)?);
         }
         let error = match o.get("error").or(o.get("is_error")).or(o.get("isError")) {
             Some(Value::Bool(b)) => Some(*b),

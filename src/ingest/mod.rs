@@ -622,6 +622,9 @@ impl Worker {
                 Ok((b, m))
             })
             .collect();
+        // Freeing the parsed records is as much work as a column of the batch: the pool does it
+        // while this thread goes on to the next chunk.
+        rayon::spawn(move || drop(trajectories));
         for b in batches {
             match b {
                 Ok((b, m)) => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray,
-    RecordBatch, StringArray, StructArray,
+    RecordBatch, StringBuilder, StructArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Fields};
@@ -16,8 +16,17 @@ use datafusion::error::{DataFusionError, Result};
 use crate::model::{CatalogTool, Message, ToolCall, ToolDef, Trajectory};
 use crate::store::schema;
 
-fn strings<'a>(it: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
-    Arc::new(StringArray::from_iter(it))
+/// A string array, sized before it is filled: a batch's text columns hold megabytes, and
+/// growing them by doubling copies every byte again.
+fn strings<'a>(it: impl Iterator<Item = Option<&'a str>> + Clone) -> ArrayRef {
+    let (count, bytes) = it
+        .clone()
+        .fold((0, 0), |(n, b), s| (n + 1, b + s.map_or(0, str::len)));
+    let mut builder = StringBuilder::with_capacity(count, bytes);
+    for s in it {
+        builder.append_option(s);
+    }
+    Arc::new(builder.finish())
 }
 
 fn list(
