@@ -82,6 +82,33 @@ fn task(n: usize, t: &Trajectory, domain: &str) -> Value {
         (Value::Null, json!(["DB", "COMMUNICATE"]))
     };
     let known = users.get(1..).map(|u| u.join("\n")).unwrap_or_default();
+    // A task read from tau² files kept what of its scenario made no user turn (the simulator's
+    // instructions, persona, unknown info) in `metadata.user_scenario`: it goes back in place.
+    let kept = t.metadata.get("user_scenario").and_then(Value::as_object);
+    let mut instructions = json!({
+        "task_instructions": GENERIC_TASK_INSTRUCTIONS,
+        "domain": domain,
+        "reason_for_call": users.first().cloned().unwrap_or_default(),
+        "known_info": known,
+        "unknown_info": null,
+    });
+    let mut scenario = Map::new();
+    scenario.insert("persona".into(), Value::Null);
+    if let Some(kept) = kept {
+        for (k, v) in kept {
+            match (k.as_str(), v) {
+                ("instructions", Value::Object(i)) => {
+                    for (k, v) in i {
+                        instructions[k] = v.clone();
+                    }
+                }
+                _ => {
+                    scenario.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    scenario.insert("instructions".into(), instructions);
     json!({
         "id": n.to_string(),
         "description": {
@@ -93,16 +120,7 @@ fn task(n: usize, t: &Trajectory, domain: &str) -> Value {
             "relevant_policies": null,
             "notes": format!("{TRAJ_ID_NOTE}{}", t.traj_id),
         },
-        "user_scenario": {
-            "persona": null,
-            "instructions": {
-                "task_instructions": "Ask for what the reason for your call describes; give the known information when the agent asks for it.",
-                "domain": domain,
-                "reason_for_call": users.first().cloned().unwrap_or_default(),
-                "known_info": known,
-                "unknown_info": null,
-            },
-        },
+        "user_scenario": scenario,
         "initial_state": null,
         "evaluation_criteria": {
             "actions": actions,
@@ -113,6 +131,9 @@ fn task(n: usize, t: &Trajectory, domain: &str) -> Value {
         "annotations": null,
     })
 }
+
+/// What the simulated user is told when the source had no instructions of its own.
+const GENERIC_TASK_INSTRUCTIONS: &str = "Ask for what the reason for your call describes; give the known information when the agent asks for it.";
 
 fn openai_tool(d: &ToolDef) -> Value {
     let params = d

@@ -441,6 +441,47 @@ fn tau2_export_has_the_real_fields_and_round_trips() {
         "SELECT count(*) AS n FROM trajectories WHERE lower(system) LIKE '# % agent policy%'",
     );
     assert_eq!(n(&r[0]["n"]), 164.0, "policy.md becomes the system prompt");
+    // Exported again, every task gets back the simulator's instructions, persona and unknown
+    // info it was read with.
+    let again = dir.path().join("real-tau2");
+    ok_json(&run(&[
+        "export",
+        "tau2",
+        &real_c,
+        "--to",
+        again.to_str().unwrap(),
+        "--domain-name",
+        "both",
+        "--json",
+    ]));
+    let scenario_of = |t: &Value| {
+        let s = &t["user_scenario"];
+        let i = &s["instructions"];
+        (
+            i["task_instructions"].to_string(),
+            i["unknown_info"].to_string(),
+            s["persona"].to_string(),
+        )
+    };
+    let mut original: Vec<_> = ["airline", "retail"]
+        .iter()
+        .flat_map(|d| {
+            let v: Value = serde_json::from_str(
+                &std::fs::read_to_string(shared(&format!("tau2/{d}/tasks.json"))).unwrap(),
+            )
+            .unwrap();
+            v.as_array().unwrap().iter().map(scenario_of).collect::<Vec<_>>()
+        })
+        .collect();
+    let exported: Value = serde_json::from_str(
+        &std::fs::read_to_string(again.join("both").join("tasks.json")).unwrap(),
+    )
+    .unwrap();
+    let mut exported: Vec<_> = exported.as_array().unwrap().iter().map(scenario_of).collect();
+    original.sort();
+    exported.sort();
+    assert_eq!(exported.len(), 164);
+    assert_eq!(exported, original);
 }
 
 #[test]
