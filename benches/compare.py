@@ -36,7 +36,11 @@ functions are not run (polars holds the whole input in memory; the Python functi
 minutes per 10^6); the table says so. Each size's files are deleted once measured (10^7
 trajectories are ~36 GB of JSONL).
 
-usage: python3 benches/compare.py [--sizes 100000,1000000] [--repeats 3 | 3,3,1] [--peers-up-to N] [--bin TDSCALE] [--work DIR]
+Above --ingest-up-to trajectories there is no JSONL and no ingest step: `tdscale gen` writes the
+corpus (the same trajectories, with their metrics) and the queries are measured on it, for sizes
+whose JSONL would not fit the disk or the time at hand.
+
+usage: python3 benches/compare.py [--sizes 100000,1000000] [--repeats 3 | 3,3,1] [--peers-up-to N] [--ingest-up-to N] [--bin TDSCALE] [--work DIR]
 DuckDB, polars and numpy (for DuckDB's Python functions) are installed with pip when missing.
 """
 import argparse
@@ -216,6 +220,7 @@ def main():
     ap.add_argument("--repeats", default="3", help="runs per step: K, or K1,K2,.. per size")
     ap.add_argument("--peers-up-to", type=int, default=None, help="run polars, plain Python and DuckDB with Python functions only up to this N")
     ap.add_argument("--bin", help="a tdscale release binary to measure (default: cargo build --release)")
+    ap.add_argument("--ingest-up-to", type=int, default=None, help="above this N, `tdscale gen` writes the corpus itself: no JSONL, no ingest step, no peer that reads the JSONL")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tdscale-compare"))
     args = ap.parse_args()
     global REPEATS
@@ -241,17 +246,23 @@ def main():
         w = os.path.join(args.work, str(n))
         os.makedirs(w)
         jsonl = os.path.join(w, "data.jsonl")
-        subprocess.run([tds, "gen", os.path.join(w, "generated"), "--trajectories", str(n), "--seed", "1", "--jsonl", jsonl, "--json"], check=True, capture_output=True)
-        mb = os.path.getsize(jsonl) / 1e6
         corpus = os.path.join(w, "corpus")
-        peers = args.peers_up_to is None or n <= args.peers_up_to
+        ingest = args.ingest_up_to is None or n <= args.ingest_up_to
+        peers = ingest and (args.peers_up_to is None or n <= args.peers_up_to)
         largest = n == max(sizes)
         res = {}
-        # Every repeat ingests into an empty corpus (a second ingest would only find duplicates).
-        res["ingest tdscale"] = measure([tds, "ingest", corpus, jsonl, "--json"], "tdscale ingest", before=lambda: shutil.rmtree(corpus, ignore_errors=True))
-        res["ingest duckdb"] = measure([sys.executable, "-c", PY_DUCKDB_INGEST, jsonl, os.path.join(w, "duck.parquet")], "duckdb ingest")
-        if peers:
-            res["ingest polars"] = measure([sys.executable, "-c", PY_POLARS_INGEST, jsonl, os.path.join(w, "polars.parquet")], "polars ingest")
+        if ingest:
+            subprocess.run([tds, "gen", os.path.join(w, "generated"), "--trajectories", str(n), "--seed", "1", "--jsonl", jsonl, "--json"], check=True, capture_output=True)
+            mb = os.path.getsize(jsonl) / 1e6
+            # Every repeat ingests into an empty corpus (a second ingest would only find duplicates).
+            res["ingest tdscale"] = measure([tds, "ingest", corpus, jsonl, "--json"], "tdscale ingest", before=lambda: shutil.rmtree(corpus, ignore_errors=True))
+            res["ingest duckdb"] = measure([sys.executable, "-c", PY_DUCKDB_INGEST, jsonl, os.path.join(w, "duck.parquet")], "duckdb ingest")
+            if peers:
+                res["ingest polars"] = measure([sys.executable, "-c", PY_POLARS_INGEST, jsonl, os.path.join(w, "polars.parquet")], "polars ingest")
+        else:
+            # The same trajectories (same generator, same seed), written by gen with their metrics.
+            subprocess.run([tds, "gen", corpus, "--trajectories", str(n), "--seed", "1", "--json"], check=True, capture_output=True)
+            mb = None
         trajectories = os.path.join(corpus, "trajectories", "**", "*.parquet")
         stored = os.path.join(corpus, "trajectory_metrics", "**", "*.parquet")
         bench_sql = [tds, "sql", corpus, "-f", os.path.join(ROOT, "queries", "bench_metrics.sql"), "--format", "json"]
@@ -282,7 +293,7 @@ def main():
             res["stratified tdscale"] = measure([tds, "budget", corpus, "--budgets", "5000", "--strategies", "stratified", "--seeds", "1", "--no-training-files", "--out", os.path.join(w, "run"), "--json"], "tdscale budget")
             res["seeds tdscale"] = measure([tds, "sql", corpus, "-f", os.path.join(ROOT, "queries", "seeds_next_round.sql"), "-p", "n=200", "--format", "csv"], "tdscale seeds")
         res = {k: None if v is None else v[:2] for k, v in res.items()}
-        rows.append((n, mb, res, peers))
+        rows.append((n, mb, res, peers, ingest))
         print(n, json.dumps(res), flush=True)
         shutil.rmtree(w, ignore_errors=True)
 
@@ -305,9 +316,12 @@ def main():
     def cells(m):
         return "failed | -" if m is None else f"{m[0]:.2f} | {m[1]:.0f}"
 
+    def size(mb):
+        return "-" if mb is None else f"{mb:.0f}"
+
     def row(n, mb, step, ours, peer, theirs):
         ratio = "-" if ours is None or theirs is None else f"{theirs[0] / max(ours[0], 0.01):.1f}×"
-        lines.append(f"| {n:,} | {mb:.0f} | {step} | {cells(ours)} | {peer} | {cells(theirs)} | {ratio} |")
+        lines.append(f"| {n:,} | {size(mb)} | {step} | {cells(ours)} | {peer} | {cells(theirs)} | {ratio} |")
 
     steps = [
         ("ingest", "ingest tdscale", [("duckdb", "ingest duckdb"), ("polars", "ingest polars")]),
@@ -321,7 +335,9 @@ def main():
         ("stratified budget 5000 (tdscale: plan, manifest; DuckDB: native metrics + plan)", "stratified tdscale", [("duckdb", "stratified duckdb")]),
         ("seed selection, 200 seeds (tdscale: queries/seeds_next_round.sql; DuckDB: native metrics + plan)", "seeds tdscale", [("duckdb", "seeds duckdb")]),
     ]
-    for n, mb, res, peers in rows:
+    for n, mb, res, peers, ingest in rows:
+        if not ingest:
+            lines.append(f"| {n:,} | - | ingest | not run: the corpus was written by `tdscale gen` (--ingest-up-to) | - | - | - | - | - |")
         for step, ours, peer_keys in steps:
             if ours not in res:
                 continue
@@ -329,12 +345,13 @@ def main():
                 if key in res:
                     row(n, mb, step, res[ours], peer, res[key])
                 elif not peers:
-                    lines.append(f"| {n:,} | {mb:.0f} | {step} | {cells(res[ours])} | {peer} | not run | - | - |")
-    if any(not peers for *_, peers in rows):
-        lines += ["", f"polars, the plain-Python reference and DuckDB with Python functions were not run above {args.peers_up_to:,} trajectories."]
+                    lines.append(f"| {n:,} | {size(mb)} | {step} | {cells(res[ours])} | {peer} | not run | - | - |")
+    if any(not peers for *_, peers, _ in rows):
+        cut = min(x for x in (args.peers_up_to, args.ingest_up_to) if x is not None)
+        lines += ["", f"polars, the plain-Python reference and DuckDB with Python functions were not run above {cut:,} trajectories."]
     lines += ["", "tdscale seconds per 10^5 trajectories (equal across sizes = linear scaling):", "", "| step | " + " | ".join(f"N = {n:,}" for n, *_ in rows) + " |", "|---|" + "---|" * len(rows)]
     for step, key in (("ingest", "ingest tdscale"), ("bench_metrics.sql, stored", "metrics tdscale"), ("bench_metrics.sql, computed", "computed tdscale"), ("custom-weight CAC", "custom cac tdscale")):
-        per = [res.get(key) for _, _, res, _ in rows]
+        per = [res.get(key) for _, _, res, _, _ in rows]
         lines.append(f"| {step} | " + " | ".join("-" if m is None else f"{m[0] / (n / 1e5):.3f}" for m, (n, *_) in zip(per, rows)) + " |")
     with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
         f.write("\n".join(lines) + "\n")

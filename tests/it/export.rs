@@ -470,14 +470,23 @@ fn tau2_export_has_the_real_fields_and_round_trips() {
                 &std::fs::read_to_string(shared(&format!("tau2/{d}/tasks.json"))).unwrap(),
             )
             .unwrap();
-            v.as_array().unwrap().iter().map(scenario_of).collect::<Vec<_>>()
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(scenario_of)
+                .collect::<Vec<_>>()
         })
         .collect();
     let exported: Value = serde_json::from_str(
         &std::fs::read_to_string(again.join("both").join("tasks.json")).unwrap(),
     )
     .unwrap();
-    let mut exported: Vec<_> = exported.as_array().unwrap().iter().map(scenario_of).collect();
+    let mut exported: Vec<_> = exported
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(scenario_of)
+        .collect();
     original.sort();
     exported.sort();
     assert_eq!(exported.len(), 164);
