@@ -444,10 +444,14 @@ fn tau2_export_has_the_real_fields_and_round_trips() {
     // Exported again, every task gets back the simulator's instructions, persona and unknown
     // info it was read with.
     let again = dir.path().join("real-tau2");
+    let all = dir.path().join("all.sql");
+    std::fs::write(&all, "SELECT * FROM trajectories ORDER BY traj_id").unwrap();
     ok_json(&run(&[
         "export",
         "tau2",
         &real_c,
+        "--query",
+        all.to_str().unwrap(),
         "--to",
         again.to_str().unwrap(),
         "--domain-name",
