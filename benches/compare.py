@@ -301,7 +301,7 @@ def main():
         "",
         f"## tdscale vs DuckDB {duckdb.__version__}, polars {polars.__version__}, plain Python ({datetime.date.today()})",
         "",
-        f"`python3 benches/compare.py --sizes {args.sizes} --repeats {args.repeats}" + (f" --peers-up-to {args.peers_up_to}" if args.peers_up_to else "") + f"` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, tdscale release build.",
+        f"`python3 benches/compare.py --sizes {args.sizes} --repeats {args.repeats}" + (f" --peers-up-to {args.peers_up_to}" if args.peers_up_to else "") + (f" --ingest-up-to {args.ingest_up_to}" if args.ingest_up_to else "") + f"` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, tdscale release build.",
         f"Median of {', '.join(map(str, repeats))} run(s) per size (seconds) and largest peak memory (MiB); ratio = peer time / tdscale time (above 1: tdscale is faster).",
         "Peers: `duckdb native` is benches/duckdb_native.sql (mode and CAC in DuckDB's SQL from the nested",
         "`messages` of tdscale's files, DE and RME from label counts); `duckdb stored` runs the same",
