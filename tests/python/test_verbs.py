@@ -277,3 +277,40 @@ def test_a_cancelled_command_ends_with_an_error(tmp_path):
             tdscale._call(task.result)
     finally:
         release.set()
+
+
+def written(summary):
+    """An export's summary without the hash of its manifest, which holds the moment of writing."""
+    files = [{k: v for k, v in f.items() if not (k == "sha256" and f["path"].endswith("manifest.json"))} for f in summary["files"]]
+    return {**summary, "files": files}
+
+
+def test_the_exports_and_the_ablation_answer_like_the_command_line(tmp_path, cli_json):
+    corpus = str(tmp_path / "corpus")
+    tdscale.gen(corpus, trajectories=300, seed=4, progress=False)
+    tdscale.split(corpus, by=["domain"], test=0.2, seed=1)
+    for kind, py_flags, cli_flags in (("bfcl", {}, []), ("tau2", {"domain_name": "d"}, ["--domain-name", "d"])):
+        py_dir, cli_dir = tmp_path / f"py-{kind}", tmp_path / f"cli-{kind}"
+        py = getattr(tdscale, f"export_{kind}")(corpus, to=py_dir, **py_flags)
+        assert written(py) == written(cli_json("export", kind, corpus, "--to", cli_dir, *cli_flags))
+        files = sorted(p.relative_to(py_dir) for p in py_dir.rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(cli_dir) for p in cli_dir.rglob("*") if p.is_file())
+        assert len(files) >= 4
+        for f in files:
+            if f.name == "manifest.json":
+                # The same files, written at another moment.
+                py_manifest, cli_manifest = (json.loads((d / f).read_text()) for d in (py_dir, cli_dir))
+                py_manifest.pop("created_at")
+                cli_manifest.pop("created_at")
+                assert py_manifest == cli_manifest
+            else:
+                assert (py_dir / f).read_bytes() == (cli_dir / f).read_bytes(), f
+
+    run = tmp_path / "run"
+    tdscale.budget(corpus, budgets=[20, 40], strategies="random", seeds=1, out=run, progress=False)
+    scores = tmp_path / "scores.csv"
+    scores.write_text("subset,benchmark,score\nrandom-b20-s0,bfcl,0.5\nrandom-b40-s0,bfcl,0.7\nno-such-subset,bfcl,0.1\n")
+    py = tdscale.ablation(run, scores=scores)
+    assert py == cli_json("ablation", run, "--scores", scores)
+    assert [(c["budget"], c["score_mean"]) for c in py["cells"]] == [(20, 0.5), (40, 0.7)]
+    assert len(py["unmatched"]) == 1
