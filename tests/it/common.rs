@@ -34,6 +34,13 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A JSON file, parsed.
+pub fn read_json(path: impl AsRef<Path>) -> serde_json::Value {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The JSON document a successful command printed.
 pub fn ok_json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", stderr(o));

@@ -265,8 +265,7 @@ fn bfcl_export_passes_the_official_ast_checker() {
     assert!(n(&wrong["checked"]) > 0.0);
     assert_eq!(n(&wrong["valid"]), 0.0, "a wrong answer passed: {wrong}");
     // The manifest lists every file with its checksum, and is written last.
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: Value = read_json(out.join("manifest.json"));
     let files = manifest["files"].as_array().unwrap();
     assert_eq!(files.len(), s["files"].as_array().unwrap().len() - 1);
     for f in files {
@@ -310,16 +309,12 @@ fn tau2_export_has_the_real_fields_and_round_trips() {
         "--json",
     ]));
     let d = out.join("my_domain");
-    let ours: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("tasks.json")).unwrap()).unwrap();
+    let ours: Value = read_json(d.join("tasks.json"));
     assert_eq!(ours.as_array().unwrap().len() as f64, n(&s["tasks"]));
     // Field by field: every field of the real tasks is in ours, with a type the real files use.
     let mut real = BTreeMap::new();
     for domain in ["airline", "retail"] {
-        let v: Value = serde_json::from_str(
-            &std::fs::read_to_string(shared(&format!("tau2/{domain}/tasks.json"))).unwrap(),
-        )
-        .unwrap();
+        let v = read_json(shared(&format!("tau2/{domain}/tasks.json")));
         type_paths(&v, "", &mut real);
     }
     let mut mine = BTreeMap::new();
@@ -348,9 +343,7 @@ fn tau2_export_has_the_real_fields_and_round_trips() {
     for t in ours.as_array().unwrap() {
         assert_eq!(t["user_scenario"]["instructions"]["domain"], "my_domain");
     }
-    let split: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("split_tasks.json")).unwrap())
-            .unwrap();
+    let split: Value = read_json(d.join("split_tasks.json"));
     let ids: BTreeSet<&str> = ours
         .as_array()
         .unwrap()
@@ -364,8 +357,7 @@ fn tau2_export_has_the_real_fields_and_round_trips() {
         .map(|x| x.as_str().unwrap())
         .collect();
     assert_eq!(ids, base);
-    let tools: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("tools.json")).unwrap()).unwrap();
+    let tools: Value = read_json(d.join("tools.json"));
     for t in tools.as_array().unwrap() {
         assert_eq!(t["type"], "function");
         assert!(t["function"]["name"].is_string() && t["function"]["parameters"].is_object());
@@ -444,8 +436,7 @@ fn tau2_export_has_the_real_fields_and_round_trips() {
     // Exported again, every task gets back the simulator's instructions, persona and unknown
     // info it was read with.
     let again = dir.path().join("real-tau2");
-    let all = dir.path().join("all.sql");
-    std::fs::write(&all, "SELECT * FROM trajectories ORDER BY traj_id").unwrap();
+    let all = every_trajectory_query(dir.path());
     ok_json(&run(&[
         "export",
         "tau2",
@@ -470,10 +461,7 @@ fn tau2_export_has_the_real_fields_and_round_trips() {
     let mut original: Vec<_> = ["airline", "retail"]
         .iter()
         .flat_map(|d| {
-            let v: Value = serde_json::from_str(
-                &std::fs::read_to_string(shared(&format!("tau2/{d}/tasks.json"))).unwrap(),
-            )
-            .unwrap();
+            let v = read_json(shared(&format!("tau2/{d}/tasks.json")));
             v.as_array()
                 .unwrap()
                 .iter()
@@ -481,10 +469,7 @@ fn tau2_export_has_the_real_fields_and_round_trips() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let exported: Value = serde_json::from_str(
-        &std::fs::read_to_string(again.join("both").join("tasks.json")).unwrap(),
-    )
-    .unwrap();
+    let exported = read_json(again.join("both").join("tasks.json"));
     let mut exported: Vec<_> = exported
         .as_array()
         .unwrap()
@@ -514,9 +499,7 @@ fn decontaminate_flags_training_rows_copied_from_evaluation_files() {
         );
         lines.push(json!({"id": format!("copy{i}"), "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]}).to_string());
     }
-    let tasks: Value =
-        serde_json::from_str(&std::fs::read_to_string(shared("tau2/retail/tasks.json")).unwrap())
-            .unwrap();
+    let tasks: Value = read_json(shared("tau2/retail/tasks.json"));
     let i = &tasks[3]["user_scenario"]["instructions"];
     let text = format!(
         "{}\n{}",
@@ -845,8 +828,7 @@ fn bfcl_multi_turn_ground_truth_is_always_python() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Every trajectory, not one side of a split.
-    let all = dir.path().join("all.sql");
-    std::fs::write(&all, "SELECT * FROM trajectories ORDER BY traj_id").unwrap();
+    let all = every_trajectory_query(dir.path());
     let out = dir.path().join("bfcl");
     let s = ok_json(&run(&[
         "export",
@@ -922,4 +904,11 @@ fn bfcl_multi_turn_ground_truth_is_always_python() {
     // And BFCL's own harness takes every entry.
     let r = bfcl_check(&out, false);
     assert_eq!(r["valid"], r["checked"], "failures: {}", r["failures"]);
+}
+
+/// A plan file for `export --query` choosing every trajectory instead of a split.
+fn every_trajectory_query(dir: &Path) -> std::path::PathBuf {
+    let all = dir.join("all.sql");
+    std::fs::write(&all, "SELECT * FROM trajectories ORDER BY traj_id").unwrap();
+    all
 }

@@ -58,8 +58,7 @@ async fn tau_bench_airline_gives_200_trajectories_and_1164_paired_calls() {
         200
     );
     // Independent count of results starting with "Error" in the source file.
-    let raw: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let raw = read_json(&file);
     let errors = raw
         .as_array()
         .unwrap()
