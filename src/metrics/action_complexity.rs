@@ -25,7 +25,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 
 use super::args::{code_tools_arg, variadic_signature, weights_arg};
-use super::calls::call_facts;
+use super::calls::CallScan;
 use super::messages::MessagesView;
 
 /// The UDF.
@@ -57,8 +57,9 @@ impl ScalarUDFImpl for ActionComplexity {
         let v = MessagesView::try_new(&arrays[0])?;
         let w = weights_arg(arrays.get(1))?;
         let code = code_tools_arg(arrays.get(2))?;
+        let mut scan = CallScan::default();
         let out: Float64Array = (0..v.len())
-            .map(|r| (!v.is_null(r)).then(|| w.total(&call_facts(&v, r, &code))))
+            .map(|r| (!v.is_null(r)).then(|| w.total(scan.facts(&v, r, &code))))
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }

@@ -2,7 +2,7 @@
 //! argument leaves, whether a call consumes an earlier result, first use of a tool, parallel
 //! calls and code execution (DESIGN.md, "Metrics").
 
-use super::json_leaves::{Leaf, leaves};
+use super::json_leaves::{Leaf, leaves, leaves_into};
 use super::messages::{MessagesView, is_code_tool};
 
 /// Which tools execute code: the built-in names plus any the caller adds (tools flagged as code
@@ -49,7 +49,11 @@ pub fn consumes_earlier(arguments: &str, earlier: &[&str]) -> bool {
     if earlier.is_empty() {
         return false;
     }
-    leaves(arguments).is_some_and(|ls| leaves_found_in(&ls, earlier))
+    leaves(arguments).is_some_and(|ls| {
+        ls.iter()
+            .filter_map(carried_value)
+            .any(|needle| earlier.iter().any(|c| c.contains(needle)))
+    })
 }
 
 /// The text an argument leaf carries from one call to another, if it can carry one: a string of
@@ -58,29 +62,26 @@ pub fn consumes_earlier(arguments: &str, earlier: &[&str]) -> bool {
 ///
 /// ```
 /// use tdscale::metrics::{calls::carried_value, json_leaves::leaves};
-/// let ls = leaves(r#"["mia_li_3668", "ab", 250, 1, true]"#).unwrap();
+/// let ls = leaves(r#"["mia_li_3668", "ab", 250, 1, true, 1.0, -0, 0.0, 10, 0.5, -1]"#).unwrap();
 /// let carried: Vec<_> = ls.iter().filter_map(carried_value).collect();
-/// assert_eq!(carried, ["mia_li_3668", "250"]);
+/// assert_eq!(carried, ["mia_li_3668", "250", "10", "0.5", "-1"]);
 /// ```
 pub fn carried_value<'a>(leaf: &'a Leaf) -> Option<&'a str> {
     match leaf {
         Leaf::Str(s) if s.chars().nth(2).is_some() => Some(s),
+        // An integer written without a leading zero is 0 or 1 only as "1" ("0" starts with one).
+        Leaf::Num(n)
+            if n.bytes().all(|b| b.is_ascii_digit())
+                && n.bytes().next().is_some_and(|b| b != b'0') =>
+        {
+            (*n != "1").then_some(n)
+        }
         Leaf::Num(n) => match n.parse::<f64>() {
             Ok(x) if x != 0.0 && x != 1.0 => Some(n),
             _ => None,
         },
         _ => None,
     }
-}
-
-/// True when a leaf of the arguments occurs in an earlier result (see [`consumes_earlier`]).
-fn leaves_found_in(ls: &[Leaf], earlier: &[&str]) -> bool {
-    if earlier.is_empty() {
-        return false;
-    }
-    ls.iter()
-        .filter_map(carried_value)
-        .any(|needle| earlier.iter().any(|c| c.contains(needle)))
 }
 
 /// Where a call's consumed values come from: an earlier tool message and the value found in it.
@@ -147,38 +148,98 @@ pub fn value_sources(v: &MessagesView, row: usize) -> Vec<Vec<ValueSource>> {
 
 /// The facts of every call of row `row`, in order.
 pub fn call_facts(v: &MessagesView, row: usize, code: &CodeTools) -> Vec<CallFacts> {
-    let mut out = vec![];
-    let mut earlier: Vec<&str> = vec![];
-    let mut seen: Vec<&str> = vec![];
-    for m in v.messages(row) {
-        match v.role(m) {
-            "tool" => earlier.push(v.content(m).unwrap_or("")),
-            "assistant" => {
-                let calls = v.calls(m);
-                let par = calls.len() >= 2;
-                for c in calls {
-                    let name = v.call_name(c);
-                    let args = v.call_args(c);
-                    let new = !seen.contains(&name);
-                    if new {
-                        seen.push(name);
-                    }
-                    // One walk of the arguments serves both facts.
-                    let ls = leaves(args).unwrap_or_default();
-                    out.push(CallFacts {
-                        message: m,
-                        leaves: ls.len(),
-                        dep: leaves_found_in(&ls, &earlier),
-                        new,
-                        par,
-                        code: code.contains(name),
-                    });
+    CallScan::default().facts(v, row, code).to_vec()
+}
+
+/// [`call_facts`] with its buffers kept from row to row, for the functions that scan a batch.
+///
+/// ```
+/// use tdscale::metrics::calls::{CallScan, CodeTools, call_facts};
+/// use tdscale::metrics::messages::MessagesView;
+/// use tdscale::model::{Message, ToolCall};
+/// use tdscale::store::convert::messages_array;
+/// let call = |n: &str, a: &str| Message::calls(vec![ToolCall { id: None, name: n.into(), arguments: a.into() }]);
+/// let rows = [
+///     vec![call("find", r#"{"q": "mia"}"#), Message::tool_result("ord_987"), call("get", r#"{"id": "ord_987"}"#)],
+///     vec![call("get", r#"{"id": "ord_987"}"#)],
+/// ];
+/// let a = messages_array(rows.iter().map(|r| r.as_slice()));
+/// let v = MessagesView::try_new(&a).unwrap();
+/// let mut scan = CallScan::default();
+/// let deps: Vec<bool> = scan.facts(&v, 0, &CodeTools::default()).iter().map(|f| f.dep).collect();
+/// assert_eq!(deps, [false, true]);
+/// // Nothing of the first row is left over for the second.
+/// assert!(!scan.facts(&v, 1, &CodeTools::default())[0].dep);
+/// assert_eq!(scan.facts(&v, 0, &CodeTools::default()), call_facts(&v, 0, &CodeTools::default()));
+/// ```
+#[derive(Debug, Default)]
+pub struct CallScan<'a> {
+    facts: Vec<CallFacts>,
+    leaves: Vec<Leaf<'a>>,
+    seen: Vec<&'a str>,
+    /// The contents of the row's tool messages so far.
+    earlier: Vec<&'a str>,
+    /// The same contents, each followed by a NUL byte: a carried value without NUL is found in
+    /// one of them exactly when it is found here, so one search replaces one per result.
+    joined: Vec<u8>,
+}
+
+impl<'a> CallScan<'a> {
+    /// The facts of every call of row `row`, in order.
+    pub fn facts(&mut self, v: &MessagesView<'a>, row: usize, code: &CodeTools) -> &[CallFacts] {
+        self.facts.clear();
+        self.seen.clear();
+        self.earlier.clear();
+        self.joined.clear();
+        for m in v.messages(row) {
+            match v.role(m) {
+                "tool" => {
+                    let c = v.content(m).unwrap_or("");
+                    self.earlier.push(c);
+                    self.joined.extend_from_slice(c.as_bytes());
+                    self.joined.push(0);
                 }
+                "assistant" => {
+                    let calls = v.calls(m);
+                    let par = calls.len() >= 2;
+                    for c in calls {
+                        let name = v.call_name(c);
+                        let new = !self.seen.contains(&name);
+                        if new {
+                            self.seen.push(name);
+                        }
+                        // One walk of the arguments serves both facts.
+                        leaves_into(v.call_args(c), &mut self.leaves);
+                        let dep = !self.earlier.is_empty()
+                            && self
+                                .leaves
+                                .iter()
+                                .filter_map(carried_value)
+                                .any(|needle| self.found_earlier(needle));
+                        self.facts.push(CallFacts {
+                            message: m,
+                            leaves: self.leaves.len(),
+                            dep,
+                            new,
+                            par,
+                            code: code.contains(name),
+                        });
+                    }
+                }
+                _ => {}
             }
-            _ => {}
+        }
+        &self.facts
+    }
+
+    /// Whether `needle` occurs in the content of an earlier tool message.
+    fn found_earlier(&self, needle: &str) -> bool {
+        if needle.as_bytes().contains(&0) {
+            self.earlier.iter().any(|c| c.contains(needle))
+        } else {
+            memchr::memmem::find(&self.joined, needle.as_bytes()).is_some()
         }
     }
-    out
 }
 
 /// The weights of the step complexity c(a_t) (DESIGN.md defaults: 1, 0.5, 1, 1, 0.5, 1).

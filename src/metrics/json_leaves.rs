@@ -22,15 +22,29 @@ pub enum Leaf<'a> {
 /// assert!(leaves("{not json").is_none());
 /// ```
 pub fn leaves(text: &str) -> Option<Vec<Leaf<'_>>> {
+    let mut out = vec![];
+    leaves_into(text, &mut out).then_some(out)
+}
+
+/// [`leaves`] into a buffer the caller reuses: false (and `out` empty) when `text` is not
+/// valid JSON.
+pub fn leaves_into<'a>(text: &'a str, out: &mut Vec<Leaf<'a>>) -> bool {
+    out.clear();
     let mut p = Walker {
         s: text.as_bytes(),
         text,
         i: 0,
-        out: vec![],
+        out: std::mem::take(out),
     };
-    p.value(0)?;
-    p.ws();
-    (p.i == p.s.len()).then_some(p.out)
+    let valid = p.value(0).is_some() && {
+        p.ws();
+        p.i == p.s.len()
+    };
+    *out = p.out;
+    if !valid {
+        out.clear();
+    }
+    valid
 }
 
 /// The leaves of `text` with the top-level key each sits under (`{"flights": [{"date": "…"}]}`
@@ -205,7 +219,7 @@ impl<'a> Walker<'a> {
         let mut j = start;
         let mut escaped = false;
         // Jump between quotes and backslashes: argument strings are mostly plain text.
-        while let Some(k) = memchr::memchr2(b'"', b'\\', &self.s[j..]) {
+        while let Some(k) = quote_or_backslash(&self.s[j..]) {
             j += k;
             match self.s[j] {
                 b'"' => {
@@ -230,5 +244,17 @@ impl<'a> Walker<'a> {
             }
         }
         None
+    }
+}
+
+/// The position of the first `"` or `\` in `s`. Most strings of arguments are a few bytes
+/// long: a byte loop finds their end before a vector search would have started.
+fn quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const SHORT: usize = 24;
+    let head = &s[..s.len().min(SHORT)];
+    match head.iter().position(|&b| b == b'"' || b == b'\\') {
+        Some(k) => Some(k),
+        None if s.len() > SHORT => memchr::memchr2(b'"', b'\\', &s[SHORT..]).map(|k| k + SHORT),
+        None => None,
     }
 }

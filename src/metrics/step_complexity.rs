@@ -16,7 +16,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 
 use super::args::{code_tools_arg, list_result, variadic_signature, weights_arg};
-use super::calls::call_facts;
+use super::calls::CallScan;
 use super::messages::MessagesView;
 
 /// The UDF.
@@ -52,12 +52,13 @@ impl ScalarUDFImpl for StepComplexity {
         let v = MessagesView::try_new(&arrays[0])?;
         let w = weights_arg(arrays.get(1))?;
         let code = code_tools_arg(arrays.get(2))?;
+        let mut scan = CallScan::default();
         let mut values = vec![];
         let mut lengths = Vec::with_capacity(v.len());
         for r in 0..v.len() {
             let before = values.len();
             if !v.is_null(r) {
-                values.extend(call_facts(&v, r, &code).iter().map(|f| w.step(f)));
+                values.extend(scan.facts(&v, r, &code).iter().map(|f| w.step(f)));
             }
             lengths.push(values.len() - before);
         }

@@ -40,7 +40,7 @@ use super::tables::{METRICS_VERSION, TRAJECTORIES, TRAJECTORY_METRICS, Table};
 use super::writer::{Committed, PartWriter, properties_builder, run_id};
 use super::{Corpus, read};
 use crate::error::{Error, Result};
-use crate::metrics::calls::{CodeTools, Weights, call_facts};
+use crate::metrics::calls::{CallScan, CodeTools, Weights};
 use crate::metrics::messages::{MessagesView, StrCol};
 use crate::metrics::minhash::signature;
 use crate::metrics::reasoning_mode::mode_of;
@@ -133,6 +133,7 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
     let mut hashes: Vec<u64> = Vec::with_capacity(n * USER_MINHASH_K);
     let mut hash_lengths: Vec<usize> = Vec::with_capacity(n);
     let mut distinct: HashSet<&str> = HashSet::new();
+    let mut scan = CallScan::default();
     for r in 0..n {
         let present = !v.is_null(r);
         valid.push(present);
@@ -149,8 +150,8 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
             hash_lengths.push(0);
             continue;
         }
-        let facts = call_facts(&v, r, &code);
-        cac.push(Some(weights.total(&facts)));
+        let facts = scan.facts(&v, r, &code);
+        cac.push(Some(weights.total(facts)));
         steps.push(Some(facts.len() as u64));
         let before = names.len();
         tool_names_of(&v, r, &mut names);
