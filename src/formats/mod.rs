@@ -15,6 +15,7 @@ pub mod hermes;
 pub mod llamafactory;
 pub mod mcp_collection;
 pub mod openai;
+pub mod openai_typed;
 pub mod openhands;
 pub mod parts;
 pub mod pylit;
@@ -252,7 +253,7 @@ pub fn parse(format: Format, ctx: &ParseContext, v: Value) -> RecordResult<Parse
     } else {
         format
     };
-    let mut t = match format {
+    let t = match format {
         Format::Openai => openai::parse(ctx, v)?,
         Format::Sharegpt => sharegpt::parse(ctx, v)?,
         Format::Hermes => hermes::parse(ctx, v)?,
@@ -285,9 +286,14 @@ pub fn parse(format: Format, ctx: &ParseContext, v: Value) -> RecordResult<Parse
         Format::Catalog => return catalog::parse(ctx, &v).map(Parsed::Tools),
         Format::McpCollection => return mcp_collection::parse(ctx, &v).map(Parsed::Tools),
     };
+    Ok(finished(format, t))
+}
+
+/// A trajectory read in `format`, with its call ids made unique and its results paired.
+fn finished(format: Format, mut t: Trajectory) -> Parsed {
     t.format = format.name().to_string();
     finish(&mut t);
-    Ok(Parsed::Trajectory(Box::new(t)))
+    Parsed::Trajectory(Box::new(t))
 }
 
 /// Parses the lines of a whole session file (`format.is_session()`): `(line number, text)`.
@@ -342,6 +348,20 @@ pub fn parse_session(
 /// assert!(formats::parse_text(Format::Openai, &ctx, "[1]").unwrap_err().contains("expected an object"));
 /// ```
 pub fn parse_text(format: Format, ctx: &ParseContext, text: &str) -> RecordResult<Parsed> {
+    // The usual OpenAI record, read without a JSON tree of its messages.
+    if format == Format::Openai
+        && let Some((rest, messages)) = openai_typed::read(text)
+    {
+        let v = Value::Object(rest);
+        // Plain messages have no content parts: only the record's own fields can tell another
+        // dialect.
+        if refine_by_record(format, &v, false) == format {
+            return Ok(finished(
+                format,
+                openai::parse_with_messages(ctx, &v, messages)?,
+            ));
+        }
+    }
     let with_tools = matches!(
         format,
         Format::Openai | Format::Sharegpt | Format::Hermes | Format::Xlam
@@ -433,12 +453,18 @@ fn refine(file_format: Format, v: &Value) -> Format {
             anthropic = true;
         }
     }
+    refine_by_record(file_format, v, anthropic)
+}
+
+/// The end of [`refine`]: whether the record's own fields (`tools` with an `input_schema`, a
+/// `system` prompt in blocks) or its content parts (`anthropic_parts`) tell Anthropic's dialect.
+fn refine_by_record(file_format: Format, v: &Value, anthropic_parts: bool) -> Format {
     let tools_say = match v.get("tools") {
         Some(Value::Array(ts)) => ts.iter().any(|t| t.get("input_schema").is_some()),
         Some(Value::String(s)) => s.contains("\"input_schema\""),
         _ => false,
     };
-    if anthropic || tools_say || v.get("system").is_some_and(Value::is_array) {
+    if anthropic_parts || tools_say || v.get("system").is_some_and(Value::is_array) {
         Format::Anthropic
     } else {
         // Nothing tells: the record follows its file.

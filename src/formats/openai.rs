@@ -189,13 +189,35 @@ pub fn fill_messages(t: &mut Trajectory, msgs: &[Value], path: &str) -> RecordRe
 /// assert_eq!(t.messages.len(), 1);
 /// ```
 pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
-    let o = Obj::of(&v, "")?;
+    record(ctx, Obj::of(&v, "")?, None)
+}
+
+/// Parses a record whose messages [`super::openai_typed`] has read: `v` holds its other fields.
+pub fn parse_with_messages(
+    ctx: &ParseContext,
+    v: &Value,
+    messages: Vec<Message>,
+) -> RecordResult<Trajectory> {
+    record(ctx, Obj::of(v, "")?, Some(messages))
+}
+
+/// The trajectory of record `o`, its messages read from `o` unless given.
+fn record(ctx: &ParseContext, o: Obj, messages: Option<Vec<Message>>) -> RecordResult<Trajectory> {
     let mut t = base(ctx);
     take_labels(&mut t, &o)?;
-    let msgs = o
-        .arr("messages")?
-        .ok_or("messages: required list is missing")?;
-    fill_messages(&mut t, msgs, "messages")?;
+    match messages {
+        // Plain messages carry no field for `metadata.message_fields`.
+        Some(mut messages) => {
+            t.system = take_system(&mut messages);
+            t.messages = messages;
+        }
+        None => {
+            let msgs = o
+                .arr("messages")?
+                .ok_or("messages: required list is missing")?;
+            fill_messages(&mut t, msgs, "messages")?;
+        }
+    }
     if let Some(s) = o.str("system")? {
         t.system = Some(match t.system.take() {
             Some(existing) => format!("{s}\n\n{existing}"),

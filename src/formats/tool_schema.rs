@@ -312,6 +312,17 @@ impl ToolListCache {
     }
 }
 
+/// The value kept for a record's `tools`: its JSON text when it is a list or an object, else
+/// the value itself.
+pub fn tools_as_text<E: serde::de::Error>(raw: &serde_json::value::RawValue) -> Result<Value, E> {
+    let text = raw.get();
+    if text.starts_with(['[', '{']) {
+        Ok(Value::String(text.to_string()))
+    } else {
+        serde_json::from_str(text).map_err(E::custom)
+    }
+}
+
 /// Reads a record whose top level is an object, keeping the value of `tools` as its JSON text
 /// (a string) when it is a list or an object, for [`tool_defs`] to parse once per distinct
 /// list. Fails on anything that is not a JSON object; callers fall back to a plain parse for
@@ -335,13 +346,7 @@ pub fn record_with_tools_as_text(text: &str) -> serde_json::Result<Map<String, V
             let mut m = Map::new();
             while let Some(key) = a.next_key::<String>()? {
                 let value = if key == "tools" {
-                    let raw: &serde_json::value::RawValue = a.next_value()?;
-                    let text = raw.get();
-                    if text.starts_with(['[', '{']) {
-                        Value::String(text.to_string())
-                    } else {
-                        serde_json::from_str(text).map_err(serde::de::Error::custom)?
-                    }
+                    tools_as_text(a.next_value()?)?
                 } else {
                     a.next_value()?
                 };

@@ -21,6 +21,7 @@ mod labels;
 mod layers;
 mod metrics;
 mod nothing_lost;
+mod openai_typed;
 mod report;
 mod round_trip;
 mod s3;

@@ -1,0 +1,251 @@
+//! OpenAI records of the usual shape read straight into the model, without a JSON tree.
+//!
+//! Most records of an OpenAI chat file hold plain messages: text or null content, calls with
+//! their arguments as text, no field the model has no column for. [`read`] deserialises the
+//! messages of such a record directly into [`Message`]s, which is most of the work of reading
+//! it; it declines any record with something else (content parts, other spellings, fields to
+//! keep in metadata, repeated keys, invalid JSON), and [`super::openai::parse`] reads that one
+//! from a `Value`, wording the errors and keeping every extra field. For every record it
+//! accepts, both give the same trajectory (the tests compare them).
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::tool_schema::tools_as_text;
+use crate::model::{Message, ToolCall};
+
+/// A record of the usual shape: its top-level fields but `messages` (with `tools` as its JSON
+/// text, as [`super::tool_schema::record_with_tools_as_text`] keeps it) and its messages. `None`
+/// when the record is not of that shape.
+///
+/// ```
+/// use tdscale::formats::openai_typed::read;
+/// let (rest, messages) = read(r#"{"id": 7, "messages": [{"role": "user", "content": "hi"}]}"#).unwrap();
+/// assert_eq!(rest["id"], 7);
+/// assert_eq!(messages[0].content.as_deref(), Some("hi"));
+/// // Content parts are read by the general path.
+/// assert!(read(r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}"#).is_none());
+/// ```
+pub fn read(text: &str) -> Option<(Map<String, Value>, Vec<Message>)> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let (rest, messages) = de.deserialize_map(Record).ok()?;
+    de.end().ok()?;
+    Some((rest, messages?))
+}
+
+/// Why the typed path stepped aside: never shown, the general path words its own errors.
+fn declined<E: de::Error>() -> E {
+    E::custom("not a record of the usual shape")
+}
+
+struct Record;
+
+impl<'de> Visitor<'de> for Record {
+    type Value = (Map<String, Value>, Option<Vec<Message>>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut rest = Map::new();
+        let mut messages = None;
+        while let Some(key) = a.next_key::<String>()? {
+            if key == "messages" {
+                if messages.is_some() {
+                    return Err(declined());
+                }
+                messages = Some(a.next_value::<Messages>()?.0);
+            } else {
+                let value = if key == "tools" {
+                    tools_as_text(a.next_value()?)?
+                } else {
+                    a.next_value()?
+                };
+                // A repeated key keeps its last value, as in the general path's map.
+                rest.insert(key, value);
+            }
+        }
+        Ok((rest, messages))
+    }
+}
+
+struct Messages(Vec<Message>);
+
+impl<'de> Deserialize<'de> for Messages {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = Vec<Message>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of messages")
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut s: S) -> Result<Self::Value, S::Error> {
+                let mut out = Vec::with_capacity(s.size_hint().unwrap_or(8));
+                while let Some(m) = s.next_element::<PlainMessage>()? {
+                    out.push(m.0);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(List).map(Messages)
+    }
+}
+
+/// Marks each field once: a field given twice is left to the general path.
+fn first<E: de::Error>(seen: &mut u8, bit: u8) -> Result<(), E> {
+    if *seen & bit != 0 {
+        return Err(declined());
+    }
+    *seen |= bit;
+    Ok(())
+}
+
+/// A message with only the fields the model has columns for, each of the type the general
+/// path reads it as (`content` a string or null, `error` a boolean or null).
+struct PlainMessage(Message);
+
+impl<'de> Deserialize<'de> for PlainMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = Message;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a message")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Message, A::Error> {
+                let mut m = Message::default();
+                let mut role = None;
+                let mut seen = 0u8;
+                while let Some(key) = a.next_key::<&'de str>()? {
+                    match key {
+                        "role" => {
+                            first(&mut seen, 1)?;
+                            role = a.next_value::<Option<String>>()?;
+                        }
+                        "content" => {
+                            first(&mut seen, 2)?;
+                            m.content = a.next_value()?;
+                        }
+                        "reasoning_content" => {
+                            first(&mut seen, 4)?;
+                            m.reasoning = a.next_value()?;
+                        }
+                        "tool_calls" => {
+                            first(&mut seen, 8)?;
+                            let calls: Option<Vec<PlainCall>> = a.next_value()?;
+                            m.tool_calls =
+                                calls.unwrap_or_default().into_iter().map(|c| c.0).collect();
+                        }
+                        "tool_call_id" => {
+                            first(&mut seen, 16)?;
+                            m.tool_call_id = a.next_value()?;
+                        }
+                        "name" => {
+                            first(&mut seen, 32)?;
+                            m.name = a.next_value()?;
+                        }
+                        "error" => {
+                            first(&mut seen, 64)?;
+                            m.error = a.next_value()?;
+                        }
+                        _ => return Err(declined()),
+                    }
+                }
+                m.role = match role {
+                    Some(r) if r == "function" => "tool".into(),
+                    Some(r) => r,
+                    None => return Err(declined()),
+                };
+                Ok(m)
+            }
+        }
+        d.deserialize_map(Fields).map(PlainMessage)
+    }
+}
+
+/// A call `{"id", "type": "function", "function": {"name", "arguments": "<text>"}}`.
+struct PlainCall(ToolCall);
+
+impl<'de> Deserialize<'de> for PlainCall {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Call;
+        impl<'de> Visitor<'de> for Call {
+            type Value = ToolCall;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a tool call")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<ToolCall, A::Error> {
+                let mut id = None;
+                let mut function = None;
+                let mut seen = 0u8;
+                while let Some(key) = a.next_key::<&'de str>()? {
+                    match key {
+                        "id" => {
+                            first(&mut seen, 1)?;
+                            id = a.next_value::<Option<String>>()?;
+                        }
+                        "type" => {
+                            first(&mut seen, 2)?;
+                            if a.next_value::<&'de str>()? != "function" {
+                                return Err(declined());
+                            }
+                        }
+                        "function" => {
+                            first(&mut seen, 4)?;
+                            function = Some(a.next_value::<PlainFunction>()?);
+                        }
+                        _ => return Err(declined()),
+                    }
+                }
+                let f = function.ok_or_else(declined)?;
+                Ok(ToolCall {
+                    id,
+                    name: f.name,
+                    arguments: f.arguments,
+                })
+            }
+        }
+        d.deserialize_map(Call).map(PlainCall)
+    }
+}
+
+/// `{"name": "<text>", "arguments": "<text>"}`.
+struct PlainFunction {
+    name: String,
+    arguments: String,
+}
+
+impl<'de> Deserialize<'de> for PlainFunction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Function;
+        impl<'de> Visitor<'de> for Function {
+            type Value = PlainFunction;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a function call")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<PlainFunction, A::Error> {
+                let (mut name, mut arguments) = (None, None);
+                let mut seen = 0u8;
+                while let Some(key) = a.next_key::<&'de str>()? {
+                    match key {
+                        "name" => {
+                            first(&mut seen, 1)?;
+                            name = Some(a.next_value::<String>()?);
+                        }
+                        "arguments" => {
+                            first(&mut seen, 2)?;
+                            arguments = Some(a.next_value::<String>()?);
+                        }
+                        _ => return Err(declined()),
+                    }
+                }
+                Ok(PlainFunction {
+                    name: name.ok_or_else(declined)?,
+                    arguments: arguments.ok_or_else(declined)?,
+                })
+            }
+        }
+        d.deserialize_map(Function)
+    }
+}

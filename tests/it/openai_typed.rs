@@ -1,0 +1,273 @@
+//! The typed reader of OpenAI records (`formats::openai_typed`) gives, record for record, what
+//! the general reader gives from a `serde_json::Value`: the same trajectory or the same reason.
+
+use serde_json::{Value, json};
+use tdscale::formats::{self, Format, ParseContext, openai, openai_typed};
+use tdscale::generate::{GenOptions, Generator};
+
+use crate::common::testdata;
+
+fn ctx() -> ParseContext {
+    ParseContext {
+        source: "typed".into(),
+        file_stem: "typed".into(),
+        ..Default::default()
+    }
+}
+
+/// What ingest stores for `text` (the typed reader where it applies) and what the general reader
+/// gives, each as its debug text.
+fn both(text: &str) -> (String, String) {
+    let ctx = ctx();
+    let stored = formats::parse_text(Format::Openai, &ctx, text);
+    let general = serde_json::from_str::<Value>(text)
+        .map_err(|e| format!("malformed JSON: {e}"))
+        .and_then(|v| formats::parse(Format::Openai, &ctx, v));
+    (format!("{stored:?}"), format!("{general:?}"))
+}
+
+fn assert_same(text: &str) {
+    let (stored, general) = both(text);
+    assert_eq!(stored, general, "the two readers differ on {text}");
+}
+
+fn record() -> Value {
+    json!({
+        "id": "r1",
+        "domain": "travel",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather in \"Paris\"?\n\u{e9}t\u{e9} \u{1f600}"},
+            {"role": "assistant", "content": null, "reasoning_content": "look it up",
+             "tool_calls": [{"id": "c1", "type": "function",
+                             "function": {"name": "weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "name": "weather", "content": "sunny", "error": false},
+            {"role": "assistant", "content": "Sunny."}
+        ],
+        "tools": [{"type": "function", "function": {"name": "weather", "description": "d",
+                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    })
+}
+
+/// Sets the value at JSON pointer `path` (adding the key when it is new).
+fn set(path: String, x: Value) -> impl FnOnce(&mut Value) {
+    move |v| {
+        let (parent, key) = path.rsplit_once('/').unwrap();
+        match v.pointer_mut(parent).unwrap() {
+            Value::Object(o) => {
+                o.insert(key.into(), x);
+            }
+            Value::Array(a) => a[key.parse::<usize>().unwrap()] = x,
+            other => panic!("{parent} is {other}"),
+        }
+    }
+}
+
+/// `record()` with `f` applied to it.
+fn variant(f: impl FnOnce(&mut Value)) -> String {
+    let mut v = record();
+    f(&mut v);
+    v.to_string()
+}
+
+#[test]
+fn the_typed_reader_takes_the_usual_records_and_gives_what_the_general_reader_gives() {
+    let usual = record().to_string();
+    assert!(
+        openai_typed::read(&usual).is_some(),
+        "the usual record takes the typed path"
+    );
+    assert_same(&usual);
+    // Every generated record (the benchmark's) takes the typed path.
+    let g = Generator::new(GenOptions {
+        seed: 3,
+        ..Default::default()
+    });
+    for i in 0..300 {
+        let line = serde_json::to_string(&openai::to_openai_json(&g.trajectory(i))).unwrap();
+        assert!(
+            openai_typed::read(&line).is_some(),
+            "generated record {i} declined"
+        );
+        assert_same(&line);
+    }
+}
+
+#[test]
+fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_it() {
+    let m = |i: usize| format!("/messages/{i}");
+    let variants: Vec<String> = vec![
+        // Message fields of other types or spellings.
+        variant(set(
+            m(1) + "/content",
+            json!([{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "u"}}]),
+        )),
+        variant(set(m(1) + "/content", json!(5))),
+        variant(set(m(1) + "/content", json!(""))),
+        variant(set(m(1) + "/role", json!("function"))),
+        variant(set(m(1) + "/role", json!(null))),
+        variant(set(m(1) + "/role", json!(7))),
+        variant(|v| {
+            v.pointer_mut(&m(1))
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .remove("role");
+        }),
+        variant(set(m(1) + "/weight", json!(0.5))),
+        variant(set(m(1) + "/reasoning", json!("r"))),
+        variant(set(m(1) + "/thinking", json!("t"))),
+        variant(set(m(2) + "/reasoning", json!("second spelling"))),
+        variant(set(m(2) + "/reasoning_content", json!(null))),
+        variant(set(m(3) + "/error", json!("boom"))),
+        variant(set(m(3) + "/error", json!(null))),
+        variant(set(m(3) + "/error", json!(1))),
+        variant(set(m(3) + "/is_error", json!(true))),
+        variant(set(m(3) + "/tool_call_id", json!(null))),
+        variant(set(m(3) + "/tool_call_id", json!(12))),
+        variant(set(m(3) + "/name", json!(["n"]))),
+        variant(set(m(2) + "/tool_calls", json!(null))),
+        variant(set(m(2) + "/tool_calls", json!([]))),
+        variant(set(m(2) + "/tool_calls", json!({"id": "c1"}))),
+        variant(set(
+            m(2) + "/function_call",
+            json!({"name": "weather", "arguments": "{}"}),
+        )),
+        // Calls of other shapes.
+        variant(set(m(2) + "/tool_calls/0/type", json!("custom"))),
+        variant(set(m(2) + "/tool_calls/0/type", json!(null))),
+        variant(set(m(2) + "/tool_calls/0/id", json!(null))),
+        variant(set(m(2) + "/tool_calls/0/id", json!(3))),
+        variant(set(m(2) + "/tool_calls/0/index", json!(0))),
+        variant(set(m(2) + "/tool_calls/0/function", json!(null))),
+        variant(|v| {
+            v.pointer_mut(&(m(2) + "/tool_calls/0"))
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .remove("function");
+        }),
+        variant(set(
+            m(2) + "/tool_calls/0/function/arguments",
+            json!({"city": "Paris"}),
+        )),
+        variant(set(m(2) + "/tool_calls/0/function/arguments", json!(null))),
+        variant(set(m(2) + "/tool_calls/0/function/arguments", json!(""))),
+        variant(|v| {
+            v.pointer_mut(&(m(2) + "/tool_calls/0/function"))
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .remove("arguments");
+        }),
+        variant(set(m(2) + "/tool_calls/0/function/parameters", json!("{}"))),
+        variant(set(m(2) + "/tool_calls/0/function/name", json!(1))),
+        variant(|v| {
+            v.pointer_mut(&(m(2) + "/tool_calls/0/function"))
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .remove("name");
+        }),
+        // Leading and later system prompts.
+        variant(set(m(0) + "/role", json!("developer"))),
+        variant(set(m(1) + "/role", json!("system"))),
+        variant(set(m(4) + "/role", json!("system"))),
+        // The record's own fields.
+        variant(set("/system".into(), json!("Top-level prompt."))),
+        variant(set(
+            "/system".into(),
+            json!([{"type": "text", "text": "blocks"}]),
+        )),
+        variant(set(
+            "/tools/0/input_schema".into(),
+            json!({"type": "object"}),
+        )),
+        variant(set("/tools".into(), json!("not a list"))),
+        variant(set("/tools".into(), json!(null))),
+        variant(set("/metadata".into(), json!({"split": "train"}))),
+        variant(set("/metadata".into(), json!("free text"))),
+        variant(set("/format".into(), json!("openai"))),
+        variant(set("/round".into(), json!(2))),
+        variant(set("/id".into(), json!(17))),
+        variant(set("/traj_id".into(), json!("mine/1"))),
+        variant(set("/domain".into(), json!(5))),
+        variant(set("/reward".into(), json!("high"))),
+        variant(set("/reward".into(), json!(true))),
+        variant(set("/extra".into(), json!({"nested": [1, 2.5, null]}))),
+        variant(set("/messages".into(), json!(null))),
+        variant(set("/messages".into(), json!({"role": "user"}))),
+        variant(set("/messages".into(), json!([]))),
+        variant(set("/messages".into(), json!(["hi"]))),
+        variant(|v| {
+            v.as_object_mut().unwrap().remove("messages");
+        }),
+    ];
+    let usual = record().to_string();
+    let texts: Vec<String> = variants
+        .into_iter()
+        .chain([
+            // Repeated keys, escaped keys, escapes in values, broken text.
+            usual.replacen(
+                "\"role\":\"user\"",
+                "\"role\":\"user\",\"role\":\"assistant\"",
+                1,
+            ),
+            usual.replacen("\"messages\":", "\"messages\":[],\"messages\":", 1),
+            usual.replacen(
+                "\"domain\":\"travel\"",
+                "\"domain\":\"travel\",\"domain\":\"air\"",
+                1,
+            ),
+            usual.replacen("\"role\":\"user\"", "\"rol\\u0065\":\"user\"", 1),
+            usual.replacen(
+                "\"content\":\"Sunny.\"",
+                "\"content\":\"Sun\\u006ey\\t\\\\ \\/\"",
+                1,
+            ),
+            usual.replacen("\"content\":\"Sunny.\"", "\"content\":\"\\ud800\"", 1),
+            usual[..usual.len() / 2].to_string(),
+            format!("{usual} trailing"),
+            format!("[{usual}]"),
+            "{}".into(),
+            "null".into(),
+            String::new(),
+        ])
+        .collect();
+    for text in &texts {
+        assert_same(text);
+    }
+    // Most of them leave the typed path; a few stay on it.
+    let typed = texts
+        .iter()
+        .filter(|t| openai_typed::read(t).is_some())
+        .count();
+    assert!(
+        typed > 5 && typed < texts.len(),
+        "{typed} of {} variants read typed",
+        texts.len()
+    );
+}
+
+#[test]
+fn the_typed_reader_gives_what_the_general_reader_gives_on_every_openai_fixture() {
+    let mut lines = 0;
+    for file in [
+        "formats/openai_chat.jsonl",
+        "formats/openai_parts/chat_parts.jsonl",
+    ] {
+        let text = std::fs::read_to_string(testdata(file)).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            assert_same(line);
+            lines += 1;
+        }
+    }
+    for entry in std::fs::read_dir(testdata("bad/openai_parts")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            assert_same(line);
+            lines += 1;
+        }
+    }
+    assert!(lines > 5, "{lines} lines");
+}
