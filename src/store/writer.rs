@@ -11,10 +11,10 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::parquet::arrow::{ArrowSchemaConverter, AsyncArrowWriter};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt};
@@ -46,9 +46,19 @@ pub fn run_id() -> String {
     )
 }
 
-/// The settings of every part file: zstd level 1, row groups of [`ROW_GROUP_ROWS`].
-pub fn writer_properties() -> WriterProperties {
-    properties_builder().build()
+/// The settings of every part file of `schema`: zstd level 1, row groups of
+/// [`ROW_GROUP_ROWS`], and no statistics for the leaves inside lists (message texts, call
+/// arguments, tool schemas): no query prunes by their minimum and maximum, and keeping them
+/// costs a comparison per value at write time.
+pub fn writer_properties(schema: &Schema) -> WriterProperties {
+    let mut builder = properties_builder();
+    if let Ok(parquet) = ArrowSchemaConverter::new().convert(schema) {
+        for leaf in parquet.columns().iter().filter(|c| c.max_rep_level() > 0) {
+            builder =
+                builder.set_column_statistics_enabled(leaf.path().clone(), EnabledStatistics::None);
+        }
+    }
+    builder.build()
 }
 
 /// [`writer_properties`] as a builder, for a table that sets some columns apart.
@@ -115,6 +125,7 @@ pub struct PartWriter {
 impl PartWriter {
     /// A writer into `dir` (relative to the corpus root, e.g. `trajectories/round=0`).
     pub fn new(corpus: &Corpus, dir: &str, schema: SchemaRef) -> Self {
+        let properties = writer_properties(&schema);
         Self {
             corpus: corpus.clone(),
             dir: dir.to_string(),
@@ -126,7 +137,7 @@ impl PartWriter {
             rows_per_file: FILE_ROWS,
             unique: None,
             committed: Committed::default(),
-            properties: writer_properties(),
+            properties,
             file: None,
         }
     }
@@ -367,7 +378,7 @@ async fn copy_without(
             out = Some(AsyncArrowWriter::try_new(
                 sink,
                 schema.clone(),
-                Some(writer_properties()),
+                Some(writer_properties(&schema)),
             )?);
         }
         kept += b.num_rows();
@@ -411,7 +422,7 @@ pub async fn rewrite(
         .await?
         .build()?;
     let sink = BufWriter::new(corpus.store(), file.location.clone());
-    let mut w = AsyncArrowWriter::try_new(sink, schema, Some(writer_properties()))?;
+    let mut w = AsyncArrowWriter::try_new(sink, schema.clone(), Some(writer_properties(&schema)))?;
     let mut rows = 0;
     while let Some(batch) = stream.try_next().await? {
         let n = batch.num_rows();
