@@ -63,6 +63,18 @@ fn set(path: String, x: Value) -> impl FnOnce(&mut Value) {
     }
 }
 
+/// Removes the key at JSON pointer `path`.
+fn remove(path: String) -> impl FnOnce(&mut Value) {
+    move |v| {
+        let (parent, key) = path.rsplit_once('/').unwrap();
+        v.pointer_mut(parent)
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .remove(key);
+    }
+}
+
 /// `record()` with `f` applied to it.
 fn variant(f: impl FnOnce(&mut Value)) -> String {
     let mut v = record();
@@ -107,13 +119,7 @@ fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_
         variant(set(m(1) + "/role", json!("function"))),
         variant(set(m(1) + "/role", json!(null))),
         variant(set(m(1) + "/role", json!(7))),
-        variant(|v| {
-            v.pointer_mut(&m(1))
-                .unwrap()
-                .as_object_mut()
-                .unwrap()
-                .remove("role");
-        }),
+        variant(remove(m(1) + "/role")),
         variant(set(m(1) + "/weight", json!(0.5))),
         variant(set(m(1) + "/reasoning", json!("r"))),
         variant(set(m(1) + "/thinking", json!("t"))),
@@ -140,35 +146,17 @@ fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_
         variant(set(m(2) + "/tool_calls/0/id", json!(3))),
         variant(set(m(2) + "/tool_calls/0/index", json!(0))),
         variant(set(m(2) + "/tool_calls/0/function", json!(null))),
-        variant(|v| {
-            v.pointer_mut(&(m(2) + "/tool_calls/0"))
-                .unwrap()
-                .as_object_mut()
-                .unwrap()
-                .remove("function");
-        }),
+        variant(remove(m(2) + "/tool_calls/0/function")),
         variant(set(
             m(2) + "/tool_calls/0/function/arguments",
             json!({"city": "Paris"}),
         )),
         variant(set(m(2) + "/tool_calls/0/function/arguments", json!(null))),
         variant(set(m(2) + "/tool_calls/0/function/arguments", json!(""))),
-        variant(|v| {
-            v.pointer_mut(&(m(2) + "/tool_calls/0/function"))
-                .unwrap()
-                .as_object_mut()
-                .unwrap()
-                .remove("arguments");
-        }),
+        variant(remove(m(2) + "/tool_calls/0/function/arguments")),
         variant(set(m(2) + "/tool_calls/0/function/parameters", json!("{}"))),
         variant(set(m(2) + "/tool_calls/0/function/name", json!(1))),
-        variant(|v| {
-            v.pointer_mut(&(m(2) + "/tool_calls/0/function"))
-                .unwrap()
-                .as_object_mut()
-                .unwrap()
-                .remove("name");
-        }),
+        variant(remove(m(2) + "/tool_calls/0/function/name")),
         // Leading and later system prompts.
         variant(set(m(0) + "/role", json!("developer"))),
         variant(set(m(1) + "/role", json!("system"))),
@@ -199,9 +187,7 @@ fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_
         variant(set("/messages".into(), json!({"role": "user"}))),
         variant(set("/messages".into(), json!([]))),
         variant(set("/messages".into(), json!(["hi"]))),
-        variant(|v| {
-            v.as_object_mut().unwrap().remove("messages");
-        }),
+        variant(remove("/messages".into())),
     ];
     let usual = record().to_string();
     let texts: Vec<String> = variants
@@ -251,19 +237,18 @@ fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_
 
 #[test]
 fn the_typed_reader_gives_what_the_general_reader_gives_on_every_openai_fixture() {
+    let bad = std::fs::read_dir(testdata("bad/openai_parts"))
+        .unwrap()
+        .map(|e| e.unwrap().path());
+    let files = [
+        testdata("formats/openai_chat.jsonl"),
+        testdata("formats/openai_parts/chat_parts.jsonl"),
+    ]
+    .into_iter()
+    .chain(bad);
     let mut lines = 0;
-    for file in [
-        "formats/openai_chat.jsonl",
-        "formats/openai_parts/chat_parts.jsonl",
-    ] {
-        let text = std::fs::read_to_string(testdata(file)).unwrap();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            assert_same(line);
-            lines += 1;
-        }
-    }
-    for entry in std::fs::read_dir(testdata("bad/openai_parts")).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             assert_same(line);
             lines += 1;
