@@ -30,6 +30,10 @@ pub const MAPPING: &[(&str, &str)] = &[
         "messages[].tool_calls",
     ),
     ("messages[] role tool + tool_call_id", "tool messages"),
+    (
+        "messages[].tool_calls[] other fields (a `type` other than function included)",
+        "metadata.message_fields.<i>.call_fields.<k>",
+    ),
     ("messages[] other fields", "metadata.message_fields.<i>"),
     ("tools", "tools"),
     ("id", "traj_id"),
@@ -51,10 +55,16 @@ const MESSAGE_KEYS: &[&str] = &[
     "isError",
 ];
 
-/// One call at `path`. `scratch` holds the path of its `function` object: the paths of every
-/// message and call are only read when a record is rejected, so they are written into buffers
-/// reused across a record rather than allocated each time.
-fn tool_call(v: &Value, path: &str, scratch: &mut String) -> RecordResult<ToolCall> {
+/// One call at `path`, and its fields no column holds (`type` only when it is not `function`,
+/// which every column-held call is; other keys of the call and of its `function` object).
+/// `scratch` holds the path of its `function` object: the paths of every message and call are
+/// only read when a record is rejected, so they are written into buffers reused across a record
+/// rather than allocated each time.
+fn tool_call(
+    v: &Value,
+    path: &str,
+    scratch: &mut String,
+) -> RecordResult<(ToolCall, Map<String, Value>)> {
     let o = Obj::of(v, path)?;
     scratch.clear();
     scratch.push_str(path);
@@ -63,16 +73,37 @@ fn tool_call(v: &Value, path: &str, scratch: &mut String) -> RecordResult<ToolCa
         Some(f) => Obj::of(f, scratch)?,
         None => o,
     };
-    let arguments = match f.get("arguments").or_else(|| f.get("parameters")) {
+    let arguments_key = if f.get("arguments").is_some() {
+        "arguments"
+    } else {
+        "parameters"
+    };
+    let arguments = match f.get(arguments_key) {
         // The usual case, which needs no path.
         Some(Value::String(s)) => s.clone(),
-        other => arguments_text(other, &format!("{}.arguments", f.path))?,
+        other => arguments_text(other, &format!("{}.{arguments_key}", f.path))?,
     };
-    Ok(ToolCall {
+    let call = ToolCall {
         id: o.str("id")?.map(str::to_string),
         name: f.req_str("name")?.to_string(),
         arguments,
-    })
+    };
+    let nested = !std::ptr::eq(f.map, o.map);
+    let mut rest = if nested {
+        o.rest(&["id", "type", "function"])
+    } else {
+        o.rest(&["id", "type", "name", arguments_key])
+    };
+    if nested {
+        let inner = f.rest(&["name", arguments_key]);
+        if !inner.is_empty() {
+            rest.insert("function".into(), Value::Object(inner));
+        }
+    }
+    if let Some(t) = o.get("type").filter(|t| t.as_str() != Some("function")) {
+        rest.insert("type".into(), t.clone());
+    }
+    Ok((call, rest))
 }
 
 /// Parses an OpenAI message list. Unknown per-message fields are returned keyed by message
@@ -109,18 +140,26 @@ pub fn parse_messages(
             .or(o.str("thinking")?)
             .map(str::to_string);
         let mut tool_calls = vec![];
+        // The fields of each call no column holds, by the call's position in `tool_calls`.
+        let mut call_fields = Map::new();
+        let mut push_call = |(call, rest): (ToolCall, Map<String, Value>)| {
+            if !rest.is_empty() {
+                call_fields.insert(tool_calls.len().to_string(), Value::Object(rest));
+            }
+            tool_calls.push(call);
+        };
         if let Some(calls) = o.arr("tool_calls")? {
             for (k, c) in calls.iter().enumerate() {
                 sub.clear();
                 let _ = write!(sub, "{mpath}.tool_calls[{k}]");
-                tool_calls.push(tool_call(c, &sub, &mut scratch)?);
+                push_call(tool_call(c, &sub, &mut scratch)?);
             }
         }
         if let Some(fc) = o.get("function_call") {
             sub.clear();
             sub.push_str(&mpath);
             sub.push_str(".function_call");
-            tool_calls.push(tool_call(fc, &sub, &mut scratch)?);
+            push_call(tool_call(fc, &sub, &mut scratch)?);
         }
         let error = match o.get("error").or(o.get("is_error")).or(o.get("isError")) {
             Some(Value::Bool(b)) => Some(*b),
@@ -134,6 +173,9 @@ pub fn parse_messages(
         }
         if let Some(e @ Value::String(_)) = o.get("error") {
             rest.insert("error".into(), e.clone());
+        }
+        if !call_fields.is_empty() {
+            rest.insert("call_fields".into(), Value::Object(call_fields));
         }
         if !rest.is_empty() {
             extra.insert(i.to_string(), Value::Object(rest));

@@ -256,3 +256,42 @@ fn the_typed_reader_gives_what_the_general_reader_gives_on_every_openai_fixture(
     }
     assert!(lines > 5, "{lines} lines");
 }
+
+#[test]
+fn the_fields_of_a_call_that_no_column_holds_are_kept_in_metadata() {
+    let text = variant(|v| {
+        let call = v.pointer_mut("/messages/2/tool_calls/0").unwrap();
+        call["index"] = json!(0);
+        call["type"] = json!("custom");
+        call["function"]["strict"] = json!(true);
+        call["function"]["parameters"] = json!("{\"unused\": 1}");
+    });
+    assert!(
+        openai_typed::read(&text).is_none(),
+        "extra call fields take the general path"
+    );
+    assert_same(&text);
+    let ctx = ctx();
+    let Ok(formats::Parsed::Trajectory(t)) = formats::parse_text(Format::Openai, &ctx, &text)
+    else {
+        panic!("not read")
+    };
+    // The system prompt is split off: the assistant message is the second stored one.
+    assert_eq!(
+        t.messages[1].tool_calls[0].arguments,
+        "{\"city\": \"Paris\"}"
+    );
+    assert_eq!(
+        t.metadata["message_fields"]["1"]["call_fields"]["0"],
+        json!({"index": 0, "function": {"strict": true, "parameters": "{\"unused\": 1}"}, "type": "custom"})
+    );
+    // The usual call keeps nothing apart: `type` "function" is what every call is.
+    let Ok(formats::Parsed::Trajectory(t)) = formats::parse(Format::Openai, &ctx, record()) else {
+        panic!("not read")
+    };
+    assert!(
+        !t.metadata.contains_key("message_fields"),
+        "{:?}",
+        t.metadata
+    );
+}
