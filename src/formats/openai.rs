@@ -88,18 +88,16 @@ fn tool_call(
         name: f.req_str("name")?.to_string(),
         arguments,
     };
-    let nested = !std::ptr::eq(f.map, o.map);
-    let mut rest = if nested {
-        o.rest(&["id", "type", "function"])
-    } else {
+    let mut rest = if std::ptr::eq(f.map, o.map) {
         o.rest(&["id", "type", "name", arguments_key])
-    };
-    if nested {
+    } else {
+        let mut rest = o.rest(&["id", "type", "function"]);
         let inner = f.rest(&["name", arguments_key]);
         if !inner.is_empty() {
             rest.insert("function".into(), Value::Object(inner));
         }
-    }
+        rest
+    };
     if let Some(t) = o.get("type").filter(|t| t.as_str() != Some("function")) {
         rest.insert("type".into(), t.clone());
     }

@@ -28,7 +28,7 @@ use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::parquet::basic::{Compression, Encoding};
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -207,20 +207,19 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// Parquet settings of the metrics parts: those of every part, except that the MinHash values
-/// (uniformly random 64-bit numbers) are stored plain, without a dictionary, compression or
-/// statistics, which would cost time and save nothing.
+/// Parquet settings of the metrics parts: those of every part (no statistics inside lists
+/// among them), except that the MinHash values (uniformly random 64-bit numbers) are stored
+/// plain, without a dictionary or compression, which would cost time and save nothing.
 pub fn properties() -> WriterProperties {
     let hashes = ColumnPath::from(vec![
         "user_minhash".to_string(),
         "list".to_string(),
         "item".to_string(),
     ]);
-    properties_builder()
+    properties_builder(&TRAJECTORY_METRICS.file_schema())
         .set_column_dictionary_enabled(hashes.clone(), false)
         .set_column_encoding(hashes.clone(), Encoding::PLAIN)
-        .set_column_compression(hashes.clone(), Compression::UNCOMPRESSED)
-        .set_column_statistics_enabled(hashes, EnabledStatistics::None)
+        .set_column_compression(hashes, Compression::UNCOMPRESSED)
         .set_key_value_metadata(Some(vec![
             datafusion::parquet::file::metadata::KeyValue::new(
                 "tdscale.metrics_version".to_string(),

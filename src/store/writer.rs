@@ -51,23 +51,25 @@ pub fn run_id() -> String {
 /// arguments, tool schemas): no query prunes by their minimum and maximum, and keeping them
 /// costs a comparison per value at write time.
 pub fn writer_properties(schema: &Schema) -> WriterProperties {
-    let mut builder = properties_builder();
+    properties_builder(schema).build()
+}
+
+/// [`writer_properties`] as a builder, for a table that sets some columns apart.
+pub fn properties_builder(
+    schema: &Schema,
+) -> datafusion::parquet::file::properties::WriterPropertiesBuilder {
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid zstd level"),
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     if let Ok(parquet) = ArrowSchemaConverter::new().convert(schema) {
         for leaf in parquet.columns().iter().filter(|c| c.max_rep_level() > 0) {
             builder =
                 builder.set_column_statistics_enabled(leaf.path().clone(), EnabledStatistics::None);
         }
     }
-    builder.build()
-}
-
-/// [`writer_properties`] as a builder, for a table that sets some columns apart.
-pub fn properties_builder() -> datafusion::parquet::file::properties::WriterPropertiesBuilder {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid zstd level"),
-        ))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+    builder
 }
 
 /// What a [`PartWriter`] committed.
@@ -308,6 +310,7 @@ impl PartWriter {
             let kept = copy_without(
                 &corpus,
                 self.schema.clone(),
+                &self.properties,
                 unique.column,
                 &unique.foreign,
                 pending,
@@ -340,6 +343,7 @@ impl PartWriter {
 async fn copy_without(
     corpus: &Corpus,
     schema: SchemaRef,
+    properties: &WriterProperties,
     column: &str,
     foreign: &HashSet<u128>,
     pending: &Path,
@@ -378,7 +382,7 @@ async fn copy_without(
             out = Some(AsyncArrowWriter::try_new(
                 sink,
                 schema.clone(),
-                Some(writer_properties(&schema)),
+                Some(properties.clone()),
             )?);
         }
         kept += b.num_rows();
