@@ -30,7 +30,6 @@ fn py(code: &str) -> RunResult {
     run(code, &opts(5)).expect("the sandbox starts")
 }
 
-/// Processes of the sandbox user on the host.
 /// `tdscale sandbox run --lang python SNIPPET ARGS…` with extra environment variables.
 fn cli_python(snippet: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = crate::common::bin();
@@ -46,13 +45,21 @@ fn cli_python(snippet: &Path, args: &[&str], env: &[(&str, &str)]) -> std::proce
     cmd.output().unwrap()
 }
 
-fn nobody_processes() -> Vec<u32> {
+/// Live processes of the sandbox user on the host whose name is `marker`.
+///
+/// Other tests run snippets at the same time, so counting every process of the
+/// sandbox user is racy; a snippet names itself (and its forks inherit the name)
+/// with `NAME_ITSELF` and only those processes are counted.
+fn marked_processes(marker: &str) -> Vec<u32> {
     let mut out = vec![];
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        let named = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim_end() == marker);
+        if named
+            && let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
             && status
                 .lines()
                 .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("65534"))
@@ -63,6 +70,14 @@ fn nobody_processes() -> Vec<u32> {
         }
     }
     out
+}
+
+/// Python that gives the running process the name in `MARK` (PR_SET_NAME).
+const NAME_ITSELF: &str = "import ctypes\nctypes.CDLL(None).prctl(15, MARK.encode(), 0, 0, 0)\n";
+
+/// `code` preceded by `MARK = marker` and [`NAME_ITSELF`].
+fn named(marker: &str, code: &str) -> String {
+    format!("MARK = {marker:?}\n{NAME_ITSELF}{code}")
 }
 
 fn sandbox_dirs() -> usize {
@@ -128,17 +143,20 @@ fn sleeping_forever_hits_the_wall_clock_timeout() {
 #[test]
 fn fork_bomb_is_contained_and_leaves_nothing() {
     let _t = turn();
-    let before = nobody_processes().len();
+    let marker = "tds-forkbomb";
     let r = run(
-        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+        &named(
+            marker,
+            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+        ),
         &opts(2),
     )
     .unwrap();
     assert!(!r.success());
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
-        nobody_processes().len(),
-        before,
+        marked_processes(marker),
+        Vec::<u32>::new(),
         "every forked process is gone"
     );
 }
@@ -294,24 +312,33 @@ fn no_network_even_to_loopback() {
 #[test]
 fn daemons_do_not_outlive_the_run() {
     let _t = turn();
-    let before = nobody_processes().len();
+    let marker = "tds-daemon";
     let code = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\nprint('parent done')";
-    let r = run(code, &opts(5)).unwrap();
+    let r = run(&named(marker, code), &opts(5)).unwrap();
     assert!(r.success(), "{r:?}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        nobody_processes().len(),
-        before,
+        marked_processes(marker),
+        Vec::<u32>::new(),
         "the double-forked daemon was killed with the namespace"
     );
+    // A new session started by exec: the child names itself, then tells the
+    // parent it is up, so a survivor could not be missed for want of its name.
+    let marker = "tds-session";
+    let child = named(
+        marker,
+        "import time\nprint('up', flush=True)\ntime.sleep(60)",
+    );
     let r = run(
-        "import subprocess\nsubprocess.Popen(['sleep', '60'], start_new_session=True)\nprint('spawned')",
+        &format!(
+            "import subprocess, sys\np = subprocess.Popen([sys.executable, '-c', {child:?}], stdout=subprocess.PIPE, start_new_session=True)\nassert p.stdout.readline() == b'up\\n'\nprint('spawned')"
+        ),
         &opts(5),
     )
     .unwrap();
     assert_eq!(r.stdout, "spawned\n", "{r:?}");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(nobody_processes().len(), before);
+    assert_eq!(marked_processes(marker), Vec::<u32>::new());
 }
 
 #[test]
