@@ -211,8 +211,14 @@ struct EntropyGroups {
     normalized: bool,
     ids: HashMap<String, u32>,
     names: Vec<String>,
-    groups: Vec<HashMap<u32, i64>>,
+    groups: Vec<Counts>,
+    /// The last input and the value id of each of its rows ([`NULL_ID`] for NULL). With
+    /// GROUPING SETS the same input comes once per set; its rows are interned once. Holding
+    /// the array keeps its buffers alive, so a new input cannot reuse their addresses.
+    last: Option<(ArrayRef, Vec<u32>)>,
 }
+
+const NULL_ID: u32 = u32::MAX;
 
 impl EntropyGroups {
     fn intern(&mut self, v: &str) -> u32 {
@@ -223,6 +229,96 @@ impl EntropyGroups {
         self.names.push(v.to_string());
         self.ids.insert(v.to_string(), id);
         id
+    }
+
+    /// The value id of each row of `values`, computed once per input array.
+    fn row_ids(&mut self, values: &ArrayRef) -> Result<Vec<u32>> {
+        if let Some((prev, ids)) = self.last.take()
+            && prev.to_data().ptr_eq(&values.to_data())
+        {
+            return Ok(ids);
+        }
+        let a = as_strings(values)?;
+        let s = StrCol::try_new(&a, "entropy input")?;
+        Ok((0..a.len())
+            .map(|i| s.get(i).map_or(NULL_ID, |v| self.intern(v)))
+            .collect())
+    }
+}
+
+/// The counts of one group by value id: a vector indexed by id while the group's ids are dense
+/// (a label column, whose few values every group sees), a map once they are not (a group that
+/// sees a few of many values costs what a map costs). Switching is amortised: each switch at
+/// least doubles the number of distinct values the group holds.
+#[derive(Debug)]
+enum Counts {
+    Dense { counts: Vec<i64>, distinct: usize },
+    Sparse(HashMap<u32, i64>),
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts::Dense {
+            counts: Vec::new(),
+            distinct: 0,
+        }
+    }
+}
+
+impl Counts {
+    /// Adds `n` to the count of `id`; `vocabulary` is the number of ids there are.
+    #[inline]
+    fn add(&mut self, id: u32, n: i64, vocabulary: usize) {
+        match self {
+            Counts::Dense { counts, distinct } => {
+                let i = id as usize;
+                if let Some(c) = counts.get_mut(i) {
+                    *distinct += usize::from(*c == 0 && n != 0);
+                    *c += n;
+                } else if i < 8 * *distinct + 32 {
+                    counts.resize(i + 1, 0);
+                    counts[i] = n;
+                    *distinct += usize::from(n != 0);
+                } else {
+                    let mut m: HashMap<u32, i64> = self.entries().collect();
+                    m.insert(id, n);
+                    *self = Counts::Sparse(m);
+                }
+            }
+            Counts::Sparse(m) => {
+                let before = m.len();
+                *m.entry(id).or_default() += n;
+                if m.len() > before && 4 * m.len() + 16 > vocabulary {
+                    let mut counts = vec![0; vocabulary];
+                    for (&k, &c) in m.iter() {
+                        counts[k as usize] = c;
+                    }
+                    let distinct = counts.iter().filter(|&&c| c != 0).count();
+                    *self = Counts::Dense { counts, distinct };
+                }
+            }
+        }
+    }
+
+    /// The (id, count) pairs with a count other than 0.
+    fn entries(&self) -> Box<dyn Iterator<Item = (u32, i64)> + '_> {
+        match self {
+            Counts::Dense { counts, .. } => Box::new(
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c != 0)
+                    .map(|(i, &c)| (i as u32, c)),
+            ),
+            Counts::Sparse(m) => Box::new(m.iter().map(|(&k, &c)| (k, c))),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        48 + match self {
+            Counts::Dense { counts, .. } => counts.capacity() * 8,
+            Counts::Sparse(m) => m.capacity() * 16,
+        }
     }
 }
 
@@ -238,18 +334,15 @@ impl GroupsAccumulator for EntropyGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, HashMap::new);
-        let a = as_strings(&values[0])?;
-        let s = StrCol::try_new(&a, "entropy input")?;
-        for (i, &g) in group_indices.iter().enumerate() {
-            if filtered_out(opt_filter, i) {
-                continue;
-            }
-            if let Some(v) = s.get(i) {
-                let id = self.intern(v);
-                *self.groups[g].entry(id).or_default() += 1;
+        self.groups.resize_with(total_num_groups, Counts::default);
+        let ids = self.row_ids(&values[0])?;
+        let vocabulary = self.names.len();
+        for (i, (&g, &id)) in group_indices.iter().zip(&ids).enumerate() {
+            if id != NULL_ID && !filtered_out(opt_filter, i) {
+                self.groups[g].add(id, 1, vocabulary);
             }
         }
+        self.last = Some((values[0].clone(), ids));
         Ok(())
     }
 
@@ -259,7 +352,7 @@ impl GroupsAccumulator for EntropyGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, HashMap::new);
+        self.groups.resize_with(total_num_groups, Counts::default);
         let (vals, counts) = (values[0].as_list::<i32>(), values[1].as_list::<i32>());
         let (flat_v, flat_c) = (
             vals.values().as_string::<i32>(),
@@ -273,7 +366,8 @@ impl GroupsAccumulator for EntropyGroups {
             let (vs, cs) = (ov[row] as usize, oc[row] as usize);
             for j in 0..(ov[row + 1] as usize - vs) {
                 let id = self.intern(flat_v.value(vs + j));
-                *self.groups[g].entry(id).or_default() += flat_c.value(cs + j);
+                let vocabulary = self.names.len();
+                self.groups[g].add(id, flat_c.value(cs + j), vocabulary);
             }
         }
         Ok(())
@@ -284,7 +378,7 @@ impl GroupsAccumulator for EntropyGroups {
         let out: Float64Array = groups
             .into_iter()
             .map(|g| {
-                let mut c: Vec<i64> = g.into_values().collect();
+                let mut c: Vec<i64> = g.entries().map(|(_, c)| c).collect();
                 entropy_bits(&mut c, self.normalized)
             })
             .collect();
@@ -293,14 +387,16 @@ impl GroupsAccumulator for EntropyGroups {
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let groups = emit_to.take_needed(&mut self.groups);
-        let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-        let mut names = Vec::with_capacity(lengths.iter().sum());
-        let mut counts = Vec::with_capacity(names.capacity());
+        let mut lengths = Vec::with_capacity(groups.len());
+        let mut names = Vec::new();
+        let mut counts = Vec::new();
         for g in &groups {
-            for (&id, &c) in g {
+            let before = names.len();
+            for (id, c) in g.entries() {
                 names.push(self.names[id as usize].as_str());
                 counts.push(c);
             }
+            lengths.push(names.len() - before);
         }
         Ok(vec![
             Arc::new(ListArray::new(
@@ -356,10 +452,7 @@ impl GroupsAccumulator for EntropyGroups {
             .iter()
             .map(|n| 2 * n.capacity() + 48)
             .sum::<usize>()
-            + self
-                .groups
-                .iter()
-                .map(|g| g.capacity() * 16 + 48)
-                .sum::<usize>()
+            + self.groups.iter().map(Counts::bytes).sum::<usize>()
+            + self.last.as_ref().map_or(0, |(_, ids)| ids.capacity() * 4)
     }
 }

@@ -628,6 +628,114 @@ async fn entropy_aggregates() {
     }
 }
 
+/// The grouped path keeps a group's counts in a vector or a map as its values are dense or not,
+/// interns an input once for every grouping set, and merges partial states across partitions;
+/// none of it may change a value. Expected entropies are counted here from the same formulas.
+#[tokio::test]
+async fn grouped_entropy_over_many_groups_and_values_matches_counting() {
+    let ctx = tdscale::query::session::bare_context();
+    for set in [
+        "SET datafusion.execution.batch_size = 700",
+        "SET datafusion.execution.target_partitions = 3",
+        // Rows 0..20000: `small` has 3 groups, group 2 only from row 12000 on (after hundreds of
+        // values were seen, so it starts sparse and turns dense); `pair` has 10,000 groups of two
+        // rows each (mostly sparse); `late` = 'early' sees four values for 4000 rows, then from row
+        // 19000 on far ones (dense turning sparse, then dense again). `x` takes 4 values, then
+        // 600 others; NULL every 97th row.
+        "CREATE TABLE t AS SELECT i, CASE WHEN i >= 12000 THEN 2 ELSE i % 2 END AS small, i / 2 AS pair, \
+         CASE WHEN i < 4000 OR i >= 19000 THEN 'early' ELSE 'late' END AS late, \
+         CASE WHEN i % 97 = 0 THEN NULL WHEN i < 4000 THEN 'e' || (i % 4) ELSE 'v' || ((i * 7919) % 600) END AS x \
+         FROM generate_series(0, 19999) AS s(i)",
+    ] {
+        ctx.sql(set).await.unwrap().collect().await.unwrap();
+    }
+    let x = |i: u64| -> Option<String> {
+        if i.is_multiple_of(97) {
+            None
+        } else if i < 4000 {
+            Some(format!("e{}", i % 4))
+        } else {
+            Some(format!("v{}", (i * 7919) % 600))
+        }
+    };
+    type Groups = std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>;
+    let (mut small, mut pair, mut late) = (Groups::new(), Groups::new(), Groups::new());
+    for i in 0..20000u64 {
+        let Some(v) = x(i) else { continue };
+        let s = if i >= 12000 { 2 } else { i % 2 };
+        for (groups, key) in [
+            (&mut small, s.to_string()),
+            (&mut pair, (i / 2).to_string()),
+            (
+                &mut late,
+                (if !(4000..19000).contains(&i) {
+                    "early"
+                } else {
+                    "late"
+                })
+                .to_string(),
+            ),
+        ] {
+            *groups.entry(key).or_default().entry(v.clone()).or_default() += 1;
+        }
+    }
+    let bits = |counts: &std::collections::BTreeMap<String, i64>| -> f64 {
+        let n: i64 = counts.values().sum();
+        -counts
+            .values()
+            .map(|&c| {
+                let p = c as f64 / n as f64;
+                p * p.log2()
+            })
+            .sum::<f64>()
+    };
+    let q = "SELECT arrow_cast(small, 'Utf8') AS s, arrow_cast(pair, 'Utf8') AS p, arrow_cast(late, 'Utf8') AS l, \
+             entropy(x) AS h, count(x) AS n \
+             FROM t GROUP BY GROUPING SETS ((small), (pair), (late))";
+    let batches = ctx.sql(q).await.unwrap().collect().await.unwrap();
+    let mut seen = 0;
+    for b in &batches {
+        let (s, p, l) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_string::<i32>(),
+            b.column(2).as_string::<i32>(),
+        );
+        let (h, n) = (
+            b.column(3).as_primitive::<Float64Type>(),
+            b.column(4)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>(),
+        );
+        for r in 0..b.num_rows() {
+            let (groups, key) = if !s.is_null(r) {
+                (&small, s.value(r))
+            } else if !p.is_null(r) {
+                (&pair, p.value(r))
+            } else {
+                (&late, l.value(r))
+            };
+            match groups.get(key) {
+                Some(counts) => {
+                    assert_eq!(n.value(r), counts.values().sum::<i64>(), "{key}");
+                    assert!(
+                        close(h.value(r), bits(counts)),
+                        "{key}: {} vs {}",
+                        h.value(r),
+                        bits(counts)
+                    );
+                }
+                // A group of NULLs only: its entropy is NULL.
+                None => assert!(h.is_null(r), "{key}"),
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 3 + 10_000 + 2);
+    // The groups are really mixed: 600 values in group 2 and in 'late', 4 and then hundreds
+    // more in 'early' (its rows that are NULL take a few).
+    assert_eq!((small["2"].len(), late["late"].len()), (600, 600));
+    assert!(late["early"].len() > 500, "{}", late["early"].len());
+}
+
 #[tokio::test]
 async fn minhash_and_jaccard() {
     let ctx = tdscale::query::session::bare_context();
