@@ -187,6 +187,8 @@ pub struct SqlArgs {
     /// Corpus root: a folder or s3://bucket/prefix.
     pub corpus: String,
     /// A SQL statement (or several separated by `;`). Without it and without -f: a prompt.
+    // A statement may start with a `--` comment: that is SQL, not a flag.
+    #[arg(allow_hyphen_values = true)]
     pub sql: Option<String>,
     /// Read statements from a file (repeatable; e.g. queries/some_plan.sql).
     #[arg(short = 'f', long = "file")]

@@ -152,6 +152,27 @@ fn statements_from_standard_input() {
     assert_eq!(stdout(&o), "n\n5\n");
 }
 
+/// A statement that starts with a comment begins with `--`, which is SQL, not a flag; the flags
+/// around it still work.
+#[test]
+fn a_statement_that_starts_with_a_comment_is_sql() {
+    let (_dir, root) = corpus_with_data();
+    let count = "SELECT count(*) AS n FROM trajectories";
+    for sql in [
+        format!("-- how many\n{count}"),
+        format!("--{count}\n{count}"),
+    ] {
+        for args in [
+            vec!["sql", &root, &sql, "--format", "csv"],
+            vec!["sql", "--format", "csv", &root, &sql],
+        ] {
+            let o = run(&args);
+            assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+            assert_eq!(stdout(&o), "n\n5\n", "{args:?}");
+        }
+    }
+}
+
 #[test]
 fn empty_corpus_has_empty_tables() {
     let dir = tempfile::tempdir().unwrap();
