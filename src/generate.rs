@@ -10,7 +10,7 @@
 use crate::rng::Rng;
 use serde_json::{Value, json};
 
-use crate::model::{Message, ToolCall, ToolDef, Trajectory};
+use crate::model::{Message, ToolCall, ToolDef, ToolList, Trajectory};
 
 /// The domains, most frequent first.
 pub const DOMAINS: &[&str] = &[
@@ -84,6 +84,8 @@ impl Default for GenOptions {
 pub struct Generator {
     opts: GenOptions,
     cdf: Vec<f64>,
+    /// Each domain's tool list, shared by its trajectories.
+    tools: Vec<ToolList>,
 }
 
 /// Kinds of action, in the order of the per-domain weights.
@@ -120,7 +122,8 @@ impl Generator {
                 acc
             })
             .collect();
-        Self { opts, cdf }
+        let tools = (0..DOMAINS.len()).map(Self::tools).collect();
+        Self { opts, cdf, tools }
     }
 
     fn domain(&self, rng: &mut Rng) -> usize {
@@ -140,7 +143,7 @@ impl Generator {
         w
     }
 
-    fn tools(d: usize) -> Vec<ToolDef> {
+    fn tools(d: usize) -> ToolList {
         let dom = DOMAINS[d];
         VERBS
             .iter()
@@ -297,7 +300,7 @@ impl Generator {
             system: Some(format!(
                 "You are a {dom} assistant. Use the tools; confirm before changing anything."
             )),
-            tools: Self::tools(d),
+            tools: self.tools[d].clone(),
             messages,
             reward: Some(if rng.f64() < 0.6 { 1.0 } else { 0.0 }),
             ..Default::default()

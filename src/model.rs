@@ -1,7 +1,10 @@
 //! The canonical trajectory model: what every input format is parsed into and what the
 //! `trajectories` table stores (see `store::schema` for the Arrow side).
 
-use serde::{Deserialize, Serialize};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -57,12 +60,125 @@ impl Message {
 }
 
 /// A tool definition: name, description and a JSON Schema of its parameters.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ToolDef {
     pub name: String,
     pub description: Option<String>,
     /// JSON Schema text of the parameters (always an object schema after normalisation).
     pub parameters: Option<String>,
+}
+
+/// The tools a trajectory offered. The records of a dataset repeat one catalog, often most of
+/// their bytes, so trajectories that offered the same list share one copy (and its token count,
+/// counted once); changing a shared list through `DerefMut` changes a copy of it.
+///
+/// ```
+/// use tdscale::model::{ToolDef, ToolList};
+/// let a = ToolList::from(vec![ToolDef { name: "f".into(), ..Default::default() }]);
+/// assert_eq!(a.tokens(), 1);
+/// let mut b = a.clone(); // the same list
+/// b.push(ToolDef { name: "abcdefgh".into(), ..Default::default() }); // now a copy
+/// assert_eq!((a.len(), a.tokens()), (1, 1));
+/// assert_eq!((b.len(), b.tokens()), (2, 3));
+/// ```
+#[derive(Clone, Default)]
+pub struct ToolList(Arc<SharedTools>);
+
+#[derive(Clone, Default)]
+struct SharedTools {
+    defs: Vec<ToolDef>,
+    tokens: OnceLock<i64>,
+}
+
+impl ToolList {
+    /// The token estimate of the definitions (see [`Trajectory::num_tokens`]), counted once per
+    /// shared list.
+    pub fn tokens(&self) -> i64 {
+        *self.0.tokens.get_or_init(|| {
+            self.0
+                .defs
+                .iter()
+                .map(|t| {
+                    token_estimate(&t.name)
+                        + t.description.as_deref().map_or(0, token_estimate)
+                        + t.parameters.as_deref().map_or(0, token_estimate)
+                })
+                .sum()
+        })
+    }
+}
+
+impl Deref for ToolList {
+    type Target = Vec<ToolDef>;
+    fn deref(&self) -> &Vec<ToolDef> {
+        &self.0.defs
+    }
+}
+
+impl DerefMut for ToolList {
+    fn deref_mut(&mut self) -> &mut Vec<ToolDef> {
+        let shared = Arc::make_mut(&mut self.0);
+        shared.tokens = OnceLock::new();
+        &mut shared.defs
+    }
+}
+
+impl From<Vec<ToolDef>> for ToolList {
+    fn from(defs: Vec<ToolDef>) -> Self {
+        Self(Arc::new(SharedTools {
+            defs,
+            tokens: OnceLock::new(),
+        }))
+    }
+}
+
+impl FromIterator<ToolDef> for ToolList {
+    fn from_iter<I: IntoIterator<Item = ToolDef>>(iter: I) -> Self {
+        Self::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a> IntoIterator for &'a ToolList {
+    type Item = &'a ToolDef;
+    type IntoIter = std::slice::Iter<'a, ToolDef>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.defs.iter()
+    }
+}
+
+impl PartialEq for ToolList {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.defs == other.0.defs
+    }
+}
+
+impl std::fmt::Debug for ToolList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.defs.fmt(f)
+    }
+}
+
+impl Serialize for ToolList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.defs.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ToolList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<ToolDef>::deserialize(d).map(Self::from)
+    }
+}
+
+/// ⌈characters / 4⌉, the token estimate of one text.
+fn token_estimate(s: &str) -> i64 {
+    // Most text is ASCII, whose check is much faster than counting characters.
+    let chars = if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    };
+    (chars as i64 + 3) / 4
 }
 
 /// One trajectory in canonical form; one row of `trajectories`.
@@ -83,7 +199,7 @@ pub struct Trajectory {
     pub domain_source: Option<String>,
     pub reasoning_mode: Option<String>,
     pub system: Option<String>,
-    pub tools: Vec<ToolDef>,
+    pub tools: ToolList,
     pub messages: Vec<Message>,
     pub reward: Option<f64>,
     /// Everything the source carried that has no column.
@@ -149,24 +265,12 @@ impl Trajectory {
     /// assert_eq!(t.num_tokens(), 2 + 4);
     /// ```
     pub fn num_tokens(&self) -> i64 {
-        fn est(s: &str) -> i64 {
-            // Most text is ASCII, whose check is much faster than counting characters.
-            let chars = if s.is_ascii() {
-                s.len()
-            } else {
-                s.chars().count()
-            };
-            (chars as i64 + 3) / 4
-        }
-        let opt = |s: &Option<String>| s.as_deref().map(est).unwrap_or(0);
-        let mut n = opt(&self.system);
-        for t in &self.tools {
-            n += est(&t.name) + opt(&t.description) + opt(&t.parameters);
-        }
+        let opt = |s: &Option<String>| s.as_deref().map_or(0, token_estimate);
+        let mut n = opt(&self.system) + self.tools.tokens();
         for m in &self.messages {
             n += 4 + opt(&m.content) + opt(&m.reasoning);
             for c in &m.tool_calls {
-                n += est(&c.name) + est(&c.arguments);
+                n += token_estimate(&c.name) + token_estimate(&c.arguments);
             }
         }
         n

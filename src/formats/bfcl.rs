@@ -240,7 +240,7 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     if t.tools.is_empty()
         && let Some(docs) = &ctx.bfcl_docs
     {
-        t.tools = catalog_tools(&classes, docs)?;
+        t.tools = catalog_tools(&classes, docs)?.into();
     }
     let category = id
         .rsplit_once('_')

@@ -182,8 +182,8 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         None => vec![],
     };
     let (listed, _) = tool_schema::tool_defs(o.get("tools"), "tools")?;
-    tools.extend(listed);
-    t.tools = tools;
+    tools.extend(listed.iter().cloned());
+    t.tools = tools.into();
     t.messages = messages;
     if !unparsed.is_empty() {
         t.metadata

@@ -114,15 +114,15 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
     let mut extras = vec![];
     if let Some(tools) = o.get("tools") {
         let (d, e) = tool_schema::tool_defs(Some(tools), "tools")?;
-        defs.extend(d);
+        defs.extend(d.iter().cloned());
         extras.extend(e);
     }
     for (k, list) in tool_lists.iter().enumerate() {
         let (d, e) = tool_schema::tool_defs(Some(list), &format!("tools part {k}"))?;
-        defs.extend(d);
+        defs.extend(d.iter().cloned());
         extras.extend(e);
     }
-    t.tools = defs;
+    t.tools = defs.into();
     if !extras.is_empty() {
         t.metadata.insert(
             "tool_fields".into(),

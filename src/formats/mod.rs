@@ -234,7 +234,7 @@ pub struct ParseContext {
     /// tau²: the domain's `policy.md`, next to `tasks.json`.
     pub tau2_policy: Option<Arc<String>>,
     /// tau²: the domain's `tools.json`, next to `tasks.json`.
-    pub tau2_tools: Option<Arc<Vec<crate::model::ToolDef>>>,
+    pub tau2_tools: Option<crate::model::ToolList>,
 }
 
 /// What one record yields.
@@ -350,15 +350,15 @@ pub fn parse_session(
 pub fn parse_text(format: Format, ctx: &ParseContext, text: &str) -> RecordResult<Parsed> {
     // The usual OpenAI record, read without a JSON tree of its messages.
     if format == Format::Openai
-        && let Some((rest, messages)) = openai_typed::read(text)
+        && let Some(plain) = openai_typed::read(text)
     {
-        let v = Value::Object(rest);
+        let v = Value::Object(plain.fields);
         // Plain messages have no content parts: only the record's own fields can tell another
         // dialect.
         if refine_by_record(format, &v, false) == format {
             return Ok(finished(
                 format,
-                openai::parse_with_messages(ctx, &v, messages)?,
+                openai::parse_with_messages(ctx, &v, plain.messages, plain.tools)?,
             ));
         }
     }

@@ -229,20 +229,27 @@ pub fn fill_messages(t: &mut Trajectory, msgs: &[Value], path: &str) -> RecordRe
 /// assert_eq!(t.messages.len(), 1);
 /// ```
 pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
-    record(ctx, Obj::of(&v, "")?, None)
+    record(ctx, Obj::of(&v, "")?, None, None)
 }
 
-/// Parses a record whose messages [`super::openai_typed`] has read: `v` holds its other fields.
+/// Parses a record whose messages (and tools, when a list) [`super::openai_typed`] has read:
+/// `v` holds its other fields.
 pub fn parse_with_messages(
     ctx: &ParseContext,
     v: &Value,
     messages: Vec<Message>,
+    tools: Option<tool_schema::ToolDefs>,
 ) -> RecordResult<Trajectory> {
-    record(ctx, Obj::of(v, "")?, Some(messages))
+    record(ctx, Obj::of(v, "")?, Some(messages), tools)
 }
 
-/// The trajectory of record `o`, its messages read from `o` unless given.
-fn record(ctx: &ParseContext, o: Obj, messages: Option<Vec<Message>>) -> RecordResult<Trajectory> {
+/// The trajectory of record `o`, its messages and tools read from `o` unless given.
+fn record(
+    ctx: &ParseContext,
+    o: Obj,
+    messages: Option<Vec<Message>>,
+    tools: Option<tool_schema::ToolDefs>,
+) -> RecordResult<Trajectory> {
     let mut t = base(ctx);
     take_labels(&mut t, &o)?;
     match messages {
@@ -264,7 +271,10 @@ fn record(ctx: &ParseContext, o: Obj, messages: Option<Vec<Message>>) -> RecordR
             None => s.to_string(),
         });
     }
-    tool_schema::fill_tools(&mut t, o.get("tools"), "tools")?;
+    match tools {
+        Some(defs) => tool_schema::set_tools(&mut t, defs),
+        None => tool_schema::fill_tools(&mut t, o.get("tools"), "tools")?,
+    }
     let mut known: Vec<&str> = vec![
         "messages", "tools", "system", "id", "metadata", "format", "round",
     ];

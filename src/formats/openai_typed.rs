@@ -3,7 +3,8 @@
 //! Most records of an OpenAI chat file hold plain messages: text or null content, calls with
 //! their arguments as text, no field the model has no column for. [`read`] deserialises the
 //! messages of such a record directly into [`Message`]s, which is most of the work of reading
-//! it; it declines any record with something else (content parts, other spellings, fields to
+//! it, and its tool list from the text of the list (parsed once per distinct list); it declines
+//! any record with something else (content parts, other spellings, fields to
 //! keep in metadata, repeated keys, invalid JSON), and [`super::openai::parse`] reads that one
 //! from a `Value`, wording the errors and keeping every extra field. For every record it
 //! accepts, both give the same trajectory (the tests compare them).
@@ -11,26 +12,36 @@
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::tool_schema::tools_as_text;
+use super::tool_schema::{ToolDefs, tool_defs_of_text};
 use crate::model::{Message, ToolCall};
 
-/// A record of the usual shape: its top-level fields but `messages` (with `tools` as its JSON
-/// text, as [`super::tool_schema::record_with_tools_as_text`] keeps it) and its messages. `None`
-/// when the record is not of that shape.
+/// A record of the usual shape, read.
+#[derive(Debug)]
+pub struct PlainRecord {
+    /// Its top-level fields but `messages` and a `tools` list.
+    pub fields: Map<String, Value>,
+    pub messages: Vec<Message>,
+    /// Its `tools` when they are a list (or one tool) of definitions.
+    pub tools: Option<ToolDefs>,
+}
+
+/// A record of the usual shape, or `None` when the record is not of that shape.
 ///
 /// ```
 /// use tdscale::formats::openai_typed::read;
-/// let (rest, messages) = read(r#"{"id": 7, "messages": [{"role": "user", "content": "hi"}]}"#).unwrap();
-/// assert_eq!(rest["id"], 7);
-/// assert_eq!(messages[0].content.as_deref(), Some("hi"));
+/// let r = read(r#"{"id": 7, "messages": [{"role": "user", "content": "hi"}],
+///                  "tools": [{"name": "f"}]}"#).unwrap();
+/// assert_eq!(r.fields["id"], 7);
+/// assert_eq!(r.messages[0].content.as_deref(), Some("hi"));
+/// assert_eq!(r.tools.unwrap().0[0].name, "f");
 /// // Content parts are read by the general path.
 /// assert!(read(r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}"#).is_none());
 /// ```
-pub fn read(text: &str) -> Option<(Map<String, Value>, Vec<Message>)> {
+pub fn read(text: &str) -> Option<PlainRecord> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let (rest, messages) = de.deserialize_map(Record).ok()?;
+    let record = de.deserialize_map(Record).ok()?;
     de.end().ok()?;
-    Some((rest, messages?))
+    Some(record)
 }
 
 /// Why the typed path stepped aside: never shown, the general path words its own errors.
@@ -41,32 +52,45 @@ fn declined<E: de::Error>() -> E {
 struct Record;
 
 impl<'de> Visitor<'de> for Record {
-    type Value = (Map<String, Value>, Option<Vec<Message>>);
+    type Value = PlainRecord;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        let mut rest = Map::new();
-        let mut messages = None;
+        let mut fields = Map::new();
+        let (mut messages, mut tools) = (None, None);
         while let Some(key) = a.next_key::<String>()? {
             if key == "messages" {
                 if messages.is_some() {
                     return Err(declined());
                 }
                 messages = Some(a.next_value::<Messages>()?.0);
-            } else {
-                let value = if key == "tools" {
-                    tools_as_text(a.next_value()?)?
+            } else if key == "tools" {
+                if tools.is_some() || fields.contains_key("tools") {
+                    return Err(declined());
+                }
+                let raw: &'de serde_json::value::RawValue = a.next_value()?;
+                let text = raw.get();
+                if !text.starts_with(['[', '{']) {
+                    fields.insert(key, serde_json::from_str(text).map_err(de::Error::custom)?);
+                } else if memchr::memmem::find(text.as_bytes(), b"\"input_schema\"").is_some() {
+                    // Anthropic's spelling: the general path tells the dialect by it.
+                    return Err(declined());
                 } else {
-                    a.next_value()?
-                };
+                    tools = Some(tool_defs_of_text(text, "tools").map_err(|_| declined())?);
+                }
+            } else {
                 // A repeated key keeps its last value, as in the general path's map.
-                rest.insert(key, value);
+                fields.insert(key, a.next_value()?);
             }
         }
-        Ok((rest, messages))
+        Ok(PlainRecord {
+            fields,
+            messages: messages.ok_or_else(declined)?,
+            tools,
+        })
     }
 }
 

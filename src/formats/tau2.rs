@@ -115,7 +115,7 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
         .and_then(|n| n.strip_prefix(TRAJ_ID_NOTE));
     t.system = ctx.tau2_policy.as_deref().cloned();
     if let Some(tools) = &ctx.tau2_tools {
-        t.tools = tools.as_ref().clone();
+        t.tools = tools.clone();
     }
     t.metadata.extend(o.rest(&["user_scenario"]));
     if !scenario_rest.is_empty() {

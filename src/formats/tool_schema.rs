@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use super::fields::{Obj, RecordResult, kind};
-use crate::model::ToolDef;
+use crate::model::{ToolDef, ToolList};
 
 /// Maps one type name of the BFCL / xLAM / Java dialects to a JSON Schema type, or `None` for
 /// "any type".
@@ -222,7 +222,12 @@ pub fn fill_tools(
     v: Option<&Value>,
     path: &str,
 ) -> RecordResult<()> {
-    let (tools, extra) = tool_defs(v, path)?;
+    set_tools(t, tool_defs(v, path)?);
+    Ok(())
+}
+
+/// Sets the tools of `t` to parsed definitions, their extra fields to `metadata.tool_fields`.
+pub fn set_tools(t: &mut crate::model::Trajectory, (tools, extra): ToolDefs) {
     t.tools = tools;
     if !extra.is_empty() {
         t.metadata.insert(
@@ -230,11 +235,10 @@ pub fn fill_tools(
             Value::Array(extra.into_iter().map(Value::Object).collect()),
         );
     }
-    Ok(())
 }
 
 /// Tool definitions and, per tool, the fields they carried beyond the canonical ones.
-pub type ToolDefs = (Vec<ToolDef>, Vec<Map<String, Value>>);
+pub type ToolDefs = (ToolList, Vec<Map<String, Value>>);
 
 /// Parses a list of tool definitions (an array, or JSON text holding one).
 ///
@@ -243,12 +247,18 @@ pub type ToolDefs = (Vec<ToolDef>, Vec<Map<String, Value>>);
 /// of a record's bytes (see [`record_with_tools_as_text`]).
 pub fn tool_defs(v: Option<&Value>, path: &str) -> RecordResult<ToolDefs> {
     let Some(v) = v else {
-        return Ok((vec![], vec![]));
+        return Ok(Default::default());
     };
     if let Value::String(text) = v {
-        return PARSED_TOOL_LISTS.with_borrow_mut(|cache| cache.get_or_parse(text, path));
+        return tool_defs_of_text(text, path);
     }
     parse_tool_defs(v, path)
+}
+
+/// [`tool_defs`] of a list given as JSON text: parsed once per thread while the same text
+/// comes again, and shared by the records that carry it.
+pub fn tool_defs_of_text(text: &str, path: &str) -> RecordResult<ToolDefs> {
+    PARSED_TOOL_LISTS.with_borrow_mut(|cache| cache.get_or_parse(text, path))
 }
 
 fn parse_tool_defs(v: &Value, path: &str) -> RecordResult<ToolDefs> {
@@ -275,7 +285,7 @@ fn parse_tool_defs(v: &Value, path: &str) -> RecordResult<ToolDefs> {
         }
         defs.push(d);
     }
-    Ok((defs, extras))
+    Ok((defs.into(), extras))
 }
 
 thread_local! {
@@ -314,7 +324,7 @@ impl ToolListCache {
 
 /// The value kept for a record's `tools`: its JSON text when it is a list or an object, else
 /// the value itself.
-pub fn tools_as_text<E: serde::de::Error>(raw: &serde_json::value::RawValue) -> Result<Value, E> {
+fn tools_as_text<E: serde::de::Error>(raw: &serde_json::value::RawValue) -> Result<Value, E> {
     let text = raw.get();
     if text.starts_with(['[', '{']) {
         Ok(Value::String(text.to_string()))

@@ -230,7 +230,7 @@ fn file_context(input: &Input, opts: &IngestOptions, format: Format) -> ParseCon
             .and_then(|s| serde_json::from_str::<Value>(&s).ok())
             .and_then(|v| formats::tool_schema::tool_defs(Some(&v), "tools.json").ok());
         if let Some((defs, _)) = tools {
-            ctx.tau2_tools = Some(Arc::new(defs));
+            ctx.tau2_tools = Some(defs);
         }
     }
     ctx

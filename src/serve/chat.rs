@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::metrics::calls::{CodeTools, Weights, call_facts, value_sources};
 use crate::metrics::messages::{MessagesView, pair_calls};
 use crate::metrics::reasoning_mode::mode_moves;
-use crate::model::{ToolDef, Trajectory};
+use crate::model::{ToolList, Trajectory};
 use crate::store::convert::{batch_to_trajectories, trajectories_to_batch};
 
 /// Where a value of a call's arguments was found.
@@ -98,7 +98,7 @@ pub struct TrajectoryView {
     pub num_tool_calls: i32,
     pub num_tokens: i64,
     pub system: Option<String>,
-    pub tools: Vec<ToolDef>,
+    pub tools: ToolList,
     pub metadata: Value,
     pub messages: Vec<MessageView>,
     pub moves: Vec<MoveView>,

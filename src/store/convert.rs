@@ -298,8 +298,8 @@ pub fn batch_to_trajectories(batch: &RecordBatch) -> Result<Vec<Trajectory>> {
             reasoning_mode: s("reasoning_mode"),
             system: s("system"),
             tools: match get("tools") {
-                Some(t) => tools_at(t.as_list::<i32>(), row)?,
-                None => vec![],
+                Some(t) => tools_at(t.as_list::<i32>(), row)?.into(),
+                None => Default::default(),
             },
             messages: messages_at(messages, row)?,
             reward: get("reward").and_then(|a| {

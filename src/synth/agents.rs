@@ -219,7 +219,7 @@ async fn assistant_turn(
         serde_json::to_string(&plan).expect("steps serialize")
     );
     let t = Trajectory {
-        tools: bp.tools.clone(),
+        tools: bp.tools.clone().into(),
         ..Default::default()
     };
     let call = AgentCall {

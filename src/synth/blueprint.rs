@@ -938,7 +938,7 @@ pub fn draft(input: &PlanInput) -> Blueprint {
     let seed_mode = measure(&seed.messages).0;
     let grounding = input.grounding;
     let mut steps: Vec<Step> = steps_of(seed);
-    let mut tools = seed.tools.clone();
+    let mut tools = seed.tools.to_vec();
     repair(
         &mut steps,
         &mut Ctx {
@@ -962,7 +962,7 @@ pub fn draft(input: &PlanInput) -> Blueprint {
         });
         match broadened {
             Some(d) => {
-                tools = d.tools.clone();
+                tools = d.tools.to_vec();
                 domain = input.target_domain.clone().or(d.domain.clone());
             }
             None => mutation = Mutation::Deepen,

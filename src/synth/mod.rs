@@ -510,7 +510,7 @@ async fn synthesize_one(
             .map(|_| DOMAIN_FROM_SYNTHESIS.to_string()),
         reasoning_mode: Some(mode),
         system: bp.system.clone(),
-        tools: bp.tools.clone(),
+        tools: bp.tools.clone().into(),
         messages,
         reward: None,
         metadata,

@@ -91,7 +91,7 @@ fn result(id: &str, content: Value) -> Message {
 fn order_trajectory(bp: &Blueprint, second: (&str, Value)) -> Trajectory {
     Trajectory {
         traj_id: "t".into(),
-        tools: bp.tools.clone(),
+        tools: bp.tools.clone().into(),
         messages: vec![
             Message::text("user", "Where is my order?"),
             call("c1", "get_user", json!({"user_id": "u_123"})),

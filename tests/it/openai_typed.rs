@@ -173,6 +173,18 @@ fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_
         )),
         variant(set("/tools".into(), json!("not a list"))),
         variant(set("/tools".into(), json!(null))),
+        variant(set("/tools".into(), json!([]))),
+        variant(set(
+            "/tools".into(),
+            json!({"name": "one", "parameters": {"type": "object"}}),
+        )),
+        variant(set("/tools/0".into(), json!(5))),
+        variant(set("/tools/0/function/name".into(), json!(null))),
+        variant(set("/tools/0/function/strict".into(), json!(true))),
+        variant(set(
+            "/tools/0/cache_control".into(),
+            json!({"type": "ephemeral"}),
+        )),
         variant(set("/metadata".into(), json!({"split": "train"}))),
         variant(set("/metadata".into(), json!("free text"))),
         variant(set("/format".into(), json!("openai"))),
@@ -200,6 +212,9 @@ fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_
                 1,
             ),
             usual.replacen("\"messages\":", "\"messages\":[],\"messages\":", 1),
+            usual.replacen("\"tools\":", "\"tools\":[],\"tools\":", 1),
+            usual.replacen("\"tools\":", "\"tools\":null,\"tools\":", 1),
+            usual.replacen("\"tools\":[", "\"tools\": \t[", 1),
             usual.replacen(
                 "\"domain\":\"travel\"",
                 "\"domain\":\"travel\",\"domain\":\"air\"",

@@ -981,7 +981,8 @@ mod chat_view {
             tools: vec![ToolDef {
                 name: "get_user".into(),
                 ..Default::default()
-            }],
+            }]
+            .into(),
             messages: vec![
                 Message::text("user", "book for mia"),
                 call_message("c1", "get_user", r#"{"name": "mia"}"#),
