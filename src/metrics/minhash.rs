@@ -27,28 +27,42 @@ pub const DEFAULT_K: usize = 64;
 const MAX_K: usize = 1024;
 
 /// FNV-1a of the words joined by single spaces.
-fn fnv1a(words: &[String]) -> u64 {
+fn fnv1a<W: AsRef<str>>(words: &[W]) -> u64 {
     let mut h = crate::rng::fnv1a(b"");
     for (i, w) in words.iter().enumerate() {
         if i > 0 {
             h = crate::rng::fnv1a_extend(h, b" ");
         }
-        h = crate::rng::fnv1a_extend(h, w.as_bytes());
+        h = crate::rng::fnv1a_extend(h, w.as_ref().as_bytes());
     }
     h
 }
 
 /// The base hashes of the shingles of `text` (word 3-grams), deduplicated.
 pub fn shingles(text: &str) -> Vec<u64> {
+    // ASCII text is lower-cased once, its words borrowed from the copy; other text word by word,
+    // as Unicode lower-cases some letters by their context.
+    if text.is_ascii() {
+        let lower = text.to_ascii_lowercase();
+        let words: Vec<&str> = lower
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        return hashes_of(&words);
+    }
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .collect();
+    hashes_of(&words)
+}
+
+fn hashes_of<W: AsRef<str>>(words: &[W]) -> Vec<u64> {
     let mut out: Vec<u64> = if words.is_empty() {
         vec![]
     } else if words.len() < 3 {
-        vec![fnv1a(&words)]
+        vec![fnv1a(words)]
     } else {
         words.windows(3).map(fnv1a).collect()
     };

@@ -783,6 +783,41 @@ async fn minhash_and_jaccard() {
     );
 }
 
+/// The shingles of ASCII text (lower-cased at once) and of other text (word by word) against
+/// FNV-1a 64 computed here from its published constants.
+#[test]
+fn shingles_are_the_fnv1a_of_lower_cased_word_trigrams() {
+    fn fnv(s: &str) -> u64 {
+        s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+    let expect = |grams: &[&str]| {
+        let mut v: Vec<u64> = grams.iter().map(|g| fnv(g)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    use tdscale::metrics::minhash::shingles;
+    assert_eq!(
+        shingles("The quick, BROWN fox -- the quick brown fox!"),
+        expect(&[
+            "the quick brown",
+            "quick brown fox",
+            "brown fox the",
+            "fox the quick",
+        ])
+    );
+    assert_eq!(shingles("Hello  world"), expect(&["hello world"]));
+    assert_eq!(shingles("a1b2"), expect(&["a1b2"]));
+    assert_eq!(shingles(" ,;- "), expect(&[]));
+    // Unicode letters and digits are word characters; ÉTÉ lower-cases to été.
+    assert_eq!(
+        shingles("ÉTÉ à Zürich: Straße ٣"),
+        expect(&["été à zürich", "à zürich straße", "zürich straße ٣"])
+    );
+}
+
 #[tokio::test]
 async fn args_valid_against_json_schema() {
     let ctx = tdscale::query::session::bare_context();
