@@ -46,10 +46,22 @@ pub fn run_id() -> String {
     )
 }
 
+/// Text columns whose values are nearly all distinct (ids, message texts, call arguments): a
+/// dictionary would cost a hash per value and fall back to plain encoding once it outgrows its
+/// page, and it makes the pages it covers slower to decode.
+const DISTINCT_TEXT: &[&str] = &[
+    "traj_id",
+    "parent_id",
+    "content",
+    "reasoning",
+    "arguments",
+    "tool_call_id",
+];
+
 /// The settings of every part file of `schema`: zstd level 1, row groups of
-/// [`ROW_GROUP_ROWS`], and no statistics for the leaves inside lists (message texts, call
-/// arguments, tool schemas): no query prunes by their minimum and maximum, and keeping them
-/// costs a comparison per value at write time.
+/// [`ROW_GROUP_ROWS`], no dictionary for the [`DISTINCT_TEXT`] columns, and no statistics for
+/// the leaves inside lists (message texts, call arguments, tool schemas): no query prunes by
+/// their minimum and maximum, and keeping them costs a comparison per value at write time.
 pub fn writer_properties(schema: &Schema) -> WriterProperties {
     properties_builder(schema).build()
 }
@@ -64,9 +76,14 @@ pub fn properties_builder(
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     if let Ok(parquet) = ArrowSchemaConverter::new().convert(schema) {
-        for leaf in parquet.columns().iter().filter(|c| c.max_rep_level() > 0) {
-            builder =
-                builder.set_column_statistics_enabled(leaf.path().clone(), EnabledStatistics::None);
+        for leaf in parquet.columns() {
+            if leaf.max_rep_level() > 0 {
+                builder = builder
+                    .set_column_statistics_enabled(leaf.path().clone(), EnabledStatistics::None);
+            }
+            if DISTINCT_TEXT.contains(&leaf.name()) {
+                builder = builder.set_column_dictionary_enabled(leaf.path().clone(), false);
+            }
         }
     }
     builder

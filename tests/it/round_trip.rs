@@ -49,3 +49,47 @@ async fn export_openai_and_reingest_round_trips() {
         }
     }
 }
+
+/// Part files give a dictionary to repeated text (labels, roles, tool names and schemas) and
+/// none to the nearly distinct (ids, message texts, call arguments), and keep no statistics for
+/// the leaves inside lists.
+#[tokio::test]
+async fn part_files_keep_dictionaries_for_repeated_text_only() {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let (dir, corpus) = temp_corpus();
+    let s = ingest(&corpus, &[testdata("formats/openai_chat.jsonl")]).await;
+    assert!(s.ingested > 1, "{s:?}");
+    let root = dir.path().join("corpus").join("trajectories");
+    let part = files_under(&root)
+        .into_iter()
+        .find(|f| f.ends_with(".parquet"))
+        .expect("a trajectories part");
+    let reader = SerializedFileReader::new(std::fs::File::open(root.join(part)).unwrap()).unwrap();
+    let mut seen = vec![];
+    for c in reader.metadata().row_group(0).columns() {
+        let path = c.column_path().string();
+        let leaf = c.column_path().parts().last().unwrap().clone();
+        let dictionary = c.dictionary_page_offset().is_some();
+        match leaf.as_str() {
+            "traj_id" | "content" | "arguments" | "tool_call_id" => {
+                assert!(!dictionary, "{path} has a dictionary")
+            }
+            "source" | "format" | "role" | "name" | "parameters" => {
+                assert!(dictionary, "{path} has no dictionary")
+            }
+            _ => {}
+        }
+        if c.column_descr().max_rep_level() > 0 {
+            assert!(c.statistics().is_none(), "{path} has statistics");
+        }
+        seen.push(path);
+    }
+    for p in [
+        "traj_id",
+        "messages.list.item.content",
+        "messages.list.item.tool_calls.list.item.arguments",
+        "tools.list.item.parameters",
+    ] {
+        assert!(seen.iter().any(|s| s == p), "{p} not among {seen:?}");
+    }
+}
