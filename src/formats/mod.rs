@@ -461,7 +461,7 @@ fn refine(file_format: Format, v: &Value) -> Format {
 fn refine_by_record(file_format: Format, v: &Value, anthropic_parts: bool) -> Format {
     let tools_say = match v.get("tools") {
         Some(Value::Array(ts)) => ts.iter().any(|t| t.get("input_schema").is_some()),
-        Some(Value::String(s)) => s.contains("\"input_schema\""),
+        Some(Value::String(s)) => tools_text_tells_anthropic(s),
         _ => false,
     };
     if anthropic_parts || tools_say || v.get("system").is_some_and(Value::is_array) {
@@ -470,6 +470,12 @@ fn refine_by_record(file_format: Format, v: &Value, anthropic_parts: bool) -> Fo
         // Nothing tells: the record follows its file.
         file_format
     }
+}
+
+/// True when the JSON text of a record's `tools` spells a definition Anthropic's way
+/// (`input_schema`), which tells that dialect.
+fn tools_text_tells_anthropic(text: &str) -> bool {
+    memchr::memmem::find(text.as_bytes(), b"\"input_schema\"").is_some()
 }
 
 /// Detects a file's format from its first records: the first one detected, except that a chat

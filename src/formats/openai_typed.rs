@@ -75,8 +75,8 @@ impl<'de> Visitor<'de> for Record {
                 let text = raw.get();
                 if !text.starts_with(['[', '{']) {
                     fields.insert(key, serde_json::from_str(text).map_err(de::Error::custom)?);
-                } else if memchr::memmem::find(text.as_bytes(), b"\"input_schema\"").is_some() {
-                    // Anthropic's spelling: the general path tells the dialect by it.
+                } else if super::tools_text_tells_anthropic(text) {
+                    // The general path reads the record in Anthropic's dialect.
                     return Err(declined());
                 } else {
                     tools = Some(tool_defs_of_text(text, "tools").map_err(|_| declined())?);
