@@ -340,10 +340,50 @@ fn public_files() -> Vec<(PathBuf, tdscale::ingest::TargetTable)> {
     out
 }
 
+/// An OpenAI chat file made of public pieces, for the usual OpenAI record with real tool
+/// definitions: each tau-bench airline run's messages with, as its `tools`, the functions of one
+/// of the first 20 BFCL `multiple` questions (each list on ten records, as datasets repeat one
+/// catalog).
+fn openai_of_public_pieces(dir: &Path) -> PathBuf {
+    let runs: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(shared("tau-bench/gpt-4o-airline.json")).unwrap(),
+    )
+    .unwrap();
+    let lists: Vec<Value> = std::fs::read_to_string(shared("bfcl/BFCL_v4_multiple.json"))
+        .unwrap()
+        .lines()
+        .take(20)
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["function"].clone())
+        .collect();
+    let mut out = String::new();
+    for (i, run) in runs.iter().enumerate() {
+        let tools: Vec<Value> = lists[i % lists.len()]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| serde_json::json!({"type": "function", "function": f}))
+            .collect();
+        let record = serde_json::json!({
+            "id": format!("run{i}"), "messages": run["traj"], "tools": tools, "reward": run["reward"],
+        });
+        out.push_str(&record.to_string());
+        out.push('\n');
+    }
+    let path = dir.join("airline_with_bfcl_tools.jsonl");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
 #[tokio::test]
 async fn every_text_of_the_public_files_is_stored_or_rejected_with_a_reason() {
+    let made = tempfile::tempdir().unwrap();
+    let mut files = public_files();
+    files.push((
+        openai_of_public_pieces(made.path()),
+        tdscale::ingest::TargetTable::Trajectories,
+    ));
     let mut failures = vec![];
-    for (path, table) in public_files() {
+    for (path, table) in files {
         let (_d, corpus) = temp_corpus();
         let opts = tdscale::ingest::IngestOptions {
             table,
