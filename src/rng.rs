@@ -25,6 +25,7 @@ pub fn fnv1a_extend(mut h: u64, bytes: &[u8]) -> u64 {
 }
 
 /// SplitMix64's output function applied to `x` advanced by one step: a strong 64-bit mix.
+#[inline]
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(GOLDEN_GAMMA);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -9,6 +9,9 @@
 //! from a `Value`, wording the errors and keeping every extra field. For every record it
 //! accepts, both give the same trajectory (the tests compare them).
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -38,10 +41,101 @@ pub struct PlainRecord {
 /// assert!(read(r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}"#).is_none());
 /// ```
 pub fn read(text: &str) -> Option<PlainRecord> {
+    read_with_known_tools(text).or_else(|| read_text(text, None))
+}
+
+fn read_text(text: &str, known: Option<ToolDefs>) -> Option<PlainRecord> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let record = de.deserialize_map(Record).ok()?;
+    let record = de.deserialize_map(Record { known }).ok()?;
     de.end().ok()?;
     Some(record)
+}
+
+/// Stands in a record's text for a tool list matched byte for byte against one read before.
+const KNOWN_LIST: &str = r#""\u0000tdscale: a known tool list""#;
+
+/// Lists shorter than this are scanned as JSON: matching them would save little.
+const KNOWN_PREFIX: usize = 128;
+
+/// Reads a record whose `tools` list is, byte for byte, one this thread read before: the list
+/// is cut out of the text (a valid JSON value that prefixes the rest of the text ends exactly
+/// there) and its parse reused, so its kilobytes are compared instead of scanned as JSON
+/// (agent datasets repeat a domain's catalog on each of its records). `None` when no list
+/// matched or the match was not the record's own `tools` (a nested key): the caller then reads
+/// the text as it is.
+pub fn read_with_known_tools(text: &str) -> Option<PlainRecord> {
+    let bytes = text.as_bytes();
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    for key in TOOLS_KEY.find_iter(bytes) {
+        let mut at = key + TOOLS_KEY.needle().len();
+        at += bytes[at..].iter().take_while(|b| is_space(b)).count();
+        if bytes.get(at) != Some(&b':') {
+            continue;
+        }
+        at += 1;
+        at += bytes[at..].iter().take_while(|b| is_space(b)).count();
+        let Some((len, defs)) = KNOWN_LISTS.with_borrow(|k| k.find(&text[at..])) else {
+            continue;
+        };
+        // The stand-in must be the one cut in, never the record's own text.
+        if KNOWN_LIST_TEXT.find(bytes).is_some() {
+            return None;
+        }
+        let mut cut = String::with_capacity(text.len() - len + KNOWN_LIST.len());
+        cut.push_str(&text[..at]);
+        cut.push_str(KNOWN_LIST);
+        cut.push_str(&text[at + len..]);
+        return read_text(&cut, Some(defs));
+    }
+    None
+}
+
+/// The searches of every record, built once (building one costs as much as running it).
+static TOOLS_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"tools\""));
+static KNOWN_LIST_TEXT: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(KNOWN_LIST.as_bytes()));
+
+thread_local! {
+    static KNOWN_LISTS: std::cell::RefCell<KnownLists> = Default::default();
+}
+
+/// The tool lists this thread's typed reads parsed, by their first [`KNOWN_PREFIX`] bytes.
+/// Cleared when it holds too much, like the parse cache behind it.
+#[derive(Default)]
+struct KnownLists {
+    by_prefix: datafusion::common::HashMap<Vec<u8>, Vec<(String, ToolDefs)>>,
+    entries: usize,
+    bytes: usize,
+}
+
+impl KnownLists {
+    const MAX_ENTRIES: usize = 256;
+    const MAX_BYTES: usize = 16 << 20;
+
+    /// The list that `rest` starts with, and its length in bytes.
+    fn find(&self, rest: &str) -> Option<(usize, ToolDefs)> {
+        let prefix = rest.as_bytes().get(..KNOWN_PREFIX)?;
+        self.by_prefix
+            .get(prefix)?
+            .iter()
+            .find(|(list, _)| rest.starts_with(list.as_str()))
+            .map(|(list, defs)| (list.len(), defs.clone()))
+    }
+
+    fn remember(&mut self, list: &str, defs: &ToolDefs) {
+        if list.len() < KNOWN_PREFIX || self.find(list).is_some() {
+            return;
+        }
+        if self.entries >= Self::MAX_ENTRIES || self.bytes + list.len() > Self::MAX_BYTES {
+            *self = Self::default();
+        }
+        self.entries += 1;
+        self.bytes += list.len();
+        self.by_prefix
+            .entry(list.as_bytes()[..KNOWN_PREFIX].to_vec())
+            .or_default()
+            .push((list.to_string(), defs.clone()));
+    }
 }
 
 /// Why the typed path stepped aside: never shown, the general path words its own errors.
@@ -49,7 +143,10 @@ fn declined<E: de::Error>() -> E {
     E::custom("not a record of the usual shape")
 }
 
-struct Record;
+/// The visitor of a record; `known` is the list cut out of its text ([`KNOWN_LIST`]).
+struct Record {
+    known: Option<ToolDefs>,
+}
 
 impl<'de> Visitor<'de> for Record {
     type Value = PlainRecord;
@@ -58,7 +155,7 @@ impl<'de> Visitor<'de> for Record {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut a: A) -> Result<Self::Value, A::Error> {
         let mut fields = Map::new();
         let (mut messages, mut tools) = (None, None);
         while let Some(key) = a.next_key::<String>()? {
@@ -73,18 +170,26 @@ impl<'de> Visitor<'de> for Record {
                 }
                 let raw: &'de serde_json::value::RawValue = a.next_value()?;
                 let text = raw.get();
-                if !text.starts_with(['[', '{']) {
+                if text == KNOWN_LIST {
+                    // The list cut out is this record's own (else the record is read whole).
+                    tools = Some(self.known.take().ok_or_else(declined)?);
+                } else if !text.starts_with(['[', '{']) {
                     fields.insert(key, serde_json::from_str(text).map_err(de::Error::custom)?);
                 } else if super::tools_text_tells_anthropic(text) {
                     // The general path reads the record in Anthropic's dialect.
                     return Err(declined());
                 } else {
-                    tools = Some(tool_defs_of_text(text, "tools").map_err(|_| declined())?);
+                    let defs = tool_defs_of_text(text, "tools").map_err(|_| declined())?;
+                    KNOWN_LISTS.with_borrow_mut(|k| k.remember(text, &defs));
+                    tools = Some(defs);
                 }
             } else {
                 // A repeated key keeps its last value, as in the general path's map.
                 fields.insert(key, a.next_value()?);
             }
+        }
+        if self.known.is_some() {
+            return Err(declined());
         }
         Ok(PlainRecord {
             fields,

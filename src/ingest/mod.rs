@@ -18,13 +18,15 @@ pub mod input;
 pub mod parquet;
 pub mod sources;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use datafusion::arrow::array::{RecordBatch, RecordBatchReader};
+// Its hasher, not SipHash: the ids are hashes already, and SipHash was a percent of ingest.
+use datafusion::common::HashSet;
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;

@@ -132,7 +132,7 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
     let mut name_lengths: Vec<usize> = Vec::with_capacity(n);
     let mut hashes: Vec<u64> = Vec::with_capacity(n * USER_MINHASH_K);
     let mut hash_lengths: Vec<usize> = Vec::with_capacity(n);
-    let mut distinct: HashSet<&str> = HashSet::new();
+    let mut distinct: datafusion::common::HashSet<&str> = Default::default();
     let mut scan = CallScan::default();
     for r in 0..n {
         let present = !v.is_null(r);

@@ -818,6 +818,44 @@ fn shingles_are_the_fnv1a_of_lower_cased_word_trigrams() {
     );
 }
 
+/// Signatures against the definition computed here (SplitMix64 from its published constants),
+/// for function counts around the vector blocks and shingle sets from none to many.
+#[test]
+fn minhash_signature_is_each_functions_least_hash() {
+    fn splitmix(x: u64) -> u64 {
+        let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    use tdscale::metrics::minhash::{shingles, signature, signature_of_shingles};
+    for n in [0usize, 1, 2, 5, 17, 40] {
+        let set: Vec<u64> = (0..n as u64).map(|i| splitmix(i * 7 + n as u64)).collect();
+        for k in [1usize, 15, 16, 17, 64, 100, 1024, 1030] {
+            let expected: Vec<u64> = (0..k as u64)
+                .map(|i| {
+                    let seed = splitmix(i + 1);
+                    set.iter()
+                        .map(|&h| splitmix(h ^ seed))
+                        .min()
+                        .unwrap_or(u64::MAX)
+                })
+                .collect();
+            assert_eq!(
+                signature_of_shingles(&set, k),
+                expected,
+                "{n} shingles, k = {k}"
+            );
+        }
+    }
+    let text = "I need help with my travel request #42. tools: travel_search travel_book";
+    assert_eq!(
+        signature(text, 64),
+        signature_of_shingles(&shingles(text), 64)
+    );
+    assert_eq!(signature("", 3), vec![u64::MAX; 3]);
+}
+
 #[tokio::test]
 async fn args_valid_against_json_schema() {
     let ctx = tdscale::query::session::bare_context();

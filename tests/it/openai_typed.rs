@@ -250,6 +250,74 @@ fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_
     );
 }
 
+/// A tool list read before is matched byte for byte and cut out of the record's text; only the
+/// record's own `tools` may take it, never a nested key, a look-alike key or the stand-in text.
+#[test]
+fn a_tool_list_read_before_is_matched_not_scanned_and_only_as_the_records_own() {
+    let long = "d".repeat(200);
+    let tools = json!([{"type": "function", "function": {"name": "weather", "description": long,
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let other = json!([{"type": "function", "function": {"name": "other", "description": long}}]);
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = record();
+        v["tools"] = tools.clone();
+        f(&mut v);
+        v.to_string()
+    };
+    let first = with(&|_| {});
+    // A fresh thread: nothing is known yet.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(openai_typed::read_with_known_tools(&first).is_none());
+            assert_same(&first);
+            let again = openai_typed::read_with_known_tools(&first).expect("the list is known now");
+            assert_eq!(
+                format!("{again:?}"),
+                format!("{:?}", openai_typed::read(&first).unwrap())
+            );
+            assert_same(&first);
+            // Spaced out, and with fields after the list.
+            let spaced = first.replacen("\"tools\":", "\"tools\" :\n  ", 1);
+            assert!(openai_typed::read_with_known_tools(&spaced).is_some());
+            assert_same(&spaced);
+        });
+    });
+    let cases = [
+        // The known list nested under another field, the record's own list another one.
+        with(&|v| {
+            v["meta"] = json!({"tools": tools.clone()});
+            v["tools"] = other.clone();
+        }),
+        // Nested first, then the same list as the record's own.
+        with(&|v| {
+            let own = v.as_object_mut().unwrap().remove("tools").unwrap();
+            v["meta"] = json!({"tools": tools.clone()});
+            v["tools"] = own;
+        }),
+        // A key that ends in `"tools` (an escaped quote before it).
+        with(&|v| {
+            v["say \"tools"] = tools.clone();
+            v["tools"] = other.clone();
+        }),
+        // The stand-in's text in the record itself.
+        with(&|v| v["note"] = json!("\u{0}tdscale: a known tool list")),
+        with(&|v| v["tools"] = json!("\u{0}tdscale: a known tool list")),
+        // No list of its own.
+        with(&|v| {
+            v.as_object_mut().unwrap().remove("tools");
+            v["meta"] = json!({"tools": tools.clone()});
+        }),
+    ];
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert_same(&with(&|_| {}));
+            for text in &cases {
+                assert_same(text);
+            }
+        });
+    });
+}
+
 #[test]
 fn the_typed_reader_gives_what_the_general_reader_gives_on_every_openai_fixture() {
     let bad = std::fs::read_dir(testdata("bad/openai_parts"))
