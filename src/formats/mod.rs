@@ -475,7 +475,9 @@ fn refine_by_record(file_format: Format, v: &Value, anthropic_parts: bool) -> Fo
 /// True when the JSON text of a record's `tools` spells a definition Anthropic's way
 /// (`input_schema`), which tells that dialect.
 fn tools_text_tells_anthropic(text: &str) -> bool {
-    memchr::memmem::find(text.as_bytes(), b"\"input_schema\"").is_some()
+    static INPUT_SCHEMA: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"input_schema\""));
+    INPUT_SCHEMA.find(text.as_bytes()).is_some()
 }
 
 /// Detects a file's format from its first records: the first one detected, except that a chat

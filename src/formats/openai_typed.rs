@@ -15,7 +15,7 @@ use memchr::memmem::Finder;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::tool_schema::{ToolDefs, tool_defs_of_text};
+use super::tool_schema::{ToolDefs, known_tool_list_at, tool_defs_of_text};
 use crate::model::{Message, ToolCall};
 
 /// A record of the usual shape, read.
@@ -54,9 +54,6 @@ fn read_text(text: &str, known: Option<ToolDefs>) -> Option<PlainRecord> {
 /// Stands in a record's text for a tool list matched byte for byte against one read before.
 const KNOWN_LIST: &str = r#""\u0000tdscale: a known tool list""#;
 
-/// Lists shorter than this are scanned as JSON: matching them would save little.
-const KNOWN_PREFIX: usize = 128;
-
 /// Reads a record whose `tools` list is, byte for byte, one this thread read before: the list
 /// is cut out of the text (a valid JSON value that prefixes the rest of the text ends exactly
 /// there) and its parse reused, so its kilobytes are compared instead of scanned as JSON
@@ -74,11 +71,14 @@ pub fn read_with_known_tools(text: &str) -> Option<PlainRecord> {
         }
         at += 1;
         at += bytes[at..].iter().take_while(|b| is_space(b)).count();
-        let Some((len, defs)) = KNOWN_LISTS.with_borrow(|k| k.find(&text[at..])) else {
+        let Some((len, defs)) = known_tool_list_at(&text[at..], "tools") else {
             continue;
         };
-        // The stand-in must be the one cut in, never the record's own text.
-        if KNOWN_LIST_TEXT.find(bytes).is_some() {
+        // The stand-in must be the one cut in, never the record's own text; and a list some
+        // other reader parsed may be spelled Anthropic's way, which the general path reads.
+        if KNOWN_LIST_TEXT.find(bytes).is_some()
+            || super::tools_text_tells_anthropic(&text[at..at + len])
+        {
             return None;
         }
         let mut cut = String::with_capacity(text.len() - len + KNOWN_LIST.len());
@@ -94,49 +94,6 @@ pub fn read_with_known_tools(text: &str) -> Option<PlainRecord> {
 static TOOLS_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"tools\""));
 static KNOWN_LIST_TEXT: LazyLock<Finder<'static>> =
     LazyLock::new(|| Finder::new(KNOWN_LIST.as_bytes()));
-
-thread_local! {
-    static KNOWN_LISTS: std::cell::RefCell<KnownLists> = Default::default();
-}
-
-/// The tool lists this thread's typed reads parsed, by their first [`KNOWN_PREFIX`] bytes.
-/// Cleared when it holds too much, like the parse cache behind it.
-#[derive(Default)]
-struct KnownLists {
-    by_prefix: datafusion::common::HashMap<Vec<u8>, Vec<(String, ToolDefs)>>,
-    entries: usize,
-    bytes: usize,
-}
-
-impl KnownLists {
-    const MAX_ENTRIES: usize = 256;
-    const MAX_BYTES: usize = 16 << 20;
-
-    /// The list that `rest` starts with, and its length in bytes.
-    fn find(&self, rest: &str) -> Option<(usize, ToolDefs)> {
-        let prefix = rest.as_bytes().get(..KNOWN_PREFIX)?;
-        self.by_prefix
-            .get(prefix)?
-            .iter()
-            .find(|(list, _)| rest.starts_with(list.as_str()))
-            .map(|(list, defs)| (list.len(), defs.clone()))
-    }
-
-    fn remember(&mut self, list: &str, defs: &ToolDefs) {
-        if list.len() < KNOWN_PREFIX || self.find(list).is_some() {
-            return;
-        }
-        if self.entries >= Self::MAX_ENTRIES || self.bytes + list.len() > Self::MAX_BYTES {
-            *self = Self::default();
-        }
-        self.entries += 1;
-        self.bytes += list.len();
-        self.by_prefix
-            .entry(list.as_bytes()[..KNOWN_PREFIX].to_vec())
-            .or_default()
-            .push((list.to_string(), defs.clone()));
-    }
-}
 
 /// Why the typed path stepped aside: never shown, the general path words its own errors.
 fn declined<E: de::Error>() -> E {
@@ -179,9 +136,7 @@ impl<'de> Visitor<'de> for Record {
                     // The general path reads the record in Anthropic's dialect.
                     return Err(declined());
                 } else {
-                    let defs = tool_defs_of_text(text, "tools").map_err(|_| declined())?;
-                    KNOWN_LISTS.with_borrow_mut(|k| k.remember(text, &defs));
-                    tools = Some(defs);
+                    tools = Some(tool_defs_of_text(text, "tools").map_err(|_| declined())?);
                 }
             } else {
                 // A repeated key keeps its last value, as in the general path's map.

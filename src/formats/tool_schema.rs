@@ -4,6 +4,8 @@
 //! flat map of parameters with Python type strings such as `List[str], optional`. Both become
 //! plain JSON Schema (`object`, `number`, `array`, …) so one validator serves every source.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::fields::{Obj, RecordResult, kind};
@@ -292,11 +294,25 @@ thread_local! {
     static PARSED_TOOL_LISTS: std::cell::RefCell<ToolListCache> = Default::default();
 }
 
-/// Tool lists parsed from JSON text, by text. Cleared when it holds too much, so records that
-/// each carry a different list (xLAM) cost one lookup, not memory.
+/// Lists shorter than this are not looked up by [`known_tool_list_at`]: matching them would
+/// save little.
+pub const KNOWN_PREFIX: usize = 128;
+
+/// The tool list this thread parsed before (from its JSON text, under `path`) that `rest`
+/// starts with byte for byte: the length of its text and its definitions. Lets a reader skip
+/// scanning a list it has seen (a valid JSON value that prefixes the rest of a text ends
+/// exactly there).
+pub fn known_tool_list_at(rest: &str, path: &str) -> Option<(usize, ToolDefs)> {
+    PARSED_TOOL_LISTS.with_borrow(|cache| cache.known_at(rest, path))
+}
+
+/// Tool lists parsed from JSON text, by text, and the texts of the lists that parsed by their
+/// first [`KNOWN_PREFIX`] bytes. Cleared when it holds too much, so records that each carry a
+/// different list (xLAM) cost one lookup, not memory.
 #[derive(Default)]
 struct ToolListCache {
-    by_text: datafusion::common::HashMap<String, (String, RecordResult<ToolDefs>)>,
+    by_text: datafusion::common::HashMap<Arc<str>, (String, RecordResult<ToolDefs>)>,
+    by_prefix: datafusion::common::HashMap<Box<[u8]>, Vec<Arc<str>>>,
     bytes: usize,
 }
 
@@ -312,13 +328,30 @@ impl ToolListCache {
         }
         let parsed = parse_tool_defs(&Value::String(text.to_string()), path);
         if self.by_text.len() >= Self::MAX_ENTRIES || self.bytes + text.len() > Self::MAX_BYTES {
-            self.by_text.clear();
-            self.bytes = 0;
+            *self = Self::default();
         }
         self.bytes += text.len();
-        self.by_text
-            .insert(text.to_string(), (path.to_string(), parsed.clone()));
+        let key: Arc<str> = text.into();
+        let new = self
+            .by_text
+            .insert(key.clone(), (path.to_string(), parsed.clone()))
+            .is_none();
+        if new && let Some(prefix) = text.as_bytes().get(..KNOWN_PREFIX) {
+            self.by_prefix.entry(prefix.into()).or_default().push(key);
+        }
         parsed
+    }
+
+    fn known_at(&self, rest: &str, path: &str) -> Option<(usize, ToolDefs)> {
+        let prefix = rest.as_bytes().get(..KNOWN_PREFIX)?;
+        self.by_prefix
+            .get(prefix)?
+            .iter()
+            .filter(|text| rest.starts_with(&***text))
+            .find_map(|text| match self.by_text.get(text)? {
+                (p, Ok(defs)) if p == path => Some((text.len(), defs.clone())),
+                _ => None,
+            })
     }
 }
 
