@@ -38,9 +38,11 @@ trajectories are ~36 GB of JSONL).
 
 Above --ingest-up-to trajectories there is no JSONL and no ingest step: `tdscale gen` writes the
 corpus (the same trajectories, with their metrics) and the queries are measured on it, for sizes
-whose JSONL would not fit the disk or the time at hand.
+whose JSONL would not fit the disk or the time at hand. --jsonl-dir keeps each size's JSONL
+(`gen-<N>-seed1.jsonl`) for later runs instead of generating it again (10^7 trajectories take
+about 15 minutes); --ingest-only measures the ingest step alone.
 
-usage: python3 benches/compare.py [--sizes 100000,1000000] [--repeats 3 | 3,3,1] [--peers-up-to N] [--ingest-up-to N] [--bin TDSCALE] [--work DIR]
+usage: python3 benches/compare.py [--sizes 100000,1000000] [--repeats 3 | 3,3,1] [--peers-up-to N] [--ingest-up-to N] [--jsonl-dir DIR] [--ingest-only] [--bin TDSCALE] [--work DIR]
 DuckDB, polars and numpy (for DuckDB's Python functions) are installed with pip when missing.
 """
 import argparse
@@ -221,6 +223,8 @@ def main():
     ap.add_argument("--peers-up-to", type=int, default=None, help="run polars, plain Python and DuckDB with Python functions only up to this N")
     ap.add_argument("--bin", help="a tdscale release binary to measure (default: cargo build --release)")
     ap.add_argument("--ingest-up-to", type=int, default=None, help="above this N, `tdscale gen` writes the corpus itself: no JSONL, no ingest step, no peer that reads the JSONL")
+    ap.add_argument("--jsonl-dir", help="keep each size's generated JSONL here (gen-<N>-seed1.jsonl) and reuse it when present")
+    ap.add_argument("--ingest-only", action="store_true", help="measure the ingest step alone")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "tdscale-compare"))
     args = ap.parse_args()
     global REPEATS
@@ -245,20 +249,30 @@ def main():
         REPEATS = k
         w = os.path.join(args.work, str(n))
         os.makedirs(w)
-        jsonl = os.path.join(w, "data.jsonl")
+        if args.jsonl_dir:
+            os.makedirs(args.jsonl_dir, exist_ok=True)
+            jsonl = os.path.join(args.jsonl_dir, f"gen-{n}-seed1.jsonl")
+        else:
+            jsonl = os.path.join(w, "data.jsonl")
         corpus = os.path.join(w, "corpus")
         ingest = args.ingest_up_to is None or n <= args.ingest_up_to
         peers = ingest and (args.peers_up_to is None or n <= args.peers_up_to)
         largest = n == max(sizes)
         res = {}
         if ingest:
-            subprocess.run([tds, "gen", os.path.join(w, "generated"), "--trajectories", str(n), "--seed", "1", "--jsonl", jsonl, "--json"], check=True, capture_output=True)
+            if not os.path.exists(jsonl):
+                subprocess.run([tds, "gen", os.path.join(w, "generated"), "--trajectories", str(n), "--seed", "1", "--jsonl", jsonl, "--json"], check=True, capture_output=True)
             mb = os.path.getsize(jsonl) / 1e6
             # Every repeat ingests into an empty corpus (a second ingest would only find duplicates).
             res["ingest tdscale"] = measure([tds, "ingest", corpus, jsonl, "--json"], "tdscale ingest", before=lambda: shutil.rmtree(corpus, ignore_errors=True))
             res["ingest duckdb"] = measure([sys.executable, "-c", PY_DUCKDB_INGEST, jsonl, os.path.join(w, "duck.parquet")], "duckdb ingest")
             if peers:
                 res["ingest polars"] = measure([sys.executable, "-c", PY_POLARS_INGEST, jsonl, os.path.join(w, "polars.parquet")], "polars ingest")
+            if args.ingest_only:
+                rows.append((n, mb, {k: None if v is None else v[:2] for k, v in res.items()}, peers, ingest))
+                print(n, json.dumps(rows[-1][2]), flush=True)
+                shutil.rmtree(w, ignore_errors=True)
+                continue
         else:
             # The same trajectories (same generator, same seed), written by gen with their metrics.
             subprocess.run([tds, "gen", corpus, "--trajectories", str(n), "--seed", "1", "--json"], check=True, capture_output=True)
@@ -301,7 +315,7 @@ def main():
         "",
         f"## tdscale vs DuckDB {duckdb.__version__}, polars {polars.__version__}, plain Python ({datetime.date.today()})",
         "",
-        f"`python3 benches/compare.py --sizes {args.sizes} --repeats {args.repeats}" + (f" --peers-up-to {args.peers_up_to}" if args.peers_up_to else "") + (f" --ingest-up-to {args.ingest_up_to}" if args.ingest_up_to else "") + f"` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, tdscale release build.",
+        f"`python3 benches/compare.py --sizes {args.sizes} --repeats {args.repeats}" + (f" --peers-up-to {args.peers_up_to}" if args.peers_up_to is not None else "") + (f" --ingest-up-to {args.ingest_up_to}" if args.ingest_up_to is not None else "") + (f" --jsonl-dir {args.jsonl_dir}" if args.jsonl_dir else "") + (" --ingest-only" if args.ingest_only else "") + f"` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, tdscale release build.",
         f"Median of {', '.join(map(str, repeats))} run(s) per size (seconds) and largest peak memory (MiB); ratio = peer time / tdscale time (above 1: tdscale is faster).",
         "Peers: `duckdb native` is benches/duckdb_native.sql (mode and CAC in DuckDB's SQL from the nested",
         "`messages` of tdscale's files, DE and RME from label counts); `duckdb stored` runs the same",
