@@ -216,6 +216,21 @@ def check_agreement(ours, peer_rows, peer):
             sys.exit(f"{peer} disagrees with tdscale on {k}: {b} vs {a}")
 
 
+INGEST_PEERS = [
+    "Peers: DuckDB's `COPY (SELECT * FROM read_json(…)) TO '….parquet'` and polars' `scan_ndjson(…).sink_parquet(…)`",
+    "over the same JSONL; tdscale's ingest also computes and stores every trajectory's metrics.",
+]
+
+METRICS_PEERS = [
+    "Peers: `duckdb native` is benches/duckdb_native.sql (mode and CAC in DuckDB's SQL from the nested",
+    "`messages` of tdscale's files, DE and RME from label counts); `duckdb stored` runs the same",
+    "aggregation over tdscale's stored `trajectory_metrics` files; `duckdb udf` and `polars` call the",
+    "Python reference functions; `python` is the plain-Python reference. The native and stored DuckDB",
+    "results were checked equal to tdscale's (trajectories, DE, RME, mean CAC of every row) in this run.",
+    "DuckDB's plan figures are its native metrics time plus the plan's own time in the same process.",
+]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000")
@@ -313,16 +328,11 @@ def main():
 
     lines = [
         "",
-        f"## tdscale vs DuckDB {duckdb.__version__}, polars {polars.__version__}, plain Python ({datetime.date.today()})",
+        f"## {'Ingest: ' if args.ingest_only else ''}tdscale vs DuckDB {duckdb.__version__}, polars {polars.__version__}{'' if args.ingest_only else ', plain Python'} ({datetime.date.today()})",
         "",
         f"`python3 benches/compare.py --sizes {args.sizes} --repeats {args.repeats}" + (f" --peers-up-to {args.peers_up_to}" if args.peers_up_to is not None else "") + (f" --ingest-up-to {args.ingest_up_to}" if args.ingest_up_to is not None else "") + (f" --jsonl-dir {args.jsonl_dir}" if args.jsonl_dir else "") + (" --ingest-only" if args.ingest_only else "") + f"` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, tdscale release build.",
         f"Median of {', '.join(map(str, repeats))} run(s) per size (seconds) and largest peak memory (MiB); ratio = peer time / tdscale time (above 1: tdscale is faster).",
-        "Peers: `duckdb native` is benches/duckdb_native.sql (mode and CAC in DuckDB's SQL from the nested",
-        "`messages` of tdscale's files, DE and RME from label counts); `duckdb stored` runs the same",
-        "aggregation over tdscale's stored `trajectory_metrics` files; `duckdb udf` and `polars` call the",
-        "Python reference functions; `python` is the plain-Python reference. The native and stored DuckDB",
-        "results were checked equal to tdscale's (trajectories, DE, RME, mean CAC of every row) in this run.",
-        "DuckDB's plan figures are its native metrics time plus the plan's own time in the same process.",
+    ] + (INGEST_PEERS if args.ingest_only else METRICS_PEERS) + [
         "",
         "| N | JSONL MB | step | tdscale s | tdscale MiB | peer | peer s | peer MiB | ratio |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -362,9 +372,11 @@ def main():
                     lines.append(f"| {n:,} | {size(mb)} | {step} | {cells(res[ours])} | {peer} | not run | - | - |")
     if any(not peers for *_, peers, _ in rows):
         cut = min(x for x in (args.peers_up_to, args.ingest_up_to) if x is not None)
-        lines += ["", f"polars, the plain-Python reference and DuckDB with Python functions were not run above {cut:,} trajectories."]
+        peers_not_run = "polars was" if args.ingest_only else "polars, the plain-Python reference and DuckDB with Python functions were"
+        lines += ["", f"{peers_not_run} not run above {cut:,} trajectories."]
     lines += ["", "tdscale seconds per 10^5 trajectories (equal across sizes = linear scaling):", "", "| step | " + " | ".join(f"N = {n:,}" for n, *_ in rows) + " |", "|---|" + "---|" * len(rows)]
-    for step, key in (("ingest", "ingest tdscale"), ("bench_metrics.sql, stored", "metrics tdscale"), ("bench_metrics.sql, computed", "computed tdscale"), ("custom-weight CAC", "custom cac tdscale")):
+    per_size = (("ingest", "ingest tdscale"), ("bench_metrics.sql, stored", "metrics tdscale"), ("bench_metrics.sql, computed", "computed tdscale"), ("custom-weight CAC", "custom cac tdscale"))
+    for step, key in per_size[:1] if args.ingest_only else per_size:
         per = [res.get(key) for _, _, res, _, _ in rows]
         lines.append(f"| {step} | " + " | ".join("-" if m is None else f"{m[0] / (n / 1e5):.3f}" for m, (n, *_) in zip(per, rows)) + " |")
     with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
