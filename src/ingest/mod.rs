@@ -18,11 +18,12 @@ pub mod input;
 pub mod parquet;
 pub mod sources;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{RecordBatch, RecordBatchReader};
 // Its hasher, not SipHash: the ids are hashes already, and SipHash was a percent of ingest.
@@ -314,11 +315,30 @@ struct Worker {
     seen_tools: HashSet<u128>,
     tx: mpsc::Sender<Out>,
     bytes: Arc<AtomicU64>,
+    times: StageTimes,
+}
+
+/// Wall time of the worker's stages, logged at the end of an ingest (`RUST_LOG=tdscale=info`)
+/// beside the writer's: which stage a slow ingest waits on.
+#[derive(Default)]
+struct StageTimes {
+    /// Waiting for the splitter's next chunk of records.
+    input: Duration,
+    /// Parsing chunks, on every core.
+    parsing: Duration,
+    /// Building Arrow batches and their metrics, on every core.
+    batches: Duration,
+    /// Waiting for the writer to take a batch (it encodes Parquet on its own thread).
+    writer: Cell<Duration>,
 }
 
 impl Worker {
     fn send(&self, out: Out) -> bool {
-        self.tx.blocking_send(out).is_ok()
+        let started = Instant::now();
+        let sent = self.tx.blocking_send(out).is_ok();
+        let t = &self.times.writer;
+        t.set(t.get() + started.elapsed());
+        sent
     }
 
     fn reject(
@@ -406,7 +426,10 @@ impl Worker {
         let mut ctx: Option<ParseContext> = None;
         let mut gathered: Option<Gathered> = None;
         let mut alive = true;
-        for items in chunks_rx.iter() {
+        loop {
+            let waited = Instant::now();
+            let Ok(items) = chunks_rx.recv() else { break };
+            self.times.input += waited.elapsed();
             if ctx.is_none() {
                 let forced = format.is_some();
                 for r in items.iter().flatten().take(16) {
@@ -541,6 +564,7 @@ impl Worker {
             return true;
         }
         summary.read += chunk.len() as u64;
+        let started = Instant::now();
         let parsed: Vec<(RawRecord, std::result::Result<Parsed, String>)> = chunk
             .into_par_iter()
             .map(|r| {
@@ -554,6 +578,7 @@ impl Worker {
                 (r, res)
             })
             .collect();
+        self.times.parsing += started.elapsed();
         self.handle(file, parsed, summary)
     }
 
@@ -615,6 +640,7 @@ impl Worker {
             }
         }
         // Build the batches and their metrics on both cores.
+        let started = Instant::now();
         let half = trajectories.len().div_ceil(2).max(1);
         let batches: Vec<Result<_>> = trajectories
             .par_chunks(half)
@@ -624,6 +650,7 @@ impl Worker {
                 Ok((b, m))
             })
             .collect();
+        self.times.batches += started.elapsed();
         // Freeing the parsed records is as much work as a column of the batch: the pool does it
         // while this thread goes on to the next chunk.
         rayon::spawn(move || drop(trajectories));
@@ -767,6 +794,7 @@ async fn run_locked(
         seen_tools,
         tx,
         bytes: bytes.clone(),
+        times: StageTimes::default(),
     };
     let handle = tokio::task::spawn_blocking(move || {
         for source in sources {
@@ -778,6 +806,7 @@ async fn run_locked(
                 break;
             }
         }
+        worker.times
     });
 
     let run = writer::run_id();
@@ -786,7 +815,9 @@ async fn run_locked(
     let rejects_rel = format!("{}/ingest-{run}.jsonl", tables::REJECTS.name);
     let mut rejects = writer::TextWriter::new(corpus, &rejects_rel);
     let mut summary = IngestSummary::default();
-    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(200));
+    let mut ticker = tokio::time::interval(Duration::from_millis(200));
+    // Time spent encoding and writing Parquet.
+    let mut writing = Duration::ZERO;
     let result: Result<()> = async {
         loop {
             let msg = tokio::select! {
@@ -807,7 +838,9 @@ async fn run_locked(
                                 known_files.remove(table.name).unwrap_or_default(),
                             )
                     });
+                    let started = Instant::now();
                     w.write(&batch).await?;
+                    writing += started.elapsed();
                 }
                 Out::Trajectories(batch, metrics) => {
                     let w = trajectories.get_or_insert_with(|| {
@@ -821,7 +854,9 @@ async fn run_locked(
                                     .unwrap_or_default(),
                             )
                     });
+                    let started = Instant::now();
                     w.write_with_metrics(&batch, &metrics).await?;
+                    writing += started.elapsed();
                 }
                 Out::Reject(r) => {
                     let line = serde_json::to_string(&r).unwrap_or_default();
@@ -847,7 +882,7 @@ async fn run_locked(
     .await;
     // On error the channel closes and the worker stops at its next send.
     drop(rx);
-    handle
+    let times = handle
         .await
         .map_err(|e| Error::Other(format!("ingest worker failed: {e}")))?;
     if let Err(e) = result {
@@ -855,6 +890,7 @@ async fn run_locked(
         rejects.abort().await;
         return Err(e);
     }
+    let finishing = Instant::now();
     if let Some(w) = trajectories {
         let committed = w.finish().await?.trajectories;
         let rows = committed.rows() as u64;
@@ -888,6 +924,19 @@ async fn run_locked(
     }
     pb.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
+    // The worker's stages follow each other on one thread; the writer encodes beside them.
+    tracing::info!(
+        "ingest took {:.2} s: the worker waited {:.2} s for input, parsed for {:.2} s, built \
+         batches and metrics for {:.2} s and waited {:.2} s for the writer; the writer wrote \
+         Parquet for {:.2} s and completed its files in {:.2} s",
+        summary.seconds,
+        times.input.as_secs_f64(),
+        times.parsing.as_secs_f64(),
+        times.batches.as_secs_f64(),
+        times.writer.get().as_secs_f64(),
+        writing.as_secs_f64(),
+        finishing.elapsed().as_secs_f64(),
+    );
     Ok(summary)
 }
 
