@@ -296,12 +296,12 @@ thread_local! {
 
 /// Lists shorter than this are not looked up by [`known_tool_list_at`]: matching them would
 /// save little.
-pub const KNOWN_PREFIX: usize = 128;
+const KNOWN_PREFIX: usize = 128;
 
 /// The tool list this thread parsed before (from its JSON text, under `path`) that `rest`
 /// starts with byte for byte: the length of its text and its definitions. Lets a reader skip
 /// scanning a list it has seen (a valid JSON value that prefixes the rest of a text ends
-/// exactly there).
+/// exactly there). Lists under 128 bytes are never found.
 pub fn known_tool_list_at(rest: &str, path: &str) -> Option<(usize, ToolDefs)> {
     PARSED_TOOL_LISTS.with_borrow(|cache| cache.known_at(rest, path))
 }
