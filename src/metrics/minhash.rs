@@ -83,12 +83,14 @@ pub fn signature(text: &str, k: usize) -> Vec<u64> {
     signature_of_shingles(&shingles(text), k)
 }
 
-/// The seeds of the hash functions: function `i` hashes `h ^ splitmix64(i + 1)`.
-static SEEDS: std::sync::LazyLock<Vec<u64>> = std::sync::LazyLock::new(|| {
-    (0..MAX_K as u64)
-        .map(|i| crate::rng::splitmix64(i + 1))
-        .collect()
-});
+/// The seed of hash function `i`, which hashes `h ^ seed(i)`.
+fn seed(i: u64) -> u64 {
+    crate::rng::splitmix64(i + 1)
+}
+
+/// The seeds of the first [`MAX_K`] functions, computed once.
+static SEEDS: std::sync::LazyLock<Vec<u64>> =
+    std::sync::LazyLock::new(|| (0..MAX_K as u64).map(seed).collect());
 
 /// The signature with `k` hash functions of a set of shingle hashes ([`shingles`]): for each
 /// function, the least `splitmix64(h ^ seed_i)` over the shingles (`u64::MAX` for none).
@@ -97,9 +99,7 @@ pub fn signature_of_shingles(shingles: &[u64], k: usize) -> Vec<u64> {
     let seeds = if k <= MAX_K {
         &SEEDS[..k]
     } else {
-        extra = (0..k as u64)
-            .map(|i| crate::rng::splitmix64(i + 1))
-            .collect();
+        extra = (0..k as u64).map(seed).collect();
         &extra
     };
     let mut out = vec![u64::MAX; k];
