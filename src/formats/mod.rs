@@ -27,7 +27,7 @@ pub mod tau_bench;
 pub mod tool_schema;
 pub mod xlam;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -561,16 +561,29 @@ pub fn base(ctx: &ParseContext) -> Trajectory {
 /// ids (ShareGPT) are paired by order among the calls still waiting for a result. Ids that had to
 /// be renamed are recorded in `metadata.renamed_call_ids` so nothing is lost.
 pub fn finish(t: &mut Trajectory) {
-    let mut seen: HashSet<String> = HashSet::new();
+    // The ids given out so far. Its hasher, not SipHash: this runs for every call of every record.
+    let mut seen: datafusion::common::HashSet<String> = Default::default();
     let mut renamed = Map::new();
-    let mut pending: Vec<(Option<String>, String, String)> = vec![]; // (source id, unique id, name)
-    for (mi, m) in t.messages.iter_mut().enumerate() {
+    // The calls of the last assistant message still waiting for a result: (index of the call,
+    // the id its source gave it when that is not the id it now has).
+    let mut pending: Vec<(usize, Option<Option<String>>)> = vec![];
+    let mut calls_at = 0;
+    for mi in 0..t.messages.len() {
+        let (before, rest) = t.messages.split_at_mut(mi);
+        let m = &mut rest[0];
         match m.role.as_str() {
             "assistant" => {
                 pending.clear();
+                calls_at = mi;
                 for (k, c) in m.tool_calls.iter_mut().enumerate() {
-                    let original = c.id.clone();
-                    let mut id = original.clone().unwrap_or_else(|| format!("call_{mi}_{k}"));
+                    let mut changed = None;
+                    let mut id = match c.id.take() {
+                        Some(id) => id,
+                        None => {
+                            changed = Some(None);
+                            format!("call_{mi}_{k}")
+                        }
+                    };
                     if seen.contains(&id) {
                         let mut n = 2;
                         while seen.contains(&format!("{id}#{n}")) {
@@ -578,25 +591,31 @@ pub fn finish(t: &mut Trajectory) {
                         }
                         let new = format!("{id}#{n}");
                         renamed.insert(new.clone(), Value::String(id.clone()));
-                        id = new;
+                        changed.get_or_insert(Some(std::mem::replace(&mut id, new)));
                     }
                     seen.insert(id.clone());
-                    c.id = Some(id.clone());
-                    pending.push((original, id, c.name.clone()));
+                    c.id = Some(id);
+                    pending.push((k, changed));
                 }
             }
             "tool" => {
-                let by_id = m.tool_call_id.as_ref().and_then(|tid| {
-                    pending
-                        .iter()
-                        .position(|(orig, _, _)| orig.as_ref() == Some(tid))
+                let calls = before.get(calls_at).map_or(&[][..], |a| &a.tool_calls);
+                // The id the source gave a call: its id now, unless that was given here.
+                let by_id = m.tool_call_id.as_deref().and_then(|tid| {
+                    pending.iter().position(|(k, changed)| {
+                        let source_id = match changed {
+                            Some(original) => original.as_deref(),
+                            None => calls[*k].id.as_deref(),
+                        };
+                        source_id == Some(tid)
+                    })
                 });
                 let idx = by_id.or(if pending.is_empty() { None } else { Some(0) });
                 if let Some(i) = idx {
-                    let (_, id, name) = pending.remove(i);
-                    m.tool_call_id = Some(id);
+                    let (k, _) = pending.remove(i);
+                    m.tool_call_id = calls[k].id.clone();
                     if m.name.is_none() {
-                        m.name = Some(name);
+                        m.name = Some(calls[k].name.clone());
                     }
                 }
             }

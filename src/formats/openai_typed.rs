@@ -44,8 +44,10 @@ pub fn read(text: &str) -> Option<PlainRecord> {
     read_with_known_tools(text).or_else(|| read_text(text, None))
 }
 
-fn read_text(text: &str, known: Option<ToolDefs>) -> Option<PlainRecord> {
+/// Reads `text`; `known` is a list cut out of it and where its stand-in is.
+fn read_text(text: &str, known: Option<(ToolDefs, usize)>) -> Option<PlainRecord> {
     let mut de = serde_json::Deserializer::from_str(text);
+    let known = known.map(|(defs, at)| (defs, text[at..].as_ptr()));
     let record = de.deserialize_map(Record { known }).ok()?;
     de.end().ok()?;
     Some(record)
@@ -74,35 +76,33 @@ pub fn read_with_known_tools(text: &str) -> Option<PlainRecord> {
         let Some((len, defs)) = known_tool_list_at(&text[at..], "tools") else {
             continue;
         };
-        // The stand-in must be the one cut in, never the record's own text; and a list some
-        // other reader parsed may be spelled Anthropic's way, which the general path reads.
-        if KNOWN_LIST_TEXT.find(bytes).is_some()
-            || super::tools_text_tells_anthropic(&text[at..at + len])
-        {
+        // A list some other reader parsed may be spelled Anthropic's way, which the general
+        // path reads.
+        if super::tools_text_tells_anthropic(&text[at..at + len]) {
             return None;
         }
         let mut cut = String::with_capacity(text.len() - len + KNOWN_LIST.len());
         cut.push_str(&text[..at]);
         cut.push_str(KNOWN_LIST);
         cut.push_str(&text[at + len..]);
-        return read_text(&cut, Some(defs));
+        return read_text(&cut, Some((defs, at)));
     }
     None
 }
 
 /// The searches of every record, built once (building one costs as much as running it).
 static TOOLS_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"tools\""));
-static KNOWN_LIST_TEXT: LazyLock<Finder<'static>> =
-    LazyLock::new(|| Finder::new(KNOWN_LIST.as_bytes()));
 
 /// Why the typed path stepped aside: never shown, the general path words its own errors.
 fn declined<E: de::Error>() -> E {
     E::custom("not a record of the usual shape")
 }
 
-/// The visitor of a record; `known` is the list cut out of its text ([`KNOWN_LIST`]).
+/// The visitor of a record; `known` is the list cut out of its text and where its stand-in
+/// ([`KNOWN_LIST`]) begins: only the stand-in at that place is the cut one, the same text
+/// elsewhere is the record's own.
 struct Record {
-    known: Option<ToolDefs>,
+    known: Option<(ToolDefs, *const u8)>,
 }
 
 impl<'de> Visitor<'de> for Record {
@@ -127,9 +127,12 @@ impl<'de> Visitor<'de> for Record {
                 }
                 let raw: &'de serde_json::value::RawValue = a.next_value()?;
                 let text = raw.get();
-                if text == KNOWN_LIST {
+                if let Some((defs, _)) = self
+                    .known
+                    .take_if(|(_, at)| std::ptr::eq(*at, text.as_ptr()))
+                {
                     // The list cut out is this record's own (else the record is read whole).
-                    tools = Some(self.known.take().ok_or_else(declined)?);
+                    tools = Some(defs);
                 } else if !text.starts_with(['[', '{']) {
                     fields.insert(key, serde_json::from_str(text).map_err(de::Error::custom)?);
                 } else if super::tools_text_tells_anthropic(text) {

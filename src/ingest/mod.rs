@@ -589,7 +589,8 @@ impl Worker {
         parsed: Vec<(RawRecord, std::result::Result<Parsed, String>)>,
         summary: &mut FileSummary,
     ) -> bool {
-        let mut trajectories: Vec<Trajectory> = vec![];
+        // Sized once: a trajectory is large, and doubling the vector would copy them all.
+        let mut trajectories: Vec<Trajectory> = Vec::with_capacity(parsed.len());
         let mut tools: Vec<CatalogTool> = vec![];
         let want_tools = self.opts.table == TargetTable::Tools;
         for (raw, res) in parsed {

@@ -59,8 +59,11 @@ fn tool_calls_array(calls: &[&ToolCall]) -> ArrayRef {
 
 /// Builds the `messages` list array for a set of trajectories' message lists.
 pub fn messages_array<'a>(lists: impl Iterator<Item = &'a [Message]> + Clone) -> ArrayRef {
-    let msgs: Vec<&Message> = lists.clone().flatten().collect();
-    let calls: Vec<&ToolCall> = msgs.iter().flat_map(|m| m.tool_calls.iter()).collect();
+    let mut msgs: Vec<&Message> = Vec::with_capacity(lists.clone().map(<[_]>::len).sum());
+    msgs.extend(lists.clone().flatten());
+    let mut calls: Vec<&ToolCall> =
+        Vec::with_capacity(msgs.iter().map(|m| m.tool_calls.len()).sum());
+    calls.extend(msgs.iter().flat_map(|m| m.tool_calls.iter()));
     let fields: Fields = schema::message_fields();
     let tool_calls_type = fields[3].data_type().clone();
     let message_struct = StructArray::new(
@@ -88,7 +91,8 @@ pub fn messages_array<'a>(lists: impl Iterator<Item = &'a [Message]> + Clone) ->
 }
 
 fn tools_array<'a>(lists: impl Iterator<Item = &'a [ToolDef]> + Clone) -> ArrayRef {
-    let tools: Vec<&ToolDef> = lists.clone().flatten().collect();
+    let mut tools: Vec<&ToolDef> = Vec::with_capacity(lists.clone().map(<[_]>::len).sum());
+    tools.extend(lists.clone().flatten());
     let tool_struct = StructArray::new(
         schema::tool_fields(),
         vec![

@@ -451,3 +451,75 @@ fn repeated_tool_lists_parse_once_and_their_errors_come_back_each_time() {
     let err = formats::parse_text(Format::Openai, &ctx, &record("g", "7")).unwrap_err();
     assert_eq!(err, "tools: expected a list of tools, found number");
 }
+
+/// `finish` gives every call a unique id and pairs each result with its call: by the id the
+/// source gave the call when the result names one, else the first call still waiting.
+#[test]
+fn finish_makes_call_ids_unique_and_pairs_results_by_their_source_ids() {
+    use tdscale::model::{Message, ToolCall};
+    let call = |id: Option<&str>, name: &str| ToolCall {
+        id: id.map(str::to_string),
+        name: name.into(),
+        arguments: "{}".into(),
+    };
+    let assistant = |calls: Vec<ToolCall>| Message {
+        role: "assistant".into(),
+        tool_calls: calls,
+        ..Default::default()
+    };
+    let result = |id: Option<&str>| Message {
+        role: "tool".into(),
+        content: Some("ok".into()),
+        tool_call_id: id.map(str::to_string),
+        ..Default::default()
+    };
+    let mut t = Trajectory {
+        traj_id: "t".into(),
+        messages: vec![
+            // message 0: two calls, answered in the other order
+            assistant(vec![call(Some("a"), "f"), call(Some("b"), "g")]),
+            result(Some("b")),
+            result(Some("a")),
+            // message 3: two calls without an id (`call_3_0`, `call_3_1`), and `a` again (`a#2`)
+            assistant(vec![call(None, "k"), call(None, "m"), call(Some("a"), "h")]),
+            // a given id is not a source's: this result takes the first call waiting
+            result(Some("call_3_1")),
+            // the renamed call is found by the id its source gave it
+            result(Some("a")),
+            // a result naming no call takes the first one waiting
+            result(None),
+            // a user turn ends the waiting: this result pairs with nothing
+            Message::text("user", "thanks"),
+            result(Some("zzz")),
+        ],
+        ..Default::default()
+    };
+    formats::finish(&mut t);
+    let ids: Vec<&str> = t
+        .messages
+        .iter()
+        .flat_map(|m| m.tool_calls.iter().map(|c| c.id.as_deref().unwrap()))
+        .collect();
+    assert_eq!(ids, ["a", "b", "call_3_0", "call_3_1", "a#2"]);
+    let paired: Vec<(Option<&str>, Option<&str>)> = t
+        .messages
+        .iter()
+        .filter(|m| m.role == "tool")
+        .map(|m| (m.tool_call_id.as_deref(), m.name.as_deref()))
+        .collect();
+    assert_eq!(
+        paired,
+        [
+            (Some("b"), Some("g")),
+            (Some("a"), Some("f")),
+            (Some("call_3_0"), Some("k")),
+            (Some("a#2"), Some("h")),
+            (Some("call_3_1"), Some("m")),
+            (Some("zzz"), None),
+        ]
+    );
+    assert_eq!(
+        t.metadata["renamed_call_ids"],
+        serde_json::json!({"a#2": "a"})
+    );
+}
