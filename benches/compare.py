@@ -373,7 +373,7 @@ def main():
     if any(not peers for *_, peers, _ in rows):
         cut = min(x for x in (args.peers_up_to, args.ingest_up_to) if x is not None)
         peers_not_run = "polars was" if args.ingest_only else "polars, the plain-Python reference and DuckDB with Python functions were"
-        lines += ["", f"{peers_not_run} not run above {cut:,} trajectories."]
+        lines += ["", f"{peers_not_run} not run." if cut == 0 else f"{peers_not_run} not run above {cut:,} trajectories."]
     lines += ["", "tdscale seconds per 10^5 trajectories (equal across sizes = linear scaling):", "", "| step | " + " | ".join(f"N = {n:,}" for n, *_ in rows) + " |", "|---|" + "---|" * len(rows)]
     per_size = (("ingest", "ingest tdscale"), ("bench_metrics.sql, stored", "metrics tdscale"), ("bench_metrics.sql, computed", "computed tdscale"), ("custom-weight CAC", "custom cac tdscale"))
     for step, key in per_size[:1] if args.ingest_only else per_size:
