@@ -20,7 +20,7 @@ pub fn kind(v: &Value) -> &'static str {
 /// The value of `key` in `map`. A record has a handful of fields, and comparing that many keys
 /// costs less than hashing one with the SipHash of serde_json's map (a record's readers look up
 /// a dozen keys; the hashing was 2 % of ingest).
-pub fn field<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m Value> {
+fn field<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m Value> {
     const SCANNED: usize = 16;
     if map.len() <= SCANNED {
         map.iter().find_map(|(k, v)| (k == key).then_some(v))
