@@ -26,46 +26,57 @@ use super::messages::StrCol;
 pub const DEFAULT_K: usize = 64;
 const MAX_K: usize = 1024;
 
-/// FNV-1a of the words joined by single spaces.
-fn fnv1a<W: AsRef<str>>(words: &[W]) -> u64 {
+/// FNV-1a of the words joined by single spaces, each byte mapped by `map` as it is hashed.
+fn fnv1a(words: &[&[u8]], map: fn(u8) -> u8) -> u64 {
     let mut h = crate::rng::fnv1a(b"");
     for (i, w) in words.iter().enumerate() {
         if i > 0 {
             h = crate::rng::fnv1a_extend(h, b" ");
         }
-        h = crate::rng::fnv1a_extend(h, w.as_ref().as_bytes());
+        for &b in *w {
+            h = crate::rng::fnv1a_extend(h, &[map(b)]);
+        }
     }
     h
 }
 
 /// The base hashes of the shingles of `text` (word 3-grams), deduplicated.
 pub fn shingles(text: &str) -> Vec<u64> {
-    // ASCII text is lower-cased once, its words borrowed from the copy; other text word by word,
-    // as Unicode lower-cases some letters by their context.
+    // ASCII words are lower-cased byte by byte as they are hashed: no copy of the text and no
+    // list of its words (this runs for every trajectory at ingest). Other text is lower-cased
+    // word by word, as Unicode lower-cases some letters by their context.
     if text.is_ascii() {
-        let lower = text.to_ascii_lowercase();
-        let words: Vec<&str> = lower
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .collect();
-        return hashes_of(&words);
+        let words = text
+            .as_bytes()
+            .split(|b| !b.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty());
+        return hashes_of(words, text.len(), |b| b.to_ascii_lowercase());
     }
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .collect();
-    hashes_of(&words)
+    hashes_of(words.iter().map(|w| w.as_bytes()), text.len(), |b| b)
 }
 
-fn hashes_of<W: AsRef<str>>(words: &[W]) -> Vec<u64> {
-    let mut out: Vec<u64> = if words.is_empty() {
-        vec![]
-    } else if words.len() < 3 {
-        vec![fnv1a(words)]
-    } else {
-        words.windows(3).map(fnv1a).collect()
-    };
+/// The hashes of the word 3-grams (of all the words when there are fewer than three), sorted and
+/// deduplicated; `len` is the text's length, to size the list once.
+fn hashes_of<'a>(words: impl Iterator<Item = &'a [u8]>, len: usize, map: fn(u8) -> u8) -> Vec<u64> {
+    let mut window: [&[u8]; 3] = [&[]; 3];
+    let mut seen = 0usize;
+    // About one word in six bytes of text.
+    let mut out: Vec<u64> = Vec::with_capacity(len / 6 + 1);
+    for w in words {
+        window = [window[1], window[2], w];
+        seen += 1;
+        if seen >= 3 {
+            out.push(fnv1a(&window, map));
+        }
+    }
+    if (1..3).contains(&seen) {
+        out.push(fnv1a(&window[3 - seen..], map));
+    }
     out.sort_unstable();
     out.dedup();
     out

@@ -39,10 +39,21 @@ pub fn user_text_of(v: &MessagesView, row: usize) -> String {
             _ => {}
         }
     }
-    let mut s = parts.join("\n");
+    // Sized once: this runs for every trajectory at ingest.
+    let size = |l: &[&str]| l.iter().map(|p| p.len() + 1).sum::<usize>();
+    let mut s = String::with_capacity(size(&parts) + "\ntools:".len() + size(&tools));
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push_str(p);
+    }
     if !tools.is_empty() {
-        s.push_str("\ntools: ");
-        s.push_str(&tools.join(" "));
+        s.push_str("\ntools:");
+        for t in tools {
+            s.push(' ');
+            s.push_str(t);
+        }
     }
     s
 }

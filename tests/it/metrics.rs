@@ -736,6 +736,38 @@ async fn grouped_entropy_over_many_groups_and_values_matches_counting() {
     assert!(late["early"].len() > 500, "{}", late["early"].len());
 }
 
+/// `user_text`: the user turns joined by newlines, then `tools:` and the called tools in order;
+/// assistant and tool texts left out.
+#[tokio::test]
+async fn user_text_is_the_user_turns_then_the_tool_sequence() {
+    let ctx = ctx_with(vec![
+        (
+            "a",
+            vec![
+                user("Book a flight"),
+                call(&[("search", json!({"to": "Rome"})), ("hold", json!({}))]),
+                result("found"),
+                say("Booked."),
+                user("thanks"),
+                call(&[("search", json!({}))]),
+            ],
+        ),
+        ("b", vec![user("only words"), say("ok")]),
+        ("c", vec![say("nobody asked")]),
+    ])
+    .await;
+    let text = |id: &str| format!("SELECT user_text(messages) FROM t WHERE traj_id = '{id}'");
+    assert_eq!(
+        one_str(&ctx, &text("a")).await.as_deref(),
+        Some("Book a flight\nthanks\ntools: search hold search")
+    );
+    assert_eq!(
+        one_str(&ctx, &text("b")).await.as_deref(),
+        Some("only words")
+    );
+    assert_eq!(one_str(&ctx, &text("c")).await.as_deref(), Some(""));
+}
+
 #[tokio::test]
 async fn minhash_and_jaccard() {
     let ctx = tdscale::query::session::bare_context();
@@ -816,6 +848,52 @@ fn shingles_are_the_fnv1a_of_lower_cased_word_trigrams() {
         shingles("ÉTÉ à Zürich: Straße ٣"),
         expect(&["été à zürich", "à zürich straße", "zürich straße ٣"])
     );
+}
+
+/// ASCII text (hashed byte by byte, lower-cased on the fly) against the definition computed here
+/// from a lower-cased copy, its words and their joined trigrams, on random texts of zero to many
+/// words with mixed case, digits, runs of separators and repeated words.
+#[test]
+fn shingles_of_random_ascii_text_follow_the_definition() {
+    fn fnv(s: &str) -> u64 {
+        s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+    fn expected(text: &str) -> Vec<u64> {
+        let lower = text.to_lowercase();
+        let words: Vec<&str> = lower
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut v: Vec<u64> = match words.len() {
+            0 => vec![],
+            1 | 2 => vec![fnv(&words.join(" "))],
+            _ => words.windows(3).map(|w| fnv(&w.join(" "))).collect(),
+        };
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+    let alphabet: Vec<char> = "aAbBzZ09 ,.-_\n\t!?#\"'{}".chars().collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..2000 {
+        let len = (next() % 40) as usize;
+        let text: String = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        assert_eq!(
+            tdscale::metrics::minhash::shingles(&text),
+            expected(&text),
+            "{text:?}"
+        );
+    }
 }
 
 /// Signatures against the definition computed here (SplitMix64 from its published constants),
