@@ -815,15 +815,17 @@ async fn minhash_and_jaccard() {
     );
 }
 
-/// The shingles of ASCII text (lower-cased at once) and of other text (word by word) against
+/// FNV-1a 64 of a text, from its published constants (the shingle hash of `minhash`).
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The shingles of ASCII text (lower-cased byte by byte) and of other text (word by word) against
 /// FNV-1a 64 computed here from its published constants.
 #[test]
 fn shingles_are_the_fnv1a_of_lower_cased_word_trigrams() {
-    fn fnv(s: &str) -> u64 {
-        s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        })
-    }
     let expect = |grams: &[&str]| {
         let mut v: Vec<u64> = grams.iter().map(|g| fnv(g)).collect();
         v.sort_unstable();
@@ -855,11 +857,6 @@ fn shingles_are_the_fnv1a_of_lower_cased_word_trigrams() {
 /// words with mixed case, digits, runs of separators and repeated words.
 #[test]
 fn shingles_of_random_ascii_text_follow_the_definition() {
-    fn fnv(s: &str) -> u64 {
-        s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        })
-    }
     fn expected(text: &str) -> Vec<u64> {
         let lower = text.to_lowercase();
         let words: Vec<&str> = lower
