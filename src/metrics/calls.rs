@@ -36,26 +36,6 @@ pub struct CallFacts {
     pub code: bool,
 }
 
-/// Whether arguments consume one of the earlier tool results.
-///
-/// ```
-/// use tdscale::metrics::calls::consumes_earlier;
-/// let earlier = [r#"{"user_id": "mia_li_3668", "balance": 250}"#];
-/// assert!(consumes_earlier(r#"{"user": "mia_li_3668"}"#, &earlier));
-/// assert!(consumes_earlier(r#"{"amount": 250}"#, &earlier));
-/// assert!(!consumes_earlier(r#"{"flag": 1, "s": "ab"}"#, &earlier), "0/1 and short strings do not count");
-/// ```
-pub fn consumes_earlier(arguments: &str, earlier: &[&str]) -> bool {
-    if earlier.is_empty() {
-        return false;
-    }
-    leaves(arguments).is_some_and(|ls| {
-        ls.iter()
-            .filter_map(carried_value)
-            .any(|needle| earlier.iter().any(|c| c.contains(needle)))
-    })
-}
-
 /// The text an argument leaf carries from one call to another, if it can carry one: a string of
 /// at least 3 characters, or a number other than 0 and 1 as written. Booleans, null, short
 /// strings and 0/1 occur everywhere by chance.

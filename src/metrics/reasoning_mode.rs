@@ -29,7 +29,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 
 use super::args::{code_tools_arg, variadic_signature};
-use super::calls::{CodeTools, consumes_earlier};
+use super::calls::{CallFacts, CallScan, CodeTools};
 use super::messages::MessagesView;
 
 /// The UDF.
@@ -46,61 +46,82 @@ impl Default for ReasoningMode {
     }
 }
 
-fn bucket(n: usize) -> String {
-    if n >= 4 { "4+".into() } else { n.to_string() }
+/// A move's name: the set is fixed, so no move allocates.
+type Move = &'static str;
+
+/// The move of a run of `n` single calls: `C<n>` when one of them consumed an earlier result.
+fn run_move(dep: bool, n: usize) -> Move {
+    match (dep, n) {
+        (false, 1) => "S1",
+        (false, 2) => "S2",
+        (false, 3) => "S3",
+        (false, _) => "S4+",
+        (true, 1) => "C1",
+        (true, 2) => "C2",
+        (true, 3) => "C3",
+        (true, _) => "C4+",
+    }
+}
+
+/// The move of an assistant message with `k` ≥ 2 calls.
+fn parallel_move(k: usize) -> Move {
+    match k {
+        2 => "P2",
+        3 => "P3",
+        _ => "P4+",
+    }
 }
 
 /// The walk over a row's messages: every move it emits goes to `emit` with the first and last
-/// (global) message index it covers, in order, repeats included.
+/// (global) message index it covers, in order, repeats included. `facts` are the row's calls
+/// in order ([`CallScan::facts`]): whether a call runs code or consumes an earlier result is
+/// read from them, so a caller that has them does not walk the arguments twice.
 fn walk(
     v: &MessagesView,
     row: usize,
-    code: &CodeTools,
-    mut emit: impl FnMut(String, usize, usize),
+    facts: &[CallFacts],
+    mut emit: impl FnMut(Move, usize, usize),
 ) {
     // The run of single calls in progress: (first message, last message, length, whether any
     // call of the run consumed an earlier result).
     let mut run: Option<(usize, usize, usize, bool)> = None;
     let end_run = |run: &mut Option<(usize, usize, usize, bool)>,
-                   emit: &mut dyn FnMut(String, usize, usize)| {
+                   emit: &mut dyn FnMut(Move, usize, usize)| {
         if let Some((first, last, n, dep)) = run.take() {
-            emit(
-                format!("{}{}", if dep { "C" } else { "S" }, bucket(n)),
-                first,
-                last,
-            );
+            emit(run_move(dep, n), first, last);
         }
     };
-    let mut earlier: Vec<&str> = vec![];
-    let mut last_tool_error = false;
+    // The last tool message, if any: whether it is an error is needed only before a single
+    // call, so it is looked at only then.
+    let mut last_tool: Option<usize> = None;
+    let mut next_call = 0;
     for m in v.messages(row) {
         match v.role(m) {
             "assistant" => {
-                let calls = v.calls(m);
-                let mv = match calls.len() {
-                    0 if v.content(m).unwrap_or("").trim_end().ends_with('?') => "Q".to_string(),
-                    0 => "A".to_string(),
-                    1 if code.contains(v.call_name(calls.start)) => "X".to_string(),
-                    1 if last_tool_error => "R".to_string(),
-                    1 => {
+                let k = v.calls(m).len();
+                let call = facts.get(next_call);
+                next_call += k;
+                let mv = match (k, call) {
+                    (0, _) if v.content(m).unwrap_or("").trim_end().ends_with('?') => "Q",
+                    (0, _) => "A",
+                    (1, Some(f)) if f.code => "X",
+                    (1, _) if last_tool.is_some_and(|t| v.is_error(t)) => "R",
+                    (1, Some(f)) => {
                         let r = run.get_or_insert((m, m, 0, false));
                         r.1 = m;
                         r.2 += 1;
-                        // One dependency is enough to mark the run; later calls need no walk.
-                        if !r.3 {
-                            r.3 = consumes_earlier(v.call_args(calls.start), &earlier);
-                        }
+                        r.3 |= f.dep;
                         continue;
                     }
-                    k => format!("P{}", bucket(k)),
+                    (1, None) => unreachable!("a call without its facts"),
+                    (k, _) => parallel_move(k),
                 };
                 end_run(&mut run, &mut emit);
                 emit(mv, m, m);
             }
             "tool" => {
                 end_run(&mut run, &mut emit);
-                earlier.push(v.content(m).unwrap_or(""));
-                last_tool_error = v.is_error(m);
+                last_tool = Some(m);
             }
             _ => end_run(&mut run, &mut emit),
         }
@@ -108,10 +129,15 @@ fn walk(
     end_run(&mut run, &mut emit);
 }
 
-/// The mode of row `row`.
+/// The reasoning mode of row `row`.
 pub fn mode_of(v: &MessagesView, row: usize, code: &CodeTools) -> String {
-    let mut seen: Vec<String> = vec![];
-    walk(v, row, code, |mv, _, _| {
+    mode_of_calls(v, row, CallScan::default().facts(v, row, code))
+}
+
+/// [`mode_of`] from the row's call facts, for a caller that computed them for CAC as well.
+pub fn mode_of_calls(v: &MessagesView, row: usize, facts: &[CallFacts]) -> String {
+    let mut seen: Vec<Move> = vec![];
+    walk(v, row, facts, |mv, _, _| {
         if !seen.contains(&mv) {
             seen.push(mv);
         }
@@ -145,16 +171,21 @@ pub fn mode_of(v: &MessagesView, row: usize, code: &CodeTools) -> String {
 pub fn mode_moves(v: &MessagesView, row: usize, code: &CodeTools) -> Vec<(String, Vec<usize>)> {
     let base = v.messages(row).start;
     let mut out: Vec<(String, Vec<usize>)> = vec![];
-    walk(v, row, code, |mv, first, last| {
-        let at = match out.iter().position(|(m, _)| *m == mv) {
-            Some(i) => i,
-            None => {
-                out.push((mv, vec![]));
-                out.len() - 1
-            }
-        };
-        out[at].1.extend((first..=last).map(|m| m - base));
-    });
+    walk(
+        v,
+        row,
+        CallScan::default().facts(v, row, code),
+        |mv, first, last| {
+            let at = match out.iter().position(|(m, _)| m == mv) {
+                Some(i) => i,
+                None => {
+                    out.push((mv.to_string(), vec![]));
+                    out.len() - 1
+                }
+            };
+            out[at].1.extend((first..=last).map(|m| m - base));
+        },
+    );
     out
 }
 
@@ -172,6 +203,7 @@ impl ScalarUDFImpl for ReasoningMode {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let v = MessagesView::try_new(&arrays[0])?;
         let code = code_tools_arg(arrays.get(1))?;
-        Ok(v.text_per_row(|r| mode_of(&v, r, &code)))
+        let mut scan = CallScan::default();
+        Ok(v.text_per_row(|r| mode_of_calls(&v, r, scan.facts(&v, r, &code))))
     }
 }

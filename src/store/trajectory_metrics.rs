@@ -43,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::metrics::calls::{CallScan, CodeTools, Weights};
 use crate::metrics::messages::{MessagesView, StrCol};
 use crate::metrics::minhash::signature;
-use crate::metrics::reasoning_mode::mode_of;
+use crate::metrics::reasoning_mode::mode_of_calls;
 use crate::metrics::tool_sequence::tool_names_of;
 use crate::metrics::user_text::user_text_of;
 
@@ -137,12 +137,9 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
     for r in 0..n {
         let present = !v.is_null(r);
         valid.push(present);
-        // coalesce(reasoning_mode, reasoning_mode(messages))
-        mode.push(match label.get(r) {
-            Some(l) => Some(l.to_string()),
-            None => present.then(|| mode_of(&v, r, &code)),
-        });
         if !present {
+            // coalesce(reasoning_mode, reasoning_mode(messages)) with NULL messages
+            mode.push(label.get(r).map(str::to_string));
             cac.push(None);
             steps.push(None);
             tools_used.push(None);
@@ -151,6 +148,11 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
             continue;
         }
         let facts = scan.facts(&v, r, &code);
+        // coalesce(reasoning_mode, reasoning_mode(messages)), from the facts CAC reads too
+        mode.push(Some(match label.get(r) {
+            Some(l) => l.to_string(),
+            None => mode_of_calls(&v, r, facts),
+        }));
         cac.push(Some(weights.total(facts)));
         steps.push(Some(facts.len() as u64));
         let before = names.len();

@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use super::grounding::{Grounding, RETRY_ERROR};
 use crate::metrics::calls::{CodeTools, Weights, call_facts};
 use crate::metrics::messages::{MessagesView, is_code_tool};
-use crate::metrics::reasoning_mode::mode_of;
+use crate::metrics::reasoning_mode::mode_of_calls;
 use crate::model::{Message, ToolCall, ToolDef, Trajectory};
 use crate::rng::Rng;
 
@@ -274,8 +274,9 @@ pub fn measure(messages: &[Message]) -> (String, f64) {
     let v = MessagesView::try_new(&arr).expect("messages_array builds the messages type");
     let code = CodeTools::default();
     let w = Weights::default();
-    let cac = call_facts(&v, 0, &code).iter().map(|f| w.step(f)).sum();
-    (mode_of(&v, 0, &code), cac)
+    let facts = call_facts(&v, 0, &code);
+    let cac = facts.iter().map(|f| w.step(f)).sum();
+    (mode_of_calls(&v, 0, &facts), cac)
 }
 
 fn args_object(text: &str) -> Map<String, Value> {

@@ -432,6 +432,33 @@ async fn runs_of_single_calls_without_results() {
 }
 
 #[tokio::test]
+async fn moves_after_parallel_calls_read_their_own_call() {
+    // Each move must read the facts of its own call, not of one of the parallel calls before it:
+    // here the single call that consumes a result comes after two that do not, and the code
+    // call after it.
+    let ctx = ctx_with(vec![(
+        "p",
+        vec![
+            user("find my order"),
+            call(&[("find", json!({"q": "mia"})), ("list", json!({}))]),
+            result(r#"{"order": "ord_123"}"#),
+            result("[]"),
+            call(&[("get_order", json!({"id": "ord_123"}))]),
+            result(r#"{"total": 70}"#),
+            call(&[("python", json!({"code": "print(70 * 2)"}))]),
+            call(&[("refund", json!({"id": "x9"}))]),
+        ],
+    )])
+    .await;
+    assert_eq!(
+        one_str(&ctx, "SELECT reasoning_mode(messages) FROM t")
+            .await
+            .unwrap(),
+        "P2>C1>X>S1"
+    );
+}
+
+#[tokio::test]
 async fn weights_steps_and_running_cac() {
     let ctx = ctx_with(vec![(
         "d",
