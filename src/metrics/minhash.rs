@@ -26,20 +26,6 @@ use super::messages::StrCol;
 pub const DEFAULT_K: usize = 64;
 const MAX_K: usize = 1024;
 
-/// FNV-1a of the words joined by single spaces, each byte mapped by `map` as it is hashed.
-fn fnv1a(words: &[&[u8]], map: fn(u8) -> u8) -> u64 {
-    let mut h = crate::rng::fnv1a(b"");
-    for (i, w) in words.iter().enumerate() {
-        if i > 0 {
-            h = crate::rng::fnv1a_extend(h, b" ");
-        }
-        for &b in *w {
-            h = crate::rng::fnv1a_extend(h, &[map(b)]);
-        }
-    }
-    h
-}
-
 /// The base hashes of the shingles of `text` (word 3-grams), deduplicated.
 pub fn shingles(text: &str) -> Vec<u64> {
     // ASCII words are lower-cased byte by byte as they are hashed: no copy of the text and no
@@ -61,21 +47,39 @@ pub fn shingles(text: &str) -> Vec<u64> {
 }
 
 /// The hashes of the word 3-grams (of all the words when there are fewer than three), sorted and
-/// deduplicated; `len` is the text's length, to size the list once.
+/// deduplicated; `len` is the text's length, to size the list once. Each is FNV-1a of its words
+/// joined by single spaces, every byte mapped by `map` as it is hashed.
 fn hashes_of<'a>(words: impl Iterator<Item = &'a [u8]>, len: usize, map: fn(u8) -> u8) -> Vec<u64> {
-    let mut window: [&[u8]; 3] = [&[]; 3];
+    use crate::rng::{fnv1a, fnv1a_extend};
+    // A word belongs to three shingles: the one it ends, the one it is the middle of and the one
+    // it starts. It is read once and fed to all three hashes, whose multiplications do not wait
+    // on each other, instead of once per shingle.
+    let basis = fnv1a(b"");
+    // The hashes, so far, of the shingles that began two words ago and one word ago.
+    let (mut two_back, mut one_back) = (basis, basis);
     let mut seen = 0usize;
     // About one word in six bytes of text.
     let mut out: Vec<u64> = Vec::with_capacity(len / 6 + 1);
     for w in words {
-        window = [window[1], window[2], w];
+        let mut ended = fnv1a_extend(two_back, b" ");
+        let mut middle = fnv1a_extend(one_back, b" ");
+        let mut started = basis;
+        for &b in w {
+            let b = [map(b)];
+            ended = fnv1a_extend(ended, &b);
+            middle = fnv1a_extend(middle, &b);
+            started = fnv1a_extend(started, &b);
+        }
         seen += 1;
         if seen >= 3 {
-            out.push(fnv1a(&window, map));
+            out.push(ended);
         }
+        (two_back, one_back) = (middle, started);
     }
-    if (1..3).contains(&seen) {
-        out.push(fnv1a(&window[3 - seen..], map));
+    match seen {
+        1 => out.push(one_back),
+        2 => out.push(two_back),
+        _ => {}
     }
     out.sort_unstable();
     out.dedup();

@@ -879,16 +879,16 @@ fn shingles_are_the_fnv1a_of_lower_cased_word_trigrams() {
     );
 }
 
-/// ASCII text (hashed byte by byte, lower-cased on the fly) against the definition computed here
-/// from a lower-cased copy, its words and their joined trigrams, on random texts of zero to many
-/// words with mixed case, digits, runs of separators and repeated words.
+/// Shingles against the definition computed here (the words, each lower-cased, and their joined
+/// trigrams), on random texts of zero to many words with mixed case, digits, runs of separators
+/// and repeated words.
 #[test]
-fn shingles_of_random_ascii_text_follow_the_definition() {
+fn shingles_of_random_text_follow_the_definition() {
     fn expected(text: &str) -> Vec<u64> {
-        let lower = text.to_lowercase();
-        let words: Vec<&str> = lower
-            .split(|c: char| !c.is_ascii_alphanumeric())
+        let words: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
             .collect();
         let mut v: Vec<u64> = match words.len() {
             0 => vec![],
@@ -899,7 +899,6 @@ fn shingles_of_random_ascii_text_follow_the_definition() {
         v.dedup();
         v
     }
-    let alphabet: Vec<char> = "aAbBzZ09 ,.-_\n\t!?#\"'{}".chars().collect();
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         state ^= state << 13;
@@ -907,16 +906,21 @@ fn shingles_of_random_ascii_text_follow_the_definition() {
         state ^= state << 17;
         state
     };
-    for _ in 0..2000 {
-        let len = (next() % 40) as usize;
-        let text: String = (0..len)
-            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-            .collect();
-        assert_eq!(
-            tdscale::metrics::minhash::shingles(&text),
-            expected(&text),
-            "{text:?}"
-        );
+    // ASCII text (lower-cased byte by byte), then text with letters whose lower case is longer
+    // or depends on the word (lower-cased word by word).
+    for alphabet in ["aAbBzZ09 ,.-_\n\t!?#\"'{}", "aAéÉßΣσİ9 ,.-\n"] {
+        let alphabet: Vec<char> = alphabet.chars().collect();
+        for _ in 0..2000 {
+            let len = (next() % 40) as usize;
+            let text: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            assert_eq!(
+                tdscale::metrics::minhash::shingles(&text),
+                expected(&text),
+                "{text:?}"
+            );
+        }
     }
 }
 
