@@ -106,14 +106,13 @@ fn walk(
                     (0, _) => "A",
                     (1, Some(f)) if f.code => "X",
                     (1, _) if last_tool.is_some_and(|t| v.is_error(t)) => "R",
-                    (1, Some(f)) => {
+                    (1, f) => {
                         let r = run.get_or_insert((m, m, 0, false));
                         r.1 = m;
                         r.2 += 1;
-                        r.3 |= f.dep;
+                        r.3 |= f.is_some_and(|f| f.dep);
                         continue;
                     }
-                    (1, None) => unreachable!("a call without its facts"),
                     (k, _) => parallel_move(k),
                 };
                 end_run(&mut run, &mut emit);
@@ -134,7 +133,8 @@ pub fn mode_of(v: &MessagesView, row: usize, code: &CodeTools) -> String {
     mode_of_calls(v, row, CallScan::default().facts(v, row, code))
 }
 
-/// [`mode_of`] from the row's call facts, for a caller that computed them for CAC as well.
+/// [`mode_of`] from the row's call facts ([`CallScan::facts`] of the same row), for a caller that
+/// computed them for CAC as well.
 pub fn mode_of_calls(v: &MessagesView, row: usize, facts: &[CallFacts]) -> String {
     let mut seen: Vec<Move> = vec![];
     walk(v, row, facts, |mv, _, _| {
