@@ -324,9 +324,10 @@ struct Worker {
 struct StageTimes {
     /// Waiting for the splitter's next chunk of records.
     input: Duration,
-    /// Parsing chunks, on every core.
+    /// Parsing chunks, on every core, each beside the storing of the one before.
     parsing: Duration,
-    /// Building Arrow batches and their metrics, on every core.
+    /// Building Arrow batches and their metrics, on every core (within `parsing`, as a chunk
+    /// is stored while the next one is parsed).
     batches: Duration,
     /// Waiting for the writer to take a batch (it encodes Parquet on its own thread).
     writer: Cell<Duration>,
@@ -425,6 +426,8 @@ impl Worker {
         let mut first_value: Option<Value> = None;
         let mut ctx: Option<ParseContext> = None;
         let mut gathered: Option<Gathered> = None;
+        // The chunk parsed last, stored while the next one is parsed.
+        let mut parsed: Option<ParsedChunk> = None;
         let mut alive = true;
         loop {
             let waited = Instant::now();
@@ -482,23 +485,28 @@ impl Worker {
                 }
                 continue;
             }
-            let mut chunk: Vec<RawRecord> = Vec::with_capacity(items.len());
-            for item in items {
-                match item {
-                    Ok(r) => chunk.push(r),
-                    Err(e) => {
-                        summary.read += 1;
-                        alive &= self.reject(&display, e.line, e.reason, e.text, &mut summary);
-                    }
-                }
-            }
-            alive &= self.process(&display, format, ctx.as_ref(), chunk, &mut summary);
+            // This chunk is parsed on the pool while the previous one is stored beside it, so
+            // that no core waits while one thread drops duplicates or a half-batch finishes.
+            let started = Instant::now();
+            let (next, stored) = match parsed.take() {
+                Some(previous) => rayon::join(
+                    || parse_chunk(format, ctx.as_ref(), items),
+                    || self.store_chunk(&display, previous, &mut summary),
+                ),
+                None => (parse_chunk(format, ctx.as_ref(), items), true),
+            };
+            self.times.parsing += started.elapsed();
+            parsed = Some(next);
+            alive &= stored;
             if !alive {
                 break;
             }
         }
         drop(chunks_rx);
         let _ = reader_thread.join();
+        if let Some(last) = parsed.take().filter(|_| alive) {
+            alive &= self.store_chunk(&display, last, &mut summary);
+        }
         if !alive {
             return false;
         }
@@ -552,34 +560,10 @@ impl Worker {
         self.handle(file, vec![(raw, res)], summary)
     }
 
-    fn process(
-        &mut self,
-        file: &str,
-        format: Option<Format>,
-        ctx: Option<&ParseContext>,
-        chunk: Vec<RawRecord>,
-        summary: &mut FileSummary,
-    ) -> bool {
-        if chunk.is_empty() {
-            return true;
-        }
+    /// Stores a parsed chunk: [`Self::handle`] with its records counted as read.
+    fn store_chunk(&mut self, file: &str, chunk: ParsedChunk, summary: &mut FileSummary) -> bool {
         summary.read += chunk.len() as u64;
-        let started = Instant::now();
-        let parsed: Vec<(RawRecord, std::result::Result<Parsed, String>)> = chunk
-            .into_par_iter()
-            .map(|r| {
-                let res = match (format, ctx) {
-                    (Some(f), Some(c)) => formats::parse_text(f, c, &r.text),
-                    _ => Err(match serde_json::from_str::<Value>(&r.text) {
-                        Ok(v) => format!("unknown format: {}; pass --format", keys_of(&v)),
-                        Err(e) => format!("unknown format: the file's records are not JSON ({e})"),
-                    }),
-                };
-                (r, res)
-            })
-            .collect();
-        self.times.parsing += started.elapsed();
-        self.handle(file, parsed, summary)
+        chunk.is_empty() || self.handle(file, chunk, summary)
     }
 
     /// Keeps the new rows of parsed records, rejects the rest, and sends the batches.
@@ -673,6 +657,37 @@ impl Worker {
         }
         true
     }
+}
+
+/// A chunk of records, parsed, in their order: a record the splitter could not read is there
+/// with its reason, so that every reject keeps its place among the others.
+type ParsedChunk = Vec<(RawRecord, std::result::Result<Parsed, String>)>;
+
+/// Parses a chunk's records on every core.
+fn parse_chunk(format: Option<Format>, ctx: Option<&ParseContext>, items: Items) -> ParsedChunk {
+    items
+        .into_par_iter()
+        .map(|item| {
+            let r = match item {
+                Ok(r) => r,
+                Err(e) => {
+                    let raw = RawRecord {
+                        line: e.line,
+                        text: e.text,
+                    };
+                    return (raw, Err(e.reason));
+                }
+            };
+            let res = match (format, ctx) {
+                (Some(f), Some(c)) => formats::parse_text(f, c, &r.text),
+                _ => Err(match serde_json::from_str::<Value>(&r.text) {
+                    Ok(v) => format!("unknown format: {}; pass --format", keys_of(&v)),
+                    Err(e) => format!("unknown format: the file's records are not JSON ({e})"),
+                }),
+            };
+            (r, res)
+        })
+        .collect()
 }
 
 fn keys_of(v: &Value) -> String {
@@ -925,11 +940,12 @@ async fn run_locked(
     }
     pb.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
-    // The worker's stages follow each other on one thread; the writer encodes beside them.
+    // The worker parses a chunk while it stores the one before; the writer encodes beside them.
     tracing::info!(
-        "ingest took {:.2} s: the worker waited {:.2} s for input, parsed for {:.2} s, built \
-         batches and metrics for {:.2} s and waited {:.2} s for the writer; the writer wrote \
-         Parquet for {:.2} s and completed its files in {:.2} s",
+        "ingest took {:.2} s: the worker waited {:.2} s for input, parsed (storing the chunk \
+         before meanwhile) for {:.2} s, built batches and metrics for {:.2} s of that and waited \
+         {:.2} s for the writer; the writer wrote Parquet for {:.2} s and completed its files in \
+         {:.2} s",
         summary.seconds,
         times.input.as_secs_f64(),
         times.parsing.as_secs_f64(),

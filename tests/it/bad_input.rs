@@ -439,3 +439,68 @@ fn a_record_over_the_size_limit_is_rejected_and_the_rest_is_read() {
     }
     assert_eq!(rejects[0]["line"], 2);
 }
+
+/// An input of several chunks (the worker parses one while it stores the one before): bad
+/// records in different chunks, one the splitter cannot read (invalid UTF-8) and others that
+/// do not parse, are each rejected once, in the order of their lines, and every other record
+/// is stored exactly once.
+#[tokio::test]
+async fn bad_records_across_chunks_are_rejected_in_order_and_the_rest_stored() {
+    const N: usize = 7000;
+    let bad: [(usize, &[u8]); 5] = [
+        (10, br#"{"traj_id": "r10", "messages": ["#),
+        (2100, br#"{"traj_id": "r2100", "messages": "not a list"}"#),
+        (2500, b"{\"traj_id\": \"r2500\", \"messages\": [{\"role\": \"user\", \"content\": \"\xff\xfe\"}]}"),
+        (4097, br#"{"traj_id": "r4097", "messages": [{"role": "user", "content": 5}]}"#),
+        (N, br#"{"traj_id": "last", "#),
+    ];
+    let mut text: Vec<u8> = vec![];
+    for line in 1..=N {
+        match bad.iter().find(|(l, _)| *l == line) {
+            Some((_, b)) => text.extend_from_slice(b),
+            None => text.extend_from_slice(
+                format!(
+                    r#"{{"traj_id": "r{line}", "messages": [{{"role": "user", "content": "q{line}"}}, {{"role": "assistant", "content": "a{line}"}}]}}"#
+                )
+                .as_bytes(),
+            ),
+        }
+        text.push(b'\n');
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("chunks.jsonl");
+    std::fs::write(&input, &text).unwrap();
+    let (_d, corpus) = temp_corpus();
+    let s = ingest(&corpus, &[input]).await;
+    assert_eq!(
+        (s.read, s.ingested, s.rejected),
+        (N as u64, N as u64 - 5, 5)
+    );
+    let rejects = s.rejects_file.clone().expect("a rejects file");
+    let path = url::Url::parse(&rejects).unwrap().to_file_path().unwrap();
+    let lines: Vec<u64> = json_lines(&std::fs::read_to_string(path).unwrap())
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [10, 2100, 2500, 4097, N as u64],
+        "each once, in order"
+    );
+    let ids = strings(&corpus, "SELECT traj_id FROM trajectories ORDER BY traj_id").await;
+    let mut expected: Vec<String> = (1..=N)
+        .filter(|l| bad.iter().all(|(b, _)| b != l))
+        .map(|l| format!("r{l}"))
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    // Each stored record is its own line's, not a neighbour's.
+    assert_eq!(
+        scalar_i64(
+            &corpus,
+            "SELECT count(*) FROM trajectories WHERE get_field(messages[1], 'content') <> 'q' || substr(traj_id, 2)"
+        )
+        .await,
+        0
+    );
+}
