@@ -567,12 +567,7 @@ impl Worker {
     }
 
     /// Keeps the new rows of parsed records, rejects the rest, and sends the batches.
-    fn handle(
-        &mut self,
-        file: &str,
-        parsed: Vec<(RawRecord, std::result::Result<Parsed, String>)>,
-        summary: &mut FileSummary,
-    ) -> bool {
+    fn handle(&mut self, file: &str, parsed: ParsedChunk, summary: &mut FileSummary) -> bool {
         // Sized once: a trajectory is large, and doubling the vector would copy them all.
         let mut trajectories: Vec<Trajectory> = Vec::with_capacity(parsed.len());
         let mut tools: Vec<CatalogTool> = vec![];

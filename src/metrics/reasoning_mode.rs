@@ -146,10 +146,12 @@ pub fn mode_of_calls(v: &MessagesView, row: usize, facts: &[CallFacts]) -> Strin
 }
 
 /// The moves of row `row` in order of first appearance (the parts of [`mode_of`]'s string),
-/// each with the indexes, relative to the row's first message, of every message that made it.
+/// each with the indexes, relative to the row's first message, of every message that made it;
+/// `facts` are the row's call facts ([`CallScan::facts`]).
 ///
 /// ```
 /// use tdscale::metrics::messages::MessagesView;
+/// use tdscale::metrics::calls::call_facts;
 /// use tdscale::metrics::reasoning_mode::{mode_moves, mode_of};
 /// use tdscale::model::{Message, ToolCall};
 /// use tdscale::store::convert::messages_array;
@@ -165,27 +167,22 @@ pub fn mode_of_calls(v: &MessagesView, row: usize, facts: &[CallFacts]) -> Strin
 /// let a = messages_array(std::iter::once(msgs.as_slice()));
 /// let v = MessagesView::try_new(&a).unwrap();
 /// assert_eq!(mode_of(&v, 0, &Default::default()), "Q>S1>A");
-/// let moves = mode_moves(&v, 0, &Default::default());
+/// let moves = mode_moves(&v, 0, &call_facts(&v, 0, &Default::default()));
 /// assert_eq!(moves, vec![("Q".into(), vec![1]), ("S1".into(), vec![3]), ("A".into(), vec![5])]);
 /// ```
-pub fn mode_moves(v: &MessagesView, row: usize, code: &CodeTools) -> Vec<(String, Vec<usize>)> {
+pub fn mode_moves(v: &MessagesView, row: usize, facts: &[CallFacts]) -> Vec<(String, Vec<usize>)> {
     let base = v.messages(row).start;
     let mut out: Vec<(String, Vec<usize>)> = vec![];
-    walk(
-        v,
-        row,
-        CallScan::default().facts(v, row, code),
-        |mv, first, last| {
-            let at = match out.iter().position(|(m, _)| m == mv) {
-                Some(i) => i,
-                None => {
-                    out.push((mv.to_string(), vec![]));
-                    out.len() - 1
-                }
-            };
-            out[at].1.extend((first..=last).map(|m| m - base));
-        },
-    );
+    walk(v, row, facts, |mv, first, last| {
+        let at = match out.iter().position(|(m, _)| m == mv) {
+            Some(i) => i,
+            None => {
+                out.push((mv.to_string(), vec![]));
+                out.len() - 1
+            }
+        };
+        out[at].1.extend((first..=last).map(|m| m - base));
+    });
     out
 }
 

@@ -143,13 +143,17 @@ fn build(t: Trajectory, v: Option<&MessagesView>) -> Result<TrajectoryView> {
     let code = CodeTools::default();
     let weights = Weights::default();
     let (pairs, facts, sources, moves, base) = match v {
-        Some(v) => (
-            pair_calls(v, 0),
-            call_facts(v, 0, &code),
-            value_sources(v, 0),
-            mode_moves(v, 0, &code),
-            v.messages(0).start,
-        ),
+        Some(v) => {
+            let facts = call_facts(v, 0, &code);
+            let moves = mode_moves(v, 0, &facts);
+            (
+                pair_calls(v, 0),
+                facts,
+                value_sources(v, 0),
+                moves,
+                v.messages(0).start,
+            )
+        }
         None => (vec![], vec![], vec![], vec![], 0),
     };
     // The call each tool message answers, by message index.
