@@ -275,6 +275,45 @@ async fn dependency_chain_consumes_earlier_results() {
     }
 }
 
+/// The earlier results are searched one way when short and another when long; both must find a
+/// value in any one result and never across two.
+#[tokio::test]
+async fn carried_values_are_found_in_short_and_long_results_alike() {
+    for pad in [0, 600, 3000] {
+        let filler = "x".repeat(pad);
+        for (results, dep) in [
+            (
+                vec![format!(r#"{{"note": "{filler}", "id": "mia_42"}}"#)],
+                true,
+            ),
+            (
+                vec![format!(r#"{{"id": "mia_42", "note": "{filler}"}}"#)],
+                true,
+            ),
+            // The value split across the end of one result and the start of the next.
+            (vec![format!("{filler} mia_"), "42 done".to_string()], false),
+            (
+                vec![format!("{filler} nothing here"), "mia_42".to_string()],
+                true,
+            ),
+        ] {
+            let mut messages = vec![user("q"), call(&[("f", json!({}))])];
+            messages.extend(results.iter().map(|r| result(r)));
+            messages.push(call(&[("g", json!({"id": "mia_42"}))]));
+            let c = ctx_with(vec![("x", messages)]).await;
+            let mode = one_str(&c, "SELECT reasoning_mode(messages) FROM t")
+                .await
+                .unwrap();
+            assert_eq!(
+                mode,
+                if dep { "S1>C1" } else { "S1" },
+                "results {:?}",
+                results.iter().map(|r| r.len()).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn error_then_retry() {
     for error in ["Error: sold out", "  ERROR 500", r#"{"error": "sold out"}"#] {
