@@ -132,7 +132,7 @@ pub fn call_facts(v: &MessagesView, row: usize, code: &CodeTools) -> Vec<CallFac
 }
 
 /// Below this many bytes of earlier results a carried value is searched for with `str::contains`,
-/// above it with `memchr::memmem` (at 50–1,000 bytes the first took 0.3–0.6 times as long per
+/// above it with `memchr::memmem` (at 50–1,000 bytes the first took 0.2–0.6 times as long per
 /// search, at 10 KB the second took 0.4 times as long).
 const SHORT_TEXT: usize = 1024;
 
