@@ -613,7 +613,10 @@ pub fn finish(t: &mut Trajectory) {
                 let idx = by_id.or(if pending.is_empty() { None } else { Some(0) });
                 if let Some(i) = idx {
                     let (k, _) = pending.remove(i);
-                    m.tool_call_id = calls[k].id.clone();
+                    // Most results already carry their call's id: no new copy of it then.
+                    if m.tool_call_id != calls[k].id {
+                        m.tool_call_id = calls[k].id.clone();
+                    }
                     if m.name.is_none() {
                         m.name = Some(calls[k].name.clone());
                     }
