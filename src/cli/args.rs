@@ -9,7 +9,7 @@ use crate::choice::Choice;
 use crate::error::Error;
 use crate::evolve::SeedStrategy;
 use crate::formats::Format;
-use crate::ingest::TargetTable;
+use crate::ingest::{FileReads, TargetTable};
 use crate::query::output::OutputFormat;
 use crate::report::GroupBy;
 use crate::select::{Strategy, Unit};
@@ -156,6 +156,11 @@ pub struct IngestArgs {
     /// a whole session log) is rejected with its first bytes.
     #[arg(long, default_value_t = crate::ingest::input::MAX_RECORD_BYTES >> 20)]
     pub max_record_mb: usize,
+    /// How local files are read: `direct` around the page cache (no copy into the cache, no
+    /// reclaim of other pages: far less system time for a file that cannot stay cached),
+    /// `cached` through it, `auto` direct for a file larger than the memory available.
+    #[arg(long, value_parser = choice::<FileReads>(), default_value = "auto")]
+    pub file_reads: FileReads,
     /// Table to fill: trajectories, or tools (catalogs and the tools offered in trajectories).
     #[arg(long, value_parser = choice::<TargetTable>(), default_value = "trajectories")]
     pub table: TargetTable,
@@ -767,6 +772,7 @@ impl IngestArgs {
             progress: progress_bar_wanted(self.json),
             glob: self.glob.clone(),
             max_record_bytes: self.max_record_mb.max(1) << 20,
+            file_reads: self.file_reads,
         }
     }
 }

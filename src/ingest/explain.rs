@@ -130,7 +130,7 @@ fn explain_file(input: &Input, opts: &IngestOptions) -> Explained {
         mapping: vec![],
         first_record: None,
     };
-    let mut splitter = match open_input(input, count, opts.max_record_bytes) {
+    let mut splitter = match open_input(input, count, opts) {
         Ok(s) => s,
         Err(reason) => {
             out.layout = "unreadable".into();

@@ -8,11 +8,12 @@
 //! not valid JSON (a string left open, a bracket missing) does not take the elements after it
 //! down with it: the splitter resynchronises on the next element that parses.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::local_file::{FileReader, FileReads};
 
 /// The largest record read by default: 256 MiB. One record is parsed whole, so its memory is a
 /// few times its size; anything larger is rejected with its first bytes instead.
@@ -52,32 +53,30 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Wraps a byte stream named `name` in the decompressor its extension says (`.gz`, `.zst`).
+/// Wraps a byte stream named `name` in the decompressor its extension says (`.gz`, `.zst`); a
+/// stream that is not compressed is split straight out of its own buffer.
 pub fn decompress(
     name: &str,
-    raw: Box<dyn Read + Send>,
+    raw: Box<dyn BufRead + Send>,
 ) -> std::io::Result<Box<dyn BufRead + Send>> {
     Ok(if name.ends_with(".gz") {
         Box::new(BufReader::with_capacity(
             1 << 20,
-            flate2::read::MultiGzDecoder::new(BufReader::new(raw)),
+            flate2::bufread::MultiGzDecoder::new(raw),
         ))
     } else if name.ends_with(".zst") || name.ends_with(".zstd") {
         Box::new(BufReader::with_capacity(
             1 << 20,
-            zstd::stream::read::Decoder::new(raw)?,
+            zstd::stream::read::Decoder::with_buffer(raw)?,
         ))
     } else {
-        Box::new(BufReader::with_capacity(1 << 20, raw))
+        raw
     })
 }
 
-/// Opens a file, decompressing by extension, and counts the bytes read into `count`.
+/// Opens a local file, decompressing by extension, and counts the bytes read into `count`.
 pub fn open(path: &Path, count: Arc<AtomicU64>) -> std::io::Result<Box<dyn BufRead + Send>> {
-    let file = Counting {
-        inner: File::open(path)?,
-        count,
-    };
+    let file = FileReader::open(path, FileReads::Auto, count)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     decompress(name, Box::new(file))
 }

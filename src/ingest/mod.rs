@@ -15,6 +15,7 @@
 
 pub mod explain;
 pub mod input;
+pub mod local_file;
 pub mod parquet;
 pub mod sources;
 
@@ -40,6 +41,7 @@ use crate::store::read::id_key;
 use crate::store::tables::{self, Table};
 use crate::store::{Corpus, convert, read, trajectory_metrics, writer};
 use input::{RawRecord, Records, SplitError};
+pub use local_file::FileReads;
 use sources::Input;
 
 /// A file's location in the corpus's store (ingest's `Path`s are input files).
@@ -91,6 +93,9 @@ pub struct IngestOptions {
     /// The largest record read, in bytes ([`input::MAX_RECORD_BYTES`] by default); a larger
     /// one is rejected without being held in memory.
     pub max_record_bytes: usize,
+    /// How local files are read: around the page cache when larger than the memory left to
+    /// cache them, by default.
+    pub file_reads: FileReads,
 }
 
 impl Default for IngestOptions {
@@ -105,6 +110,7 @@ impl Default for IngestOptions {
             progress: false,
             glob: None,
             max_record_bytes: input::MAX_RECORD_BYTES,
+            file_reads: FileReads::Auto,
         }
     }
 }
@@ -282,12 +288,14 @@ impl Iterator for Splitter {
 fn open_input(
     input: &Input,
     count: Arc<AtomicU64>,
-    max_record: usize,
+    opts: &IngestOptions,
 ) -> std::result::Result<Splitter, String> {
+    let max_record = opts.max_record_bytes;
     if input.is_parquet() {
         return parquet::open(input, count, max_record).map(Splitter::Parquet);
     }
-    let raw = sources::open_raw(input, count).map_err(|e| format!("cannot open: {e}"))?;
+    let raw = sources::open_raw(input, opts.file_reads, count)
+        .map_err(|e| format!("cannot open: {e}"))?;
     let reader = input::decompress(input.name(), raw).map_err(|e| format!("cannot open: {e}"))?;
     Ok(Splitter::Json(Records::with_limit(reader, max_record)))
 }
@@ -365,7 +373,7 @@ impl Worker {
             ..Default::default()
         };
         let before = self.bytes.load(Ordering::Relaxed);
-        match open_input(input, self.bytes.clone(), self.opts.max_record_bytes) {
+        match open_input(input, self.bytes.clone(), &self.opts) {
             Ok(splitter) => self.run_records(input, splitter, summary, before),
             Err(reason) => {
                 summary.read += 1;

@@ -3,7 +3,7 @@
 //! object-store configuration as the corpus ([`crate::store::location`]) — and blocking readers of
 //! them for the worker thread.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
+use super::local_file::{FileReader, FileReads};
 use crate::error::{Error, Result};
 use crate::store::location::{Location, s3_parts};
 
@@ -312,27 +313,37 @@ impl Read for ObjectStream {
 
 /// The raw bytes of an input (compressed as stored), counting what is read into `count`.
 /// Called on a blocking thread of the runtime (object reads wait on it).
-pub fn open_raw(input: &Input, count: Arc<AtomicU64>) -> std::io::Result<Box<dyn Read + Send>> {
-    let raw: Box<dyn Read + Send> = match &input.kind {
-        InputKind::Local(p) => Box::new(std::fs::File::open(p)?),
+pub fn open_raw(
+    input: &Input,
+    reads: FileReads,
+    count: Arc<AtomicU64>,
+) -> std::io::Result<Box<dyn BufRead + Send>> {
+    Ok(match &input.kind {
+        InputKind::Local(p) => Box::new(FileReader::open(p, reads, count)?),
         InputKind::Object { store, path } => {
             let rt = tokio::runtime::Handle::current();
             let got = rt
                 .block_on(store.get(path))
                 .map_err(std::io::Error::other)?;
-            Box::new(ObjectStream {
+            let stream = ObjectStream {
                 stream: got.into_stream(),
                 buf: Bytes::new(),
                 rt,
-            })
+            };
+            Box::new(BufReader::with_capacity(
+                1 << 20,
+                super::input::Counting {
+                    inner: stream,
+                    count,
+                },
+            ))
         }
         InputKind::Rows => {
             return Err(std::io::Error::other(
                 "rows handed over in memory have no bytes to read",
             ));
         }
-    };
-    Ok(Box::new(super::input::Counting { inner: raw, count }))
+    })
 }
 
 /// A Parquet file in an object store, for the blocking Parquet reader: page reads become range

@@ -385,3 +385,129 @@ async fn a_generated_100k_row_parquet_ingests_every_row_json_text_or_nested() {
         std::fs::remove_file(&file).unwrap();
     }
 }
+
+/// Whether the file system under `path` takes direct (`O_DIRECT`) opens, found independently
+/// of tdscale's reader.
+fn takes_direct_opens(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .is_ok()
+}
+
+#[test]
+fn direct_and_cached_reads_give_every_byte_at_any_size() {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tdscale::ingest::FileReads;
+    use tdscale::ingest::local_file::FileReader;
+
+    let dir = tempfile::tempdir().unwrap();
+    // tmpfs, which may refuse direct opens, beside the temporary folder's file system.
+    let shm = tempfile::tempdir_in("/dev/shm").ok();
+    let folders: Vec<&Path> = [Some(dir.path()), shm.as_ref().map(|d| d.path())]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut byte = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 56) as u8
+    };
+    const MIB: usize = 1 << 20;
+    // Around the alignment of direct reads and the size of one read (4 MiB).
+    for size in [
+        0,
+        1,
+        4095,
+        4096,
+        4097,
+        4 * MIB - 1,
+        4 * MIB,
+        4 * MIB + 1,
+        9 * MIB + 123,
+    ] {
+        let content: Vec<u8> = (0..size).map(|_| byte()).collect();
+        for folder in &folders {
+            let path = folder.join(format!("f{size}.jsonl"));
+            std::fs::write(&path, &content).unwrap();
+            let direct_here = takes_direct_opens(&path);
+            for reads in [FileReads::Direct, FileReads::Cached, FileReads::Auto] {
+                let count = Arc::new(AtomicU64::new(0));
+                let mut reader = FileReader::open(&path, reads, count.clone()).unwrap();
+                let what = format!("{} bytes, {reads:?}, in {}", size, folder.display());
+                // A file of a few MiB is never larger than the memory available to cache it.
+                let expect_direct = reads == FileReads::Direct && direct_here;
+                assert_eq!(reader.is_direct(), expect_direct, "{what}");
+                let mut got = Vec::new();
+                reader.read_to_end(&mut got).unwrap();
+                assert!(got == content, "{what}: {} bytes read back", got.len());
+                assert_eq!(count.load(Ordering::Relaxed), size as u64, "{what}");
+            }
+        }
+    }
+    assert!(
+        takes_direct_opens(&dir.path().join("f1.jsonl")) || shm.is_some(),
+        "the test covered neither direct reads nor their refusal"
+    );
+}
+
+#[test]
+fn an_ingest_read_around_the_page_cache_stores_what_a_cached_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3,000 generated records (about 11 MB, three direct reads), 1,000 others gzip-compressed,
+    // and a real JSON array of 200 tau-bench runs.
+    let generate = |name: &str, n: &str, seed: &str| {
+        let jsonl = dir.path().join(name);
+        let o = run(&[
+            "gen",
+            dir.path().join(format!("g{seed}")).to_str().unwrap(),
+            "--trajectories",
+            n,
+            "--seed",
+            seed,
+            "--jsonl",
+            jsonl.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        jsonl
+    };
+    let jsonl = generate("gen.jsonl", "3000", "3");
+    assert!(std::fs::metadata(&jsonl).unwrap().len() > 8 << 20);
+    let other = generate("other.jsonl", "1000", "4");
+    let gz = dir.path().join("other.jsonl.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &std::fs::read(&other).unwrap()).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let airline = shared("tau-bench/gpt-4o-airline.json");
+    let inputs = [
+        jsonl.to_str().unwrap(),
+        gz.to_str().unwrap(),
+        airline.to_str().unwrap(),
+    ];
+
+    let mut stored = vec![];
+    for reads in ["direct", "cached"] {
+        let corpus = dir.path().join(reads);
+        let c = corpus.to_str().unwrap();
+        let mut args = inputs.to_vec();
+        args.extend(["--file-reads", reads]);
+        let s = ingest_json(c, &args);
+        assert_eq!(s["rejected"], 0, "{s}");
+        assert_eq!(s["ingested"], 3000 + 1000 + 200, "{s}");
+        stored.push(sql_rows(
+            c,
+            "SELECT traj_id, messages, tools, metadata, num_tokens FROM trajectories ORDER BY traj_id",
+        ));
+    }
+    assert_eq!(stored[0].len(), 4200);
+    assert!(
+        stored[0] == stored[1],
+        "the two ingests stored different rows"
+    );
+}
