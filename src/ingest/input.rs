@@ -120,13 +120,18 @@ struct Pushback {
     pos: usize,
 }
 
+/// `Read` of a reader whose own buffer is the source: copies out what `fill_buf` holds.
+pub(super) fn read_out_of_buffer(r: &mut impl BufRead, out: &mut [u8]) -> std::io::Result<usize> {
+    let avail = r.fill_buf()?;
+    let n = avail.len().min(out.len());
+    out[..n].copy_from_slice(&avail[..n]);
+    r.consume(n);
+    Ok(n)
+}
+
 impl Read for Pushback {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(buf.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        read_out_of_buffer(self, buf)
     }
 }
 

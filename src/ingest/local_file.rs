@@ -41,8 +41,8 @@ crate::choice::impl_choice!(
     [FileReads::Auto, FileReads::Direct, FileReads::Cached]
 );
 
-/// The bytes of one read. Direct reads go to the device as they are asked, without the
-/// kernel's read-ahead, so they are large enough that the device is kept busy.
+/// The largest read (a smaller file is read in one). Direct reads go to the device as they are
+/// asked, without the kernel's read-ahead, so they are large enough that the device is kept busy.
 const READ_BYTES: usize = 4 << 20;
 
 /// The alignment direct reads need for their buffer, offset and length (the logical block size
@@ -52,9 +52,11 @@ const ALIGN: usize = 4096;
 /// A local file read in large blocks, counting the bytes read into `count`.
 pub struct FileReader {
     file: File,
-    /// `READ_BYTES` from `start` on, which is aligned to `ALIGN`.
+    /// `len` bytes (at most `READ_BYTES`, whole blocks) from `start` on, which is aligned to
+    /// `ALIGN`.
     buf: Vec<u8>,
     start: usize,
+    len: usize,
     /// The bytes read and not yet consumed, relative to `start`.
     pos: usize,
     end: usize,
@@ -65,13 +67,11 @@ pub struct FileReader {
 impl FileReader {
     /// Opens `path` to be read as `reads` says.
     pub fn open(path: &Path, reads: FileReads, count: Arc<AtomicU64>) -> std::io::Result<Self> {
+        let size = std::fs::metadata(path)?.len();
         let wants_direct = match reads {
             FileReads::Cached => false,
             FileReads::Direct => true,
-            FileReads::Auto => {
-                let size = std::fs::metadata(path)?.len();
-                memory_to_cache().is_some_and(|free| size > free)
-            }
+            FileReads::Auto => memory_to_cache().is_some_and(|free| size > free),
         };
         let (file, direct) = match wants_direct.then(|| open_direct(path)).flatten() {
             Some(file) => (file, true),
@@ -80,12 +80,19 @@ impl FileReader {
         if direct {
             tracing::debug!(path = %path.display(), "read around the page cache");
         }
-        let buf = vec![0u8; READ_BYTES + ALIGN];
+        // A small file gets a buffer of its own size in whole blocks: a folder of many small
+        // files is not read through a fresh 4 MiB buffer each.
+        let len = usize::try_from(size)
+            .unwrap_or(READ_BYTES)
+            .clamp(1, READ_BYTES)
+            .next_multiple_of(ALIGN);
+        let buf = vec![0u8; len + ALIGN];
         let start = buf.as_ptr().align_offset(ALIGN);
         Ok(Self {
             file,
             buf,
             start,
+            len,
             pos: 0,
             end: 0,
             direct,
@@ -171,7 +178,7 @@ impl BufRead for FileReader {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         if self.pos == self.end {
             let n = loop {
-                let region = &mut self.buf[self.start..self.start + READ_BYTES];
+                let region = &mut self.buf[self.start..self.start + self.len];
                 match self.file.read(region) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -194,10 +201,6 @@ impl BufRead for FileReader {
 
 impl Read for FileReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let got = self.fill_buf()?;
-        let n = got.len().min(out.len());
-        out[..n].copy_from_slice(&got[..n]);
-        self.consume(n);
-        Ok(n)
+        super::input::read_out_of_buffer(self, out)
     }
 }

@@ -383,10 +383,19 @@ async fn every_text_of_the_public_files_is_stored_or_rejected_with_a_reason() {
         tdscale::ingest::TargetTable::Trajectories,
     ));
     let mut failures = vec![];
-    for (path, table) in files {
+    // Read through the page cache (what `auto` does with files this small) and around it.
+    let reads = [
+        tdscale::ingest::FileReads::Auto,
+        tdscale::ingest::FileReads::Direct,
+    ];
+    for ((path, table), file_reads) in files
+        .into_iter()
+        .flat_map(|f| reads.map(|r| (f.clone(), r)))
+    {
         let (_d, corpus) = temp_corpus();
         let opts = tdscale::ingest::IngestOptions {
             table,
+            file_reads,
             ..Default::default()
         };
         let s = tdscale::ingest::ingest(&corpus, std::slice::from_ref(&path), &opts)
@@ -416,7 +425,7 @@ async fn every_text_of_the_public_files_is_stored_or_rejected_with_a_reason() {
             let mut m: Vec<_> = missing.into_iter().collect();
             m.sort();
             failures.push(format!(
-                "{}: {} piece(s) lost: {:?}",
+                "{} ({file_reads:?} reads): {} piece(s) lost: {:?}",
                 path.display(),
                 m.len(),
                 m.iter().take(5).collect::<Vec<_>>()
