@@ -182,6 +182,25 @@ impl Node {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits until the node accepts connections on `port`: an executor started before its
+    /// scheduler listens gives up at once (it happened on a busy machine).
+    fn wait_listening(&mut self, port: u16) {
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "the node died: {}",
+                self.log()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the node did not listen on port {port} within 60 s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Node {
@@ -240,7 +259,7 @@ fn separate_processes_run_tdscale_sql_and_fail_clearly_when_an_executor_dies() {
     let dir = tempfile::tempdir().unwrap();
     let c = multi_file_corpus(dir.path());
     let [sp, ep, gp] = free_ports::<3>();
-    let scheduler = node(
+    let mut scheduler = node(
         dir.path().join("scheduler.log"),
         &[
             "cluster",
@@ -251,6 +270,7 @@ fn separate_processes_run_tdscale_sql_and_fail_clearly_when_an_executor_dies() {
             "5",
         ],
     );
+    scheduler.wait_listening(sp);
     let mut executor = node(
         dir.path().join("executor.log"),
         &[
