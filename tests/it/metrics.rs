@@ -964,7 +964,8 @@ fn shingles_of_random_text_follow_the_definition() {
 }
 
 /// Signatures against the definition computed here (SplitMix64 from its published constants),
-/// for function counts around the vector blocks and shingle sets from none to many.
+/// for function counts around the vector blocks and shingle sets from none to many, by every
+/// kernel this processor can run.
 #[test]
 fn minhash_signature_is_each_functions_least_hash() {
     fn splitmix(x: u64) -> u64 {
@@ -973,7 +974,11 @@ fn minhash_signature_is_each_functions_least_hash() {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    use tdscale::metrics::minhash::{shingles, signature, signature_of_shingles};
+    use tdscale::metrics::minhash::{
+        Kernel, shingles, signature, signature_of_shingles, signature_with,
+    };
+    let kernels = Kernel::available();
+    assert_eq!(kernels[0], Kernel::Portable);
     for n in [0usize, 1, 2, 5, 17, 40] {
         let set: Vec<u64> = (0..n as u64).map(|i| splitmix(i * 7 + n as u64)).collect();
         for k in [1usize, 15, 16, 17, 64, 100, 1024, 1030] {
@@ -991,6 +996,13 @@ fn minhash_signature_is_each_functions_least_hash() {
                 expected,
                 "{n} shingles, k = {k}"
             );
+            for &kernel in &kernels {
+                assert_eq!(
+                    signature_with(kernel, &set, k),
+                    expected,
+                    "{n} shingles, k = {k}, {kernel:?}"
+                );
+            }
         }
     }
     let text = "I need help with my travel request #42. tools: travel_search travel_book";
