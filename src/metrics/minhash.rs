@@ -113,8 +113,8 @@ pub fn signature_of_shingles(shingles: &[u64], k: usize) -> Vec<u64> {
     signature_with(*BEST_KERNEL, shingles, k)
 }
 
-/// [`signature_of_shingles`] computed by a given kernel, which must be one of
-/// [`Kernel::available`] (the others are computed by the portable one).
+/// [`signature_of_shingles`] computed by a given kernel; one this processor lacks (not in
+/// [`Kernel::available`]) gives way to the portable one.
 pub fn signature_with(kernel: Kernel, shingles: &[u64], k: usize) -> Vec<u64> {
     let extra: Vec<u64>;
     let seeds = if k <= MAX_K {
@@ -221,7 +221,7 @@ fn least_hashes_avx2(shingles: &[u64], seeds: &[u64], out: &mut [u64]) {
 }
 
 /// AVX-512 has the 64-bit multiplication and unsigned minimum that AVX2 lacks: 2.6 times as
-/// fast as the AVX2 kernel on 200 shingles.
+/// fast as the AVX2 kernel on 200 shingles (benches/RESULTS.md).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
 fn least_hashes_avx512(shingles: &[u64], seeds: &[u64], out: &mut [u64]) {
