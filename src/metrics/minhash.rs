@@ -142,7 +142,7 @@ pub fn signature_with(kernel: Kernel, shingles: &[u64], k: usize) -> Vec<u64> {
 }
 
 /// The ways this build can compute a signature: the same values, the vector ones several times
-/// faster (a signature is most of the per-trajectory metrics' time at ingest).
+/// faster (signatures are computed for every trajectory at ingest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     /// Any processor.
