@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::UInt64Type;
+use datafusion::arrow::datatypes::UInt32Type;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -164,7 +164,7 @@ async fn split_locked(
         .await?;
     let mut ids = vec![];
     let mut strata = vec![];
-    let mut sigs: Vec<Vec<u64>> = vec![];
+    let mut sigs: Vec<Vec<u32>> = vec![];
     let no_text = signature("", 64);
     for b in &batches {
         ids.extend(cells::strs(b, "traj_id")?);
@@ -177,7 +177,7 @@ async fn split_locked(
             sigs.push(if list.is_null(i) {
                 no_text.clone()
             } else {
-                list.value(i).as_primitive::<UInt64Type>().values().to_vec()
+                list.value(i).as_primitive::<UInt32Type>().values().to_vec()
             });
         }
     }

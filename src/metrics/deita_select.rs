@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt32Type};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::error::{DataFusionError, Result};
 
@@ -40,19 +40,19 @@ pub struct Scored {
     pub traj_id: String,
     pub cost: i64,
     pub score: f64,
-    pub signature: Vec<u64>,
+    pub signature: Vec<u32>,
 }
 
 /// The DEITA walk over candidates. Returns the picked (traj_id, cost) in order.
 pub fn select(mut cands: Vec<Scored>, budget: i64, threshold: f64) -> Vec<(String, i64)> {
     cands.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.traj_id.cmp(&b.traj_id)));
-    let mut buckets: Vec<HashMap<(u64, u64), Vec<usize>>> = vec![HashMap::new(); BANDS];
+    let mut buckets: Vec<HashMap<(u32, u32), Vec<usize>>> = vec![HashMap::new(); BANDS];
     let mut selected: Vec<usize> = vec![];
     let mut seen_at: Vec<usize> = vec![usize::MAX; cands.len()];
     let mut picked = vec![];
     let mut used = 0i64;
     for (ci, c) in cands.iter().enumerate() {
-        let keys: Vec<(u64, u64)> = (0..BANDS)
+        let keys: Vec<(u32, u32)> = (0..BANDS)
             .map(|b| (c.signature[b * ROWS], c.signature[b * ROWS + 1]))
             .collect();
         let mut near = false;
@@ -97,10 +97,10 @@ fn scored(batches: &[RecordBatch]) -> Result<Vec<Scored>> {
         for i in 0..b.num_rows() {
             // A trajectory without messages has no user text: the signature of the empty
             // text, as `tdscale split` takes it.
-            let signature: Vec<u64> = if sig.is_null(i) {
+            let signature: Vec<u32> = if sig.is_null(i) {
                 signature("", BANDS * ROWS)
             } else {
-                sig.value(i).as_primitive::<UInt64Type>().values().to_vec()
+                sig.value(i).as_primitive::<UInt32Type>().values().to_vec()
             };
             if signature.len() != BANDS * ROWS {
                 return Err(DataFusionError::Execution(

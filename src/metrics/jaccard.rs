@@ -3,7 +3,8 @@
 //! - two strings: the exact Jaccard similarity |A ∩ B| / |A ∪ B| of their shingle sets (word
 //!   3-grams, see [`minhash`](super::minhash));
 //! - two `minhash` signatures: the fraction of positions where they agree, which estimates it.
-//!   Signatures of different lengths are an error.
+//!   Signatures of different lengths are an error. Lists of 64-bit values (the signatures of
+//!   metrics version 1, kept in a user's own tables) compare the same way, with each other only.
 //!
 //! Two empty sets are identical (1.0). NULL in, NULL out.
 //!
@@ -14,7 +15,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
-use datafusion::arrow::datatypes::{DataType, UInt64Type};
+use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType, UInt32Type, UInt64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
@@ -57,7 +58,8 @@ pub fn set_similarity(a: &[u64], b: &[u64]) -> f64 {
     inter as f64 / (a.len() + b.len() - inter) as f64
 }
 
-fn signatures(a: &ArrayRef, b: &ArrayRef) -> Result<Float64Array> {
+/// Lists of `T` values, compared position by position.
+fn signatures<T: ArrowPrimitiveType>(a: &ArrayRef, b: &ArrayRef) -> Result<Float64Array> {
     let (la, lb) = (a.as_list::<i32>(), b.as_list::<i32>());
     (0..a.len())
         .map(|i| {
@@ -65,10 +67,7 @@ fn signatures(a: &ArrayRef, b: &ArrayRef) -> Result<Float64Array> {
                 return Ok(None);
             }
             let (x, y) = (la.value(i), lb.value(i));
-            let (x, y) = (
-                x.as_primitive::<UInt64Type>(),
-                y.as_primitive::<UInt64Type>(),
-            );
+            let (x, y) = (x.as_primitive::<T>(), y.as_primitive::<T>());
             if x.len() != y.len() {
                 return Err(DataFusionError::Execution(format!(
                     "jaccard: signatures of different lengths ({} and {})",
@@ -90,6 +89,16 @@ fn signatures(a: &ArrayRef, b: &ArrayRef) -> Result<Float64Array> {
         .collect()
 }
 
+/// The item type of a list of signature values.
+fn signature_item(t: &DataType) -> Option<&DataType> {
+    match t {
+        DataType::List(f) if matches!(f.data_type(), DataType::UInt32 | DataType::UInt64) => {
+            Some(f.data_type())
+        }
+        _ => None,
+    }
+}
+
 impl ScalarUDFImpl for Jaccard {
     fn name(&self) -> &str {
         "jaccard"
@@ -103,18 +112,24 @@ impl ScalarUDFImpl for Jaccard {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let (a, b) = (&arrays[0], &arrays[1]);
-        let is_sig =
-            |t: &DataType| matches!(t, DataType::List(f) if f.data_type() == &DataType::UInt64);
-        let out = if is_sig(a.data_type()) && is_sig(b.data_type()) {
-            signatures(a, b)?
-        } else {
-            let (x, y) = (
-                StrCol::try_new(a, "jaccard(a, b): a text or a minhash signature")?,
-                StrCol::try_new(b, "jaccard(a, b)")?,
-            );
-            (0..a.len())
-                .map(|i| Some(set_similarity(&shingles(x.get(i)?), &shingles(y.get(i)?))))
-                .collect()
+        let out = match (signature_item(a.data_type()), signature_item(b.data_type())) {
+            (Some(DataType::UInt32), Some(DataType::UInt32)) => signatures::<UInt32Type>(a, b)?,
+            (Some(DataType::UInt64), Some(DataType::UInt64)) => signatures::<UInt64Type>(a, b)?,
+            (Some(x), Some(y)) => {
+                return Err(DataFusionError::Execution(format!(
+                    "jaccard: signatures of {x} and of {y} values do not compare; compute both \
+                     with this version's minhash()"
+                )));
+            }
+            _ => {
+                let (x, y) = (
+                    StrCol::try_new(a, "jaccard(a, b): a text or a minhash signature")?,
+                    StrCol::try_new(b, "jaccard(a, b)")?,
+                );
+                (0..a.len())
+                    .map(|i| Some(set_similarity(&shingles(x.get(i)?), &shingles(y.get(i)?))))
+                    .collect()
+            }
         };
         Ok(ColumnarValue::Array(Arc::new(out)))
     }

@@ -15,20 +15,20 @@ const ROWS: usize = 2;
 /// use tdscale::metrics::lsh::similarity;
 /// assert_eq!(similarity(&[1, 2, 3, 4], &[1, 2, 0, 4]), 0.75);
 /// ```
-pub fn similarity(a: &[u64], b: &[u64]) -> f64 {
+pub fn similarity(a: &[u32], b: &[u32]) -> f64 {
     a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len().max(1) as f64
 }
 
 /// An index of signatures by band.
 #[derive(Default)]
 pub struct LshIndex {
-    bands: Vec<HashMap<(u64, u64), Vec<usize>>>,
-    signatures: Vec<Vec<u64>>,
+    bands: Vec<HashMap<(u32, u32), Vec<usize>>>,
+    signatures: Vec<Vec<u32>>,
 }
 
 impl LshIndex {
     /// Adds a signature; returns its number.
-    pub fn insert(&mut self, sig: Vec<u64>) -> usize {
+    pub fn insert(&mut self, sig: Vec<u32>) -> usize {
         let n = sig.len() / ROWS;
         if self.bands.len() < n {
             self.bands.resize_with(n, HashMap::new);
@@ -45,7 +45,7 @@ impl LshIndex {
     }
 
     /// The indexed signatures at or above `threshold` similarity to `sig`, with the similarity.
-    pub fn query(&self, sig: &[u64], threshold: f64) -> Vec<(usize, f64)> {
+    pub fn query(&self, sig: &[u32], threshold: f64) -> Vec<(usize, f64)> {
         let mut seen = std::collections::HashSet::new();
         let mut out = vec![];
         for (b, band) in self.bands.iter().enumerate().take(sig.len() / ROWS) {

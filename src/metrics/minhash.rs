@@ -4,8 +4,11 @@
 //! The text is lower-cased and split into words (runs of letters and digits); its shingles are
 //! the word 3-grams (a text of one or two words is one shingle). Each of the `k` (default 64,
 //! at most 1024) hash functions maps a shingle to `splitmix64(fnv1a(shingle) ^ seed_i)`; the
-//! signature keeps each function's minimum. The fraction of positions where two signatures agree
-//! estimates the Jaccard similarity of their shingle sets. A text without words gets k × u64::MAX.
+//! signature keeps the low 32 bits of each function's minimum (b-bit MinHash with b = 32, the
+//! width of datasketch's default hash): two signatures agree where the minima agree, and
+//! elsewhere by chance once in 2^32, so the fraction of positions where they agree still
+//! estimates the Jaccard similarity of the shingle sets, at half the bytes of the minima. A
+//! text without words gets k × u32::MAX.
 //!
 //! ```sql
 //! SELECT a.traj_id, b.traj_id, jaccard(minhash(a.q), minhash(b.q)) AS sim
@@ -14,7 +17,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, UInt64Array};
+use datafusion::arrow::array::{Array, AsArray, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
@@ -94,7 +97,7 @@ fn hashes_of<'a>(words: impl Iterator<Item = &'a [u8]>, len: usize, map: fn(u8) 
 /// let b = signature("The quick brown fox jumps over the lazy dog!", 128);
 /// assert_eq!(a, b, "case and punctuation do not matter");
 /// ```
-pub fn signature(text: &str, k: usize) -> Vec<u64> {
+pub fn signature(text: &str, k: usize) -> Vec<u32> {
     signature_of_shingles(&shingles(text), k)
 }
 
@@ -107,15 +110,20 @@ fn seed(i: u64) -> u64 {
 static SEEDS: std::sync::LazyLock<Vec<u64>> =
     std::sync::LazyLock::new(|| (0..MAX_K as u64).map(seed).collect());
 
-/// The signature with `k` hash functions of a set of shingle hashes ([`shingles`]): for each
-/// function, the least `splitmix64(h ^ seed_i)` over the shingles (`u64::MAX` for none).
-pub fn signature_of_shingles(shingles: &[u64], k: usize) -> Vec<u64> {
-    signature_with(*BEST_KERNEL, shingles, k)
+/// The signature with `k` hash functions of a set of shingle hashes ([`shingles`]): the low 32
+/// bits of each function's least hash ([`least_hashes_with`]).
+pub fn signature_of_shingles(shingles: &[u64], k: usize) -> Vec<u32> {
+    least_hashes_with(*BEST_KERNEL, shingles, k)
+        .into_iter()
+        // b-bit MinHash: the low bits of a uniformly random minimum are uniformly random.
+        .map(|h| h as u32)
+        .collect()
 }
 
-/// [`signature_of_shingles`] computed by a given kernel; one this processor lacks (not in
+/// For each of `k` hash functions, the least `splitmix64(h ^ seed_i)` over the shingles
+/// (`u64::MAX` for none), computed by a given kernel; one this processor lacks (not in
 /// [`Kernel::available`]) gives way to the portable one.
-pub fn signature_with(kernel: Kernel, shingles: &[u64], k: usize) -> Vec<u64> {
+pub fn least_hashes_with(kernel: Kernel, shingles: &[u64], k: usize) -> Vec<u64> {
     let extra: Vec<u64>;
     let seeds = if k <= MAX_K {
         &SEEDS[..k]
@@ -243,7 +251,7 @@ impl Default for MinHash {
 }
 
 fn item() -> Arc<Field> {
-    Arc::new(Field::new("item", DataType::UInt64, true))
+    Arc::new(Field::new("item", DataType::UInt32, true))
 }
 
 impl ScalarUDFImpl for MinHash {
@@ -292,7 +300,7 @@ impl ScalarUDFImpl for MinHash {
         Ok(super::args::list_result(
             item(),
             lengths,
-            Arc::new(UInt64Array::from(values)),
+            Arc::new(UInt32Array::from(values)),
             (0..n).map(|i| text.get(i).is_some()),
         ))
     }

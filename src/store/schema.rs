@@ -104,7 +104,7 @@ static TRAJECTORY_METRICS_FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("tools_offered", DataType::UInt64, true),
         Field::new("tools_used", DataType::UInt64, true),
         Field::new("tool_sequence", list_of(DataType::Utf8), true),
-        Field::new("user_minhash", list_of(DataType::UInt64), true),
+        Field::new("user_minhash", list_of(DataType::UInt32), true),
     ]))
 });
 

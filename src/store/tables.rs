@@ -25,7 +25,7 @@ pub struct Table {
     pub name: &'static str,
     /// The table's folder under the corpus root: its name, or for a table whose contents
     /// depend on a definition, the name and the definition's version
-    /// (`trajectory_metrics/v1`), so files of another version are never read as this one.
+    /// (`trajectory_metrics/v2`), so files of another version are never read as this one.
     pub dir: &'static str,
     pub layout: Layout,
     file_schema: fn() -> SchemaRef,
@@ -97,7 +97,7 @@ macro_rules! table {
 /// (tests/it/stored_metrics.rs pins the values of a fixed corpus to catch a forgotten raise.)
 macro_rules! metrics_version {
     () => {
-        "1"
+        "2"
     };
 }
 

@@ -2,7 +2,7 @@
 //! time").
 //!
 //! Every `trajectories` part file has a `trajectory_metrics` part of the same name under the
-//! folder of the metric definitions' version (`trajectory_metrics/v1/round=N/part-….parquet`),
+//! folder of the metric definitions' version (`trajectory_metrics/v2/round=N/part-….parquet`),
 //! holding per trajectory the columns of `sql/views/computed_trajectory_metrics.sql`: the reasoning
 //! mode, CAC, steps, tool sequence and user-text MinHash, computed from the Arrow batch by the
 //! functions behind the SQL functions, and the flat columns the plans read with them. A query
@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, ListArray, RecordBatch, StringArray, UInt64Array,
+    Array, ArrayRef, AsArray, Float64Array, ListArray, RecordBatch, StringArray, UInt32Array,
+    UInt64Array,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::{cast, concat_batches};
@@ -130,7 +131,7 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
     let mut valid: Vec<bool> = Vec::with_capacity(n);
     let mut names: Vec<&str> = vec![];
     let mut name_lengths: Vec<usize> = Vec::with_capacity(n);
-    let mut hashes: Vec<u64> = Vec::with_capacity(n * USER_MINHASH_K);
+    let mut hashes: Vec<u32> = Vec::with_capacity(n * USER_MINHASH_K);
     let mut hash_lengths: Vec<usize> = Vec::with_capacity(n);
     let mut distinct: datafusion::common::HashSet<&str> = Default::default();
     let mut scan = CallScan::default();
@@ -200,9 +201,9 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
             &valid,
         ),
         list_of(
-            DataType::UInt64,
+            DataType::UInt32,
             hash_lengths,
-            Arc::new(UInt64Array::from(hashes)),
+            Arc::new(UInt32Array::from(hashes)),
             &valid,
         ),
     ];
@@ -210,7 +211,7 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
 }
 
 /// Parquet settings of the metrics parts: those of every part (no statistics inside lists
-/// among them), except that the MinHash values (uniformly random 64-bit numbers) are stored
+/// among them), except that the MinHash values (uniformly random 32-bit numbers) are stored
 /// plain, without a dictionary or compression, which would cost time and save nothing.
 pub fn properties() -> WriterProperties {
     let hashes = ColumnPath::from(vec![

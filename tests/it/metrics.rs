@@ -879,6 +879,40 @@ async fn minhash_and_jaccard() {
             .await
             .contains("between 1 and")
     );
+    // Signatures are 32-bit values; lists of 64-bit ones (the signatures of metrics version 1)
+    // compare among themselves, not with the new ones.
+    let ty = one_str(&ctx, "SELECT arrow_typeof(minhash('a b c'))")
+        .await
+        .unwrap();
+    assert!(ty.contains("UInt32") && !ty.contains("UInt64"), "{ty}");
+    let u64s = |v: [u64; 4]| {
+        let items: Vec<String> = v
+            .iter()
+            .map(|x| format!("arrow_cast({x}, 'UInt64')"))
+            .collect();
+        format!("make_array({})", items.join(", "))
+    };
+    assert_eq!(
+        one_f64(
+            &ctx,
+            &format!(
+                "SELECT jaccard({}, {})",
+                u64s([1, 2, 3, u64::MAX]),
+                u64s([1, 2, 0, u64::MAX])
+            )
+        )
+        .await,
+        Some(0.75)
+    );
+    let mixed = err(
+        &ctx,
+        &format!(
+            "SELECT jaccard(minhash('a b c', 4), {})",
+            u64s([1, 2, 3, 4])
+        ),
+    )
+    .await;
+    assert!(mixed.contains("do not compare"), "{mixed}");
 }
 
 /// FNV-1a 64 of a text, from its published constants (the shingle hash of `minhash`).
@@ -975,7 +1009,7 @@ fn minhash_signature_is_each_functions_least_hash() {
         z ^ (z >> 31)
     }
     use tdscale::metrics::minhash::{
-        Kernel, shingles, signature, signature_of_shingles, signature_with,
+        Kernel, least_hashes_with, shingles, signature, signature_of_shingles,
     };
     let kernels = Kernel::available();
     assert_eq!(kernels[0], Kernel::Portable);
@@ -991,14 +1025,16 @@ fn minhash_signature_is_each_functions_least_hash() {
                         .unwrap_or(u64::MAX)
                 })
                 .collect();
+            // The signature keeps the low 32 bits of each least hash (b-bit MinHash).
+            let low_bits: Vec<u32> = expected.iter().map(|&h| (h & 0xFFFF_FFFF) as u32).collect();
             assert_eq!(
                 signature_of_shingles(&set, k),
-                expected,
+                low_bits,
                 "{n} shingles, k = {k}"
             );
             for &kernel in &kernels {
                 assert_eq!(
-                    signature_with(kernel, &set, k),
+                    least_hashes_with(kernel, &set, k),
                     expected,
                     "{n} shingles, k = {k}, {kernel:?}"
                 );
@@ -1010,7 +1046,7 @@ fn minhash_signature_is_each_functions_least_hash() {
         signature(text, 64),
         signature_of_shingles(&shingles(text), 64)
     );
-    assert_eq!(signature("", 3), vec![u64::MAX; 3]);
+    assert_eq!(signature("", 3), vec![u32::MAX; 3]);
 }
 
 #[tokio::test]
