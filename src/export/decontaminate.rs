@@ -209,7 +209,7 @@ async fn decontaminate_locked(
         )));
     }
     let mut summary = DecontaminationSummary::default();
-    let mut index = LshIndex::default();
+    let mut index = LshIndex::new(threshold);
     let mut items: Vec<(String, String)> = vec![];
     let files = eval_files(against)?;
     summary.eval_files = files.len();
@@ -252,7 +252,7 @@ async fn decontaminate_locked(
             let user = text
                 .rsplit_once("\ntools: ")
                 .map_or(text.as_str(), |(u, _)| u);
-            for (k, sim) in index.query(&signature(user, 64), threshold) {
+            for (k, sim) in index.query(&signature(user, 64)) {
                 flagged.insert(id.clone());
                 flags.push(Flag {
                     traj_id: id.clone(),

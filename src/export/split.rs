@@ -184,10 +184,10 @@ async fn split_locked(
     let n = ids.len();
     // Near-duplicate groups by union-find over LSH candidate pairs.
     let mut parent: Vec<usize> = (0..n).collect();
-    let mut index = LshIndex::default();
+    let mut index = LshIndex::new(opts.near_dup);
     for sig in sigs {
         let me = index.insert(sig.clone());
-        for (other, _) in index.query(&sig, opts.near_dup) {
+        for (other, _) in index.query(&sig) {
             if other != me {
                 let (a, b) = (find(&mut parent, me), find(&mut parent, other));
                 parent[a.max(b)] = a.min(b);

@@ -1138,3 +1138,80 @@ async fn identical_results_with_1_and_8_partitions() {
     assert_eq!(outputs[0], outputs[1]);
     assert!(outputs[0].contains("airline"));
 }
+
+/// The index of near-duplicate signatures finds exactly the pairs at or above its threshold,
+/// compared with every pair: signatures that differ from a query in 0 to 64 random positions,
+/// at thresholds where the bands are narrow and wide, and at the edges (0 and 1).
+#[test]
+fn lsh_index_finds_exactly_the_pairs_at_or_above_its_threshold() {
+    use tdscale::metrics::lsh::{LshIndex, similarity};
+    let mut state = 7u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    for threshold in [0.0, 0.3, 0.6, 0.8, 0.81, 0.9, 1.0] {
+        for _ in 0..5 {
+            let query: Vec<u32> = (0..64).map(|_| next() as u32).collect();
+            let mut index = LshIndex::new(threshold);
+            let mut indexed = vec![];
+            for differing in 0..=64usize {
+                for _ in 0..3 {
+                    let mut sig = query.clone();
+                    // `differing` distinct positions changed to another value.
+                    let mut positions: Vec<usize> = (0..64).collect();
+                    for i in 0..differing {
+                        let j = i + (next() % (64 - i) as u64) as usize;
+                        positions.swap(i, j);
+                        sig[positions[i]] ^= 1 + (next() as u32 >> 1);
+                    }
+                    assert_eq!(similarity(&sig, &query), (64 - differing) as f64 / 64.0);
+                    indexed.push(sig.clone());
+                    index.insert(sig);
+                }
+            }
+            // A signature of another length is kept but matches nothing.
+            index.insert(query[..32].to_vec());
+            assert!(index.query(&query[..32]).is_empty());
+            let expected: Vec<(usize, f64)> = indexed
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, similarity(s, &query)))
+                .filter(|&(_, s)| s >= threshold)
+                .collect();
+            assert_eq!(index.query(&query), expected, "threshold {threshold}");
+        }
+    }
+    // Short signatures, every set of differing positions: no placement escapes the bands.
+    for n in [5usize, 8, 13] {
+        let query: Vec<u32> = (0..n as u32).collect();
+        for threshold in [0.2, 0.5, 0.75, 0.8, 0.9, 1.0] {
+            let mut index = LshIndex::new(threshold);
+            let sigs: Vec<Vec<u32>> = (0..1u32 << n)
+                .map(|differ| {
+                    (0..n as u32)
+                        .map(|i| if differ >> i & 1 == 1 { 100 + i } else { i })
+                        .collect()
+                })
+                .collect();
+            for s in &sigs {
+                index.insert(s.clone());
+            }
+            let expected: Vec<(usize, f64)> = sigs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, similarity(s, &query)))
+                .filter(|&(_, s)| s >= threshold)
+                .collect();
+            assert!(!expected.is_empty());
+            assert_eq!(
+                index.query(&query),
+                expected,
+                "n = {n}, threshold {threshold}"
+            );
+        }
+    }
+}
