@@ -1145,6 +1145,14 @@ async fn identical_results_with_1_and_8_partitions() {
 #[test]
 fn lsh_index_finds_exactly_the_pairs_at_or_above_its_threshold() {
     use tdscale::metrics::lsh::{LshIndex, similarity};
+    // Every pair, compared.
+    let at_or_above = |sigs: &[Vec<u32>], query: &[u32], threshold: f64| -> Vec<(usize, f64)> {
+        sigs.iter()
+            .enumerate()
+            .map(|(i, s)| (i, similarity(s, query)))
+            .filter(|&(_, s)| s >= threshold)
+            .collect()
+    };
     let mut state = 7u64;
     let mut next = move || {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -1176,12 +1184,7 @@ fn lsh_index_finds_exactly_the_pairs_at_or_above_its_threshold() {
             // A signature of another length is kept but matches nothing.
             index.insert(query[..32].to_vec());
             assert!(index.query(&query[..32]).is_empty());
-            let expected: Vec<(usize, f64)> = indexed
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, similarity(s, &query)))
-                .filter(|&(_, s)| s >= threshold)
-                .collect();
+            let expected = at_or_above(&indexed, &query, threshold);
             assert_eq!(index.query(&query), expected, "threshold {threshold}");
         }
     }
@@ -1200,12 +1203,7 @@ fn lsh_index_finds_exactly_the_pairs_at_or_above_its_threshold() {
             for s in &sigs {
                 index.insert(s.clone());
             }
-            let expected: Vec<(usize, f64)> = sigs
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, similarity(s, &query)))
-                .filter(|&(_, s)| s >= threshold)
-                .collect();
+            let expected = at_or_above(&sigs, &query, threshold);
             assert!(!expected.is_empty());
             assert_eq!(
                 index.query(&query),
