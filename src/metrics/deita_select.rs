@@ -6,8 +6,8 @@
 //! coalesce(reward, 1)`, so failed trajectories come last. Similarity is estimated from
 //! 64-value MinHash signatures of `user_text(messages)` (the user turns and the tool sequence).
 //! Both are read from `trajectory_metrics` (`cac`, `user_minhash`), where they are stored.
-//! Already-selected trajectories are indexed by LSH with bands cut for the threshold
-//! ([`LshIndex`]), which finds every earlier trajectory at or above it; each candidate pair is
+//! Already-selected trajectories are indexed by LSH (32 bands of 2 values), which finds every
+//! earlier trajectory with similarity ≥ 0.6 with probability > 0.999; each candidate pair is then
 //! compared on the full signature. The walk stops before the first admitted trajectory that
 //! would exceed the budget.
 //!
@@ -15,6 +15,7 @@
 //! SELECT * FROM deita_select(1000, 'tokens', 0.7);
 //! ```
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -24,8 +25,11 @@ use datafusion::error::{DataFusionError, Result};
 
 use super::args::{f64_arg, int_arg, unit_arg};
 use super::selection::{ComputedTable, Unit, selection_batch, selection_schema};
-use crate::metrics::lsh::LshIndex;
-use crate::metrics::minhash::{DEFAULT_K, signature};
+use crate::metrics::lsh::similarity;
+use crate::metrics::minhash::signature;
+
+const BANDS: usize = 32;
+const ROWS: usize = 2;
 
 /// The table function.
 #[derive(Debug, Default)]
@@ -42,19 +46,40 @@ pub struct Scored {
 /// The DEITA walk over candidates. Returns the picked (traj_id, cost) in order.
 pub fn select(mut cands: Vec<Scored>, budget: i64, threshold: f64) -> Vec<(String, i64)> {
     cands.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.traj_id.cmp(&b.traj_id)));
-    let mut selected = LshIndex::new(threshold);
+    let mut buckets: Vec<HashMap<(u32, u32), Vec<usize>>> = vec![HashMap::new(); BANDS];
+    let mut selected: Vec<usize> = vec![];
+    let mut seen_at: Vec<usize> = vec![usize::MAX; cands.len()];
     let mut picked = vec![];
     let mut used = 0i64;
-    for c in cands {
-        if !selected.query(&c.signature).is_empty() {
+    for (ci, c) in cands.iter().enumerate() {
+        let keys: Vec<(u32, u32)> = (0..BANDS)
+            .map(|b| (c.signature[b * ROWS], c.signature[b * ROWS + 1]))
+            .collect();
+        let mut near = false;
+        'bands: for (b, k) in keys.iter().enumerate() {
+            for &s in buckets[b].get(k).into_iter().flatten() {
+                if seen_at[s] == ci {
+                    continue;
+                }
+                seen_at[s] = ci;
+                if similarity(&c.signature, &cands[s].signature) >= threshold {
+                    near = true;
+                    break 'bands;
+                }
+            }
+        }
+        if near {
             continue;
         }
         if used + c.cost > budget {
             break;
         }
         used += c.cost;
-        picked.push((c.traj_id, c.cost));
-        selected.insert(c.signature);
+        picked.push((c.traj_id.clone(), c.cost));
+        for (b, k) in keys.into_iter().enumerate() {
+            buckets[b].entry(k).or_default().push(ci);
+        }
+        selected.push(ci);
     }
     picked
 }
@@ -73,11 +98,11 @@ fn scored(batches: &[RecordBatch]) -> Result<Vec<Scored>> {
             // A trajectory without messages has no user text: the signature of the empty
             // text, as `tdscale split` takes it.
             let signature: Vec<u32> = if sig.is_null(i) {
-                signature("", DEFAULT_K)
+                signature("", BANDS * ROWS)
             } else {
                 sig.value(i).as_primitive::<UInt32Type>().values().to_vec()
             };
-            if signature.len() != DEFAULT_K {
+            if signature.len() != BANDS * ROWS {
                 return Err(DataFusionError::Execution(
                     "deita_select: unexpected signature length".into(),
                 ));
