@@ -94,11 +94,14 @@ impl LshIndex {
 
     /// Adds a signature; returns its number.
     pub fn insert(&mut self, sig: Vec<u32>) -> usize {
-        let len = *self.len.get_or_insert(sig.len());
-        if self.signatures.is_empty() {
-            self.band_ends = self.band_ends_for(len);
-            self.bands = vec![HashMap::new(); self.band_ends.len()];
-        }
+        let len = match self.len {
+            Some(len) => len,
+            None => {
+                self.band_ends = self.band_ends_for(sig.len());
+                self.bands = vec![HashMap::new(); self.band_ends.len()];
+                *self.len.insert(sig.len())
+            }
+        };
         let id = self.signatures.len();
         if sig.len() == len {
             let keys: Vec<u64> = self.band_keys(&sig).collect();
