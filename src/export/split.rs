@@ -13,13 +13,14 @@
 //! The result replaces the `splits` table: traj_id, split, stratum, group_id, seed, test_fraction.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::UInt32Type;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::metrics::lsh::LshIndex;
+use crate::metrics::lsh::{LshIndex, similarity};
 use crate::metrics::minhash::signature;
 use crate::metrics::seeded_hash::seeded_hash;
 use crate::query::cells;
@@ -181,18 +182,39 @@ async fn split_locked(
             });
         }
     }
+    // The grouping is long on a large corpus; on its own thread, SIGINT and SIGTERM still end
+    // the command while it runs.
+    let opts = opts.clone();
+    let (summary, out) = tokio::task::spawn_blocking(move || assign(ids, strata, sigs, &opts))
+        .await
+        .map_err(|e| Error::Other(format!("split: the assignment failed: {e}")))?;
+    rows::replace(session.corpus(), &tables::SPLITS, &out).await?;
+    session.refresh(&tables::SPLITS)?;
+    Ok((summary, out))
+}
+
+/// Groups the near-duplicates and assigns each trajectory (by number: `ids`, `strata` and
+/// `sigs` are parallel) to train or test.
+fn assign(
+    ids: Vec<String>,
+    strata: Vec<String>,
+    sigs: Vec<Vec<u32>>,
+    opts: &SplitOptions,
+) -> (SplitSummary, Vec<SplitRow>) {
     let n = ids.len();
     // Near-duplicate groups by union-find over LSH candidate pairs.
     let mut parent: Vec<usize> = (0..n).collect();
     let mut index = LshIndex::new(opts.near_dup);
     for sig in sigs {
         let me = index.insert(sig.clone());
-        for (other, _) in index.query(&sig) {
-            if other != me {
-                let (a, b) = (find(&mut parent, me), find(&mut parent, other));
+        index.visit_candidates(&sig, |other, other_sig| {
+            // Only a pair from two groups can join them: within one, nothing to compare.
+            let (a, b) = (find(&mut parent, me), find(&mut parent, other));
+            if a != b && similarity(&sig, other_sig) >= opts.near_dup {
                 parent[a.max(b)] = a.min(b);
             }
-        }
+            ControlFlow::Continue(())
+        });
     }
     let u: Vec<f64> = ids.iter().map(|id| unit(id, opts.seed)).collect();
     // Representative of each group: its member with the smallest u.
@@ -256,7 +278,5 @@ async fn split_locked(
         summary.near_duplicate_groups += 1;
         summary.grouped_trajectories += s;
     }
-    rows::replace(session.corpus(), &tables::SPLITS, &out).await?;
-    session.refresh(&tables::SPLITS)?;
-    Ok((summary, out))
+    (summary, out)
 }

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::ops::ControlFlow;
 
 /// The estimated Jaccard similarity of two signatures: the fraction of positions that agree.
 ///
@@ -46,6 +47,11 @@ pub struct LshIndex {
     bands: Vec<HashMap<u64, Vec<usize>>>,
     signatures: Vec<Vec<u32>>,
     hasher: std::collections::hash_map::RandomState,
+    /// Per signature, the last visit that met it as a candidate: a signature in several of
+    /// a query's buckets is looked at once, without a set of the candidates seen (hashing
+    /// each one was a quarter of a near-duplicate search).
+    visited: Vec<u32>,
+    visit: u32,
 }
 
 impl LshIndex {
@@ -58,6 +64,8 @@ impl LshIndex {
             bands: vec![],
             signatures: vec![],
             hasher: Default::default(),
+            visited: vec![],
+            visit: 0,
         }
     }
 
@@ -110,37 +118,81 @@ impl LshIndex {
             }
         }
         self.signatures.push(sig);
+        self.visited.push(0);
         id
     }
 
     /// The indexed signatures at or above the threshold similarity to `sig`, with the
     /// similarity, by number.
-    pub fn query(&self, sig: &[u32]) -> Vec<(usize, f64)> {
+    pub fn query(&mut self, sig: &[u32]) -> Vec<(usize, f64)> {
+        let threshold = self.threshold;
         let mut out = vec![];
-        let mut confirm = |id: usize| {
-            let s = similarity(sig, &self.signatures[id]);
-            if s >= self.threshold {
+        self.visit_candidates(sig, |id, other| {
+            let s = similarity(sig, other);
+            if s >= threshold {
                 out.push((id, s));
             }
-        };
+            ControlFlow::Continue(())
+        });
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// Calls `visit` with the number and signature of each indexed signature that shares a
+    /// band with `sig`, once each: every one at or above the threshold and some below it,
+    /// which the caller compares (or skips, when it already knows the answer). Stops when
+    /// `visit` breaks.
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use tdscale::metrics::lsh::{LshIndex, similarity};
+    /// let mut index = LshIndex::new(0.75);
+    /// index.insert(vec![1, 2, 3, 4]);
+    /// index.insert(vec![1, 2, 3, 5]);
+    /// // Is any indexed signature a near-duplicate of this one?
+    /// let mut found = None;
+    /// index.visit_candidates(&[1, 2, 0, 4], |id, other| {
+    ///     if similarity(&[1, 2, 0, 4], other) >= 0.75 {
+    ///         found = Some(id);
+    ///         return ControlFlow::Break(());
+    ///     }
+    ///     ControlFlow::Continue(())
+    /// });
+    /// assert_eq!(found, Some(0));
+    /// ```
+    pub fn visit_candidates(
+        &mut self,
+        sig: &[u32],
+        mut visit: impl FnMut(usize, &[u32]) -> ControlFlow<()>,
+    ) {
         if self.len != Some(sig.len()) {
             // Nothing indexed yet, or a signature of another length.
-        } else if self.bands.is_empty() {
+            return;
+        }
+        if self.bands.is_empty() {
             // Every pair qualifies: no band finds them all.
-            (0..self.signatures.len())
-                .filter(|&id| self.signatures[id].len() == sig.len())
-                .for_each(&mut confirm);
-        } else {
-            let mut seen = std::collections::HashSet::new();
-            for (band, key) in self.bands.iter().zip(self.band_keys(sig)) {
-                for &id in band.get(&key).into_iter().flatten() {
-                    if seen.insert(id) {
-                        confirm(id);
+            for (id, other) in self.signatures.iter().enumerate() {
+                if other.len() == sig.len() && visit(id, other).is_break() {
+                    return;
+                }
+            }
+            return;
+        }
+        self.visit = self.visit.wrapping_add(1);
+        if self.visit == 0 {
+            self.visited.fill(0);
+            self.visit = 1;
+        }
+        let keys: Vec<u64> = self.band_keys(sig).collect();
+        for (band, key) in self.bands.iter().zip(keys) {
+            for &id in band.get(&key).into_iter().flatten() {
+                if self.visited[id] != self.visit {
+                    self.visited[id] = self.visit;
+                    if visit(id, &self.signatures[id]).is_break() {
+                        return;
                     }
                 }
             }
         }
-        out.sort_by_key(|(id, _)| *id);
-        out
     }
 }
