@@ -6,16 +6,16 @@
 //! coalesce(reward, 1)`, so failed trajectories come last. Similarity is estimated from
 //! 64-value MinHash signatures of `user_text(messages)` (the user turns and the tool sequence).
 //! Both are read from `trajectory_metrics` (`cac`, `user_minhash`), where they are stored.
-//! Already-selected trajectories are indexed by LSH (32 bands of 2 values), which finds every
-//! earlier trajectory with similarity ≥ 0.6 with probability > 0.999; each candidate pair is then
-//! compared on the full signature. The walk stops before the first admitted trajectory that
-//! would exceed the budget.
+//! Already-selected trajectories are indexed by LSH with bands cut for the threshold
+//! ([`LshIndex`]), which finds every selected trajectory at or above it; a candidate is compared
+//! on the full signature with those sharing a band until one is too similar. The walk stops
+//! before the first admitted trajectory that would exceed the budget.
 //!
 //! ```sql
 //! SELECT * FROM deita_select(1000, 'tokens', 0.7);
 //! ```
 
-use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -25,11 +25,8 @@ use datafusion::error::{DataFusionError, Result};
 
 use super::args::{f64_arg, int_arg, unit_arg};
 use super::selection::{ComputedTable, Unit, selection_batch, selection_schema};
-use crate::metrics::lsh::similarity;
-use crate::metrics::minhash::signature;
-
-const BANDS: usize = 32;
-const ROWS: usize = 2;
+use crate::metrics::lsh::{LshIndex, similarity};
+use crate::metrics::minhash::{DEFAULT_K, signature};
 
 /// The table function.
 #[derive(Debug, Default)]
@@ -46,28 +43,18 @@ pub struct Scored {
 /// The DEITA walk over candidates. Returns the picked (traj_id, cost) in order.
 pub fn select(mut cands: Vec<Scored>, budget: i64, threshold: f64) -> Vec<(String, i64)> {
     cands.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.traj_id.cmp(&b.traj_id)));
-    let mut buckets: Vec<HashMap<(u32, u32), Vec<usize>>> = vec![HashMap::new(); BANDS];
-    let mut selected: Vec<usize> = vec![];
-    let mut seen_at: Vec<usize> = vec![usize::MAX; cands.len()];
+    let mut selected = LshIndex::new(threshold);
     let mut picked = vec![];
     let mut used = 0i64;
-    for (ci, c) in cands.iter().enumerate() {
-        let keys: Vec<(u32, u32)> = (0..BANDS)
-            .map(|b| (c.signature[b * ROWS], c.signature[b * ROWS + 1]))
-            .collect();
+    for c in &cands {
         let mut near = false;
-        'bands: for (b, k) in keys.iter().enumerate() {
-            for &s in buckets[b].get(k).into_iter().flatten() {
-                if seen_at[s] == ci {
-                    continue;
-                }
-                seen_at[s] = ci;
-                if similarity(&c.signature, &cands[s].signature) >= threshold {
-                    near = true;
-                    break 'bands;
-                }
+        selected.visit_candidates(&c.signature, |_, other| {
+            if similarity(&c.signature, other) >= threshold {
+                near = true;
+                return ControlFlow::Break(());
             }
-        }
+            ControlFlow::Continue(())
+        });
         if near {
             continue;
         }
@@ -76,10 +63,7 @@ pub fn select(mut cands: Vec<Scored>, budget: i64, threshold: f64) -> Vec<(Strin
         }
         used += c.cost;
         picked.push((c.traj_id.clone(), c.cost));
-        for (b, k) in keys.into_iter().enumerate() {
-            buckets[b].entry(k).or_default().push(ci);
-        }
-        selected.push(ci);
+        selected.insert(c.signature.clone());
     }
     picked
 }
@@ -98,11 +82,11 @@ fn scored(batches: &[RecordBatch]) -> Result<Vec<Scored>> {
             // A trajectory without messages has no user text: the signature of the empty
             // text, as `tdscale split` takes it.
             let signature: Vec<u32> = if sig.is_null(i) {
-                signature("", BANDS * ROWS)
+                signature("", DEFAULT_K)
             } else {
                 sig.value(i).as_primitive::<UInt32Type>().values().to_vec()
             };
-            if signature.len() != BANDS * ROWS {
+            if signature.len() != DEFAULT_K {
                 return Err(DataFusionError::Execution(
                     "deita_select: unexpected signature length".into(),
                 ));

@@ -1213,3 +1213,110 @@ fn lsh_index_finds_exactly_the_pairs_at_or_above_its_threshold() {
         }
     }
 }
+
+/// A query's candidates are visited once each, however many bands they share with it, and
+/// the visit stops when the caller has its answer; the next query sees every candidate again.
+#[test]
+fn lsh_index_visits_each_candidate_once_and_stops_when_asked() {
+    use std::ops::ControlFlow;
+    use tdscale::metrics::lsh::LshIndex;
+    // At 0.5 over 8 values: 5 bands ([0, 2), [2, 4), [4, 6), [6, 7), [7, 8)).
+    let query: Vec<u32> = (0..8).collect();
+    let mut index = LshIndex::new(0.5);
+    index.insert(query.clone()); // shares all 5 bands
+    index.insert(vec![0, 1, 2, 3, 9, 9, 9, 9]); // shares 2
+    index.insert(vec![9, 9, 9, 9, 9, 9, 6, 9]); // shares 1, similarity 1/8
+    index.insert(vec![9; 8]); // shares none
+    let visits = |index: &mut LshIndex, stop_after: usize| {
+        let mut seen = vec![];
+        index.visit_candidates(&query, |id, sig| {
+            assert_eq!(sig.len(), 8);
+            seen.push(id);
+            if seen.len() == stop_after {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        seen
+    };
+    let mut all = visits(&mut index, usize::MAX);
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2]);
+    assert_eq!(visits(&mut index, 1).len(), 1);
+    // The candidate below the threshold is visited but not a match.
+    assert_eq!(index.query(&query), vec![(0, 1.0), (1, 0.5)]);
+    let mut again = visits(&mut index, usize::MAX);
+    again.sort();
+    assert_eq!(again, vec![0, 1, 2]);
+}
+
+/// `deita_select`'s walk admits a candidate exactly when no trajectory selected before it is
+/// at or above the threshold, as comparing it with every selected one decides, and stops at
+/// the first admitted candidate over the budget.
+#[test]
+fn deita_walk_matches_comparing_every_selected_trajectory() {
+    use tdscale::metrics::deita_select::{Scored, select};
+    use tdscale::metrics::lsh::similarity;
+    let mut state = 11u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    // Variants of a few base signatures, each differing in a random number of positions, so
+    // that similarities spread over the whole range around every threshold.
+    let bases: Vec<Vec<u32>> = (0..6)
+        .map(|_| (0..64).map(|_| next() as u32).collect())
+        .collect();
+    let cands = |next: &mut dyn FnMut() -> u64| -> Vec<Scored> {
+        (0..600)
+            .map(|i| {
+                let mut signature = bases[i % bases.len()].clone();
+                let differing = (next() % 65) as usize;
+                for _ in 0..differing {
+                    let p = (next() % 64) as usize;
+                    signature[p] = next() as u32;
+                }
+                Scored {
+                    traj_id: format!("t{i:04}"),
+                    cost: 1 + (next() % 5) as i64,
+                    score: (next() % 1000) as f64,
+                    signature,
+                }
+            })
+            .collect()
+    };
+    for threshold in [0.3, 0.6, 0.8, 0.95] {
+        for budget in [40, 400, 10_000] {
+            let mut all = cands(&mut next);
+            // The walk by definition: best score first (ties by id), compared with every pick.
+            all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.traj_id.cmp(&b.traj_id)));
+            let mut expected: Vec<(String, i64)> = vec![];
+            let mut picked_sigs: Vec<&Vec<u32>> = vec![];
+            let mut used = 0;
+            for c in &all {
+                if picked_sigs
+                    .iter()
+                    .any(|s| similarity(s, &c.signature) >= threshold)
+                {
+                    continue;
+                }
+                if used + c.cost > budget {
+                    break;
+                }
+                used += c.cost;
+                expected.push((c.traj_id.clone(), c.cost));
+                picked_sigs.push(&c.signature);
+            }
+            assert!(expected.len() > 1, "threshold {threshold}, budget {budget}");
+            assert_eq!(
+                select(all, budget, threshold),
+                expected,
+                "threshold {threshold}, budget {budget}"
+            );
+        }
+    }
+}
