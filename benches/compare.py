@@ -26,7 +26,8 @@ measures the peak memory (GNU time) of:
      round (queries/seeds_next_round.sql vs the same surprisal + CAC-median plan in DuckDB).
      DuckDB runs both plans in its metrics process and reports their own times, so its figure
      is its metrics time plus the plan's time.
-Each step runs --repeats times; the table reports the median time and the largest peak memory,
+Each step runs --repeats times (the ingests of the engines in interleaved rounds, the order
+reversed every other round); the table reports the median time and the largest peak memory,
 and a second table gives tdscale's seconds per 10^5 trajectories at each size (linear scaling
 means equal numbers).
 Every step runs in its own process, so the peak memory is that step's. Results are appended to
@@ -89,13 +90,31 @@ def median(xs):
     return xs[len(xs) // 2]
 
 
-def measure(cmd, label, before=None):
-    """Runs cmd REPEATS times under GNU time; returns (median seconds, largest peak MiB, the
-    stdout of every run). `before` runs ahead of each repeat (e.g. to remove the previous output)."""
-    runs = [measure_once(cmd, label, before) for _ in range(REPEATS)]
+def summarize(runs):
+    """(median seconds, largest peak MiB, the stdout of every run), or None when one failed."""
     if any(r is None for r in runs):
         return None
     return median(r[0] for r in runs), max(r[1] for r in runs), [r[2] for r in runs]
+
+
+def measure(cmd, label, before=None):
+    """Runs cmd REPEATS times under GNU time; returns what `summarize` does. `before` runs
+    ahead of each repeat (e.g. to remove the previous output)."""
+    return summarize([measure_once(cmd, label, before) for _ in range(REPEATS)])
+
+
+def measure_interleaved(jobs):
+    """Runs each of `jobs` ({key: (cmd, label, before)}) REPEATS times in interleaved rounds,
+    the order reversed every other round: a run right after another engine's finds the page
+    cache and the CPU's frequency as that one left them (measured: 5-6 % slower right after
+    DuckDB's COPY), so no engine always goes first. Returns {key: what `summarize` does}."""
+    runs = {key: [] for key in jobs}
+    order = list(jobs)
+    for r in range(REPEATS):
+        for key in order if r % 2 == 0 else reversed(order):
+            cmd, label, before = jobs[key]
+            runs[key].append(measure_once(cmd, label, before))
+    return {key: summarize(rs) for key, rs in runs.items()}
 
 
 PY_DUCKDB_INGEST = """
@@ -279,10 +298,13 @@ def main():
                 subprocess.run([tds, "gen", os.path.join(w, "generated"), "--trajectories", str(n), "--seed", "1", "--jsonl", jsonl, "--json"], check=True, capture_output=True)
             mb = os.path.getsize(jsonl) / 1e6
             # Every repeat ingests into an empty corpus (a second ingest would only find duplicates).
-            res["ingest tdscale"] = measure([tds, "ingest", corpus, jsonl, "--json"], "tdscale ingest", before=lambda: shutil.rmtree(corpus, ignore_errors=True))
-            res["ingest duckdb"] = measure([sys.executable, "-c", PY_DUCKDB_INGEST, jsonl, os.path.join(w, "duck.parquet")], "duckdb ingest")
+            jobs = {
+                "ingest tdscale": ([tds, "ingest", corpus, jsonl, "--json"], "tdscale ingest", lambda: shutil.rmtree(corpus, ignore_errors=True)),
+                "ingest duckdb": ([sys.executable, "-c", PY_DUCKDB_INGEST, jsonl, os.path.join(w, "duck.parquet")], "duckdb ingest", None),
+            }
             if peers:
-                res["ingest polars"] = measure([sys.executable, "-c", PY_POLARS_INGEST, jsonl, os.path.join(w, "polars.parquet")], "polars ingest")
+                jobs["ingest polars"] = ([sys.executable, "-c", PY_POLARS_INGEST, jsonl, os.path.join(w, "polars.parquet")], "polars ingest", None)
+            res.update(measure_interleaved(jobs))
             if args.ingest_only:
                 rows.append((n, mb, {k: None if v is None else v[:2] for k, v in res.items()}, peers, ingest))
                 print(n, json.dumps(rows[-1][2]), flush=True)
