@@ -47,11 +47,11 @@ pub struct LshIndex {
     bands: Vec<HashMap<u64, Vec<usize>>>,
     signatures: Vec<Vec<u32>>,
     hasher: std::collections::hash_map::RandomState,
-    /// Per signature, the last visit that met it as a candidate: a signature in several of
-    /// a query's buckets is looked at once, without a set of the candidates seen (hashing
-    /// each one was a quarter of a near-duplicate search).
-    visited: Vec<u32>,
-    visit: u32,
+    /// Per signature, the number of the last visit that met it as a candidate (`visits` counts
+    /// them): a signature in several of a query's buckets is looked at once, without a set of
+    /// the candidates seen (hashing each one was a quarter of a near-duplicate search).
+    last_visit_of: Vec<u32>,
+    visits: u32,
 }
 
 impl LshIndex {
@@ -64,8 +64,8 @@ impl LshIndex {
             bands: vec![],
             signatures: vec![],
             hasher: Default::default(),
-            visited: vec![],
-            visit: 0,
+            last_visit_of: vec![],
+            visits: 0,
         }
     }
 
@@ -118,7 +118,7 @@ impl LshIndex {
             }
         }
         self.signatures.push(sig);
-        self.visited.push(0);
+        self.last_visit_of.push(0);
         id
     }
 
@@ -178,16 +178,16 @@ impl LshIndex {
             }
             return;
         }
-        self.visit = self.visit.wrapping_add(1);
-        if self.visit == 0 {
-            self.visited.fill(0);
-            self.visit = 1;
+        self.visits = self.visits.wrapping_add(1);
+        if self.visits == 0 {
+            self.last_visit_of.fill(0);
+            self.visits = 1;
         }
         let keys: Vec<u64> = self.band_keys(sig).collect();
         for (band, key) in self.bands.iter().zip(keys) {
             for &id in band.get(&key).into_iter().flatten() {
-                if self.visited[id] != self.visit {
-                    self.visited[id] = self.visit;
+                if self.last_visit_of[id] != self.visits {
+                    self.last_visit_of[id] = self.visits;
                     if visit(id, &self.signatures[id]).is_break() {
                         return;
                     }

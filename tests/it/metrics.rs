@@ -1139,6 +1139,18 @@ async fn identical_results_with_1_and_8_partitions() {
     assert!(outputs[0].contains("airline"));
 }
 
+/// SplitMix64 from `seed`: random values for the tests of near-duplicate search.
+fn splitmix64(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
 /// The index of near-duplicate signatures finds exactly the pairs at or above its threshold,
 /// compared with every pair: signatures that differ from a query in 0 to 64 random positions,
 /// at thresholds where the bands are narrow and wide, and at the edges (0 and 1).
@@ -1153,14 +1165,7 @@ fn lsh_index_finds_exactly_the_pairs_at_or_above_its_threshold() {
             .filter(|&(_, s)| s >= threshold)
             .collect()
     };
-    let mut state = 7u64;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut next = splitmix64(7);
     for threshold in [0.0, 0.3, 0.6, 0.8, 0.81, 0.9, 1.0] {
         for _ in 0..5 {
             let query: Vec<u32> = (0..64).map(|_| next() as u32).collect();
@@ -1258,14 +1263,7 @@ fn lsh_index_visits_each_candidate_once_and_stops_when_asked() {
 fn deita_walk_matches_comparing_every_selected_trajectory() {
     use tdscale::metrics::deita_select::{Scored, select};
     use tdscale::metrics::lsh::similarity;
-    let mut state = 11u64;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut next = splitmix64(11);
     // Variants of a few base signatures, each differing in a random number of positions, so
     // that similarities spread over the whole range around every threshold.
     let bases: Vec<Vec<u32>> = (0..6)
