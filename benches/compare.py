@@ -82,6 +82,8 @@ def measure_once(cmd, label, before=None):
         return None
     with open(TIME_FILE) as f:
         secs, kib = f.read().strip().splitlines()[-1].split()
+    # Each run as it ends, so that the order and spread of the runs behind a median are on record.
+    print(f"{label}: {float(secs):.2f} s, {int(kib) / 1024:.0f} MiB", file=sys.stderr, flush=True)
     return float(secs), int(kib) / 1024, out.stdout
 
 
