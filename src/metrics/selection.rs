@@ -106,7 +106,12 @@ impl TableProvider for ComputedTable {
             })?;
         let ctx = SessionContext::new_with_state(session.clone());
         let input = ctx.sql(&self.sql).await?.collect().await?;
-        let out = (self.compute)(input)?;
+        // The walk is long and synchronous on a large corpus: on a blocking thread, the
+        // runtime goes on serving other queries, and a command still ends on SIGINT / SIGTERM.
+        let compute = self.compute.clone();
+        let out = tokio::task::spawn_blocking(move || compute(input))
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.name)))??;
         MemTable::try_new(self.schema.clone(), vec![vec![out]])?
             .scan(state, projection, &[], None)
             .await
