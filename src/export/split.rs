@@ -205,8 +205,8 @@ fn assign(
     // Near-duplicate groups by union-find over LSH candidate pairs.
     let mut parent: Vec<usize> = (0..n).collect();
     let mut index = LshIndex::new(opts.near_dup);
-    for sig in sigs {
-        let me = index.insert(sig.clone());
+    for (me, sig) in sigs.into_iter().enumerate() {
+        // Compared with the signatures before it, then indexed under its own number.
         index.visit_candidates(&sig, |other, other_sig| {
             // Only a pair from two groups can join them: within one, nothing to compare.
             let (a, b) = (find(&mut parent, me), find(&mut parent, other));
@@ -215,6 +215,7 @@ fn assign(
             }
             ControlFlow::Continue(())
         });
+        index.insert(sig);
     }
     let u: Vec<f64> = ids.iter().map(|id| unit(id, opts.seed)).collect();
     // Representative of each group: its member with the smallest u.

@@ -46,7 +46,7 @@ pub fn select(mut cands: Vec<Scored>, budget: i64, threshold: f64) -> Vec<(Strin
     let mut selected = LshIndex::new(threshold);
     let mut picked = vec![];
     let mut used = 0i64;
-    for c in &cands {
+    for c in cands {
         let mut near = false;
         selected.visit_candidates(&c.signature, |_, other| {
             if similarity(&c.signature, other) >= threshold {
@@ -62,8 +62,8 @@ pub fn select(mut cands: Vec<Scored>, budget: i64, threshold: f64) -> Vec<(Strin
             break;
         }
         used += c.cost;
-        picked.push((c.traj_id.clone(), c.cost));
-        selected.insert(c.signature.clone());
+        picked.push((c.traj_id, c.cost));
+        selected.insert(c.signature);
     }
     picked
 }
