@@ -219,7 +219,7 @@ async fn decontaminate_locked(
             if text.trim().is_empty() {
                 continue;
             }
-            index.insert(signature(&text, 64));
+            index.insert(&signature(&text, 64));
             items.push((f.display().to_string(), id));
         }
     }

@@ -20,7 +20,7 @@ use datafusion::arrow::datatypes::UInt32Type;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::metrics::lsh::{LshIndex, similarity};
+use crate::metrics::lsh::LshIndex;
 use crate::metrics::minhash::signature;
 use crate::metrics::seeded_hash::seeded_hash;
 use crate::query::cells;
@@ -182,6 +182,8 @@ async fn split_locked(
             });
         }
     }
+    // Everything is copied out of the batches; the grouping needs their memory.
+    drop(batches);
     // The grouping is long on a large corpus; on its own thread, SIGINT and SIGTERM still end
     // the command while it runs.
     let opts = opts.clone();
@@ -204,18 +206,15 @@ fn assign(
     let n = ids.len();
     // Near-duplicate groups by union-find over LSH candidate pairs.
     let mut parent: Vec<usize> = (0..n).collect();
-    let mut index = LshIndex::new(opts.near_dup);
+    let mut index = LshIndex::with_capacity(opts.near_dup, n, sigs.first().map_or(0, Vec::len));
     for (me, sig) in sigs.into_iter().enumerate() {
-        // Compared with the signatures before it, then indexed under its own number.
-        index.visit_candidates(&sig, |other, other_sig| {
-            // Only a pair from two groups can join them: within one, nothing to compare.
+        // Joined with the signatures before it that are near, then indexed under its own number.
+        index.visit_near(&sig, |other, _| {
             let (a, b) = (find(&mut parent, me), find(&mut parent, other));
-            if a != b && similarity(&sig, other_sig) >= opts.near_dup {
-                parent[a.max(b)] = a.min(b);
-            }
+            parent[a.max(b)] = a.min(b);
             ControlFlow::Continue(())
         });
-        index.insert(sig);
+        index.insert(&sig);
     }
     let u: Vec<f64> = ids.iter().map(|id| unit(id, opts.seed)).collect();
     // Representative of each group: its member with the smallest u.

@@ -25,7 +25,7 @@ use datafusion::error::{DataFusionError, Result};
 
 use super::args::{f64_arg, int_arg, unit_arg};
 use super::selection::{ComputedTable, Unit, selection_batch, selection_schema};
-use crate::metrics::lsh::{LshIndex, similarity};
+use crate::metrics::lsh::LshIndex;
 use crate::metrics::minhash::{DEFAULT_K, signature};
 
 /// The table function.
@@ -48,12 +48,9 @@ pub fn select(mut cands: Vec<Scored>, budget: i64, threshold: f64) -> Vec<(Strin
     let mut used = 0i64;
     for c in cands {
         let mut near = false;
-        selected.visit_candidates(&c.signature, |_, other| {
-            if similarity(&c.signature, other) >= threshold {
-                near = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
+        selected.visit_near(&c.signature, |_, _| {
+            near = true;
+            ControlFlow::Break(())
         });
         if near {
             continue;
@@ -63,7 +60,7 @@ pub fn select(mut cands: Vec<Scored>, budget: i64, threshold: f64) -> Vec<(Strin
         }
         used += c.cost;
         picked.push((c.traj_id, c.cost));
-        selected.insert(c.signature);
+        selected.insert(&c.signature);
     }
     picked
 }

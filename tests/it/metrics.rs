@@ -1182,12 +1182,12 @@ fn lsh_index_finds_exactly_the_pairs_at_or_above_its_threshold() {
                         sig[positions[i]] ^= 1 + (next() as u32 >> 1);
                     }
                     assert_eq!(similarity(&sig, &query), (64 - differing) as f64 / 64.0);
-                    indexed.push(sig.clone());
-                    index.insert(sig);
+                    index.insert(&sig);
+                    indexed.push(sig);
                 }
             }
             // A signature of another length is kept but matches nothing.
-            index.insert(query[..32].to_vec());
+            index.insert(&query[..32]);
             assert!(index.query(&query[..32]).is_empty());
             let expected = at_or_above(&indexed, &query, threshold);
             assert_eq!(index.query(&query), expected, "threshold {threshold}");
@@ -1206,7 +1206,7 @@ fn lsh_index_finds_exactly_the_pairs_at_or_above_its_threshold() {
                 })
                 .collect();
             for s in &sigs {
-                index.insert(s.clone());
+                index.insert(s);
             }
             let expected = at_or_above(&sigs, &query, threshold);
             assert!(!expected.is_empty());
@@ -1219,41 +1219,84 @@ fn lsh_index_finds_exactly_the_pairs_at_or_above_its_threshold() {
     }
 }
 
-/// A query's candidates are visited once each, however many bands they share with it, and
-/// the visit stops when the caller has its answer; the next query sees every candidate again.
+/// A near-duplicate search rejects most candidates on the low byte of each value, which can
+/// only say that two values differ: signatures whose values differ but keep their low bytes
+/// are compared on the values, so each search still finds exactly the pairs at or above the
+/// threshold, and stops at the first when asked.
 #[test]
-fn lsh_index_visits_each_candidate_once_and_stops_when_asked() {
+fn lsh_index_confirms_on_the_values_what_the_low_bytes_cannot_tell() {
+    use std::ops::ControlFlow;
+    use tdscale::metrics::lsh::{LshIndex, similarity};
+    let mut next = splitmix64(23);
+    for threshold in [0.5, 0.8, 0.95] {
+        let query: Vec<u32> = (0..64).map(|_| next() as u32).collect();
+        let mut index = LshIndex::new(threshold);
+        let mut indexed: Vec<Vec<u32>> = vec![];
+        for differing in 0..=64usize {
+            // `differing` positions changed above the low byte: their low bytes all agree.
+            let mut sig = query.clone();
+            for p in 0..differing {
+                sig[p] ^= (1 + (next() as u32 >> 9)) << 8;
+            }
+            assert!(sig.iter().zip(&query).all(|(a, b)| a & 0xff == b & 0xff));
+            assert_eq!(similarity(&sig, &query), (64 - differing) as f64 / 64.0);
+            // And as many changed in the low byte as well, which the low bytes do tell.
+            let mut low = query.clone();
+            for p in 64 - differing..64 {
+                low[p] ^= 1 + (next() as u32 % 255);
+            }
+            index.insert(&sig);
+            index.insert(&low);
+            indexed.push(sig);
+            indexed.push(low);
+        }
+        let expected: Vec<(usize, f64)> = indexed
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, similarity(s, &query)))
+            .filter(|&(_, s)| s >= threshold)
+            .collect();
+        assert_eq!(index.query(&query), expected, "threshold {threshold}");
+        let mut first = vec![];
+        index.visit_near(&query, |id, s| {
+            first.push((id, s));
+            ControlFlow::Break(())
+        });
+        assert_eq!(first.len(), 1);
+        assert!(expected.contains(&first[0]), "threshold {threshold}");
+    }
+}
+
+/// A search hands over each near signature once, however many bands it shares with the
+/// query, and stops when the caller has its answer; the next search sees every one again.
+#[test]
+fn lsh_index_visits_each_near_signature_once_and_stops_when_asked() {
     use std::ops::ControlFlow;
     use tdscale::metrics::lsh::LshIndex;
     // At 0.5 over 8 values: 5 bands ([0, 2), [2, 4), [4, 6), [6, 7), [7, 8)).
     let query: Vec<u32> = (0..8).collect();
     let mut index = LshIndex::new(0.5);
-    index.insert(query.clone()); // shares all 5 bands
-    index.insert(vec![0, 1, 2, 3, 9, 9, 9, 9]); // shares 2
-    index.insert(vec![9, 9, 9, 9, 9, 9, 6, 9]); // shares 1, similarity 1/8
-    index.insert(vec![9; 8]); // shares none
+    index.insert(&query); // shares all 5 bands
+    index.insert(&[0, 1, 2, 3, 9, 9, 9, 9]); // shares 2, similarity 1/2
+    index.insert(&[9, 9, 9, 9, 9, 9, 6, 9]); // shares 1, similarity 1/8
+    index.insert(&[9; 8]); // shares none
     let visits = |index: &mut LshIndex, stop_after: usize| {
         let mut seen = vec![];
-        index.visit_candidates(&query, |id, sig| {
-            assert_eq!(sig.len(), 8);
-            seen.push(id);
+        index.visit_near(&query, |id, similarity| {
+            seen.push((id, similarity));
             if seen.len() == stop_after {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
         });
+        seen.sort_by_key(|&(id, _)| id);
         seen
     };
-    let mut all = visits(&mut index, usize::MAX);
-    all.sort();
-    assert_eq!(all, vec![0, 1, 2]);
+    assert_eq!(visits(&mut index, usize::MAX), vec![(0, 1.0), (1, 0.5)]);
     assert_eq!(visits(&mut index, 1).len(), 1);
-    // The candidate below the threshold is visited but not a match.
     assert_eq!(index.query(&query), vec![(0, 1.0), (1, 0.5)]);
-    let mut again = visits(&mut index, usize::MAX);
-    again.sort();
-    assert_eq!(again, vec![0, 1, 2]);
+    assert_eq!(visits(&mut index, usize::MAX), vec![(0, 1.0), (1, 0.5)]);
 }
 
 /// `deita_select`'s walk admits a candidate exactly when no trajectory selected before it is
