@@ -1235,15 +1235,15 @@ fn lsh_index_confirms_on_the_values_what_the_low_bytes_cannot_tell() {
         for differing in 0..=64usize {
             // `differing` positions changed above the low byte: their low bytes all agree.
             let mut sig = query.clone();
-            for p in 0..differing {
-                sig[p] ^= (1 + (next() as u32 >> 9)) << 8;
+            for v in &mut sig[..differing] {
+                *v ^= (1 + (next() as u32 >> 9)) << 8;
             }
             assert!(sig.iter().zip(&query).all(|(a, b)| a & 0xff == b & 0xff));
             assert_eq!(similarity(&sig, &query), (64 - differing) as f64 / 64.0);
             // And as many changed in the low byte as well, which the low bytes do tell.
             let mut low = query.clone();
-            for p in 64 - differing..64 {
-                low[p] ^= 1 + (next() as u32 % 255);
+            for v in &mut low[64 - differing..] {
+                *v ^= 1 + (next() as u32 % 255);
             }
             index.insert(&sig);
             index.insert(&low);
