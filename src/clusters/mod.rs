@@ -464,12 +464,18 @@ async fn build_locked(
             .or_default()
             .push(r.service.as_str());
     }
+    // A name repeated in every record of a dataset names thousands of services: the first
+    // few say which.
+    const NAMED_SERVICES: usize = 8;
     for (name, services) in &by_name {
         if services.len() > 1 {
+            let mut named = services[..services.len().min(NAMED_SERVICES)].join(", ");
+            if services.len() > NAMED_SERVICES {
+                named.push_str(&format!(", … {} more", services.len() - NAMED_SERVICES));
+            }
             summary.problems.push(format!(
-                "tool name `{name}` appears in {} services ({}); they stay in separate clusters",
+                "tool name `{name}` appears in {} services ({named}); they stay in separate clusters",
                 services.len(),
-                services.join(", ")
             ));
         }
     }

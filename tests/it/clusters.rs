@@ -271,6 +271,46 @@ async fn bad_catalogs_are_reported_and_the_rest_is_built() {
     );
 }
 
+/// A tool name found in many services is reported with the number of services and the first
+/// eight of them, not with every one.
+#[test]
+fn a_name_in_many_services_is_reported_with_the_first_few() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("c");
+    let mut args = vec![
+        "ingest".to_string(),
+        root.to_str().unwrap().to_string(),
+        "--table".into(),
+        "tools".into(),
+    ];
+    for i in 0..11 {
+        let file = dir.path().join(format!("svc{i:02}.json"));
+        std::fs::write(
+            &file,
+            r#"{"tools": [{"name": "ping", "inputSchema": {"type": "object", "properties": {"host": {"type": "string"}}}}]}"#,
+        )
+        .unwrap();
+        args.push(file.to_str().unwrap().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["clusters", "build", root.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let problem = s["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .find(|p| p.contains("`ping`"))
+        .unwrap_or_else(|| panic!("no problem names ping: {s}"))
+        .to_string();
+    assert!(problem.contains("appears in 11 services"), "{problem}");
+    assert_eq!(problem.matches("svc").count(), 8, "{problem}");
+    assert!(problem.contains(", … 3 more)"), "{problem}");
+}
+
 #[tokio::test]
 async fn bundled_catalogs_cluster_with_their_edges() {
     let dir = tempfile::tempdir().unwrap();
