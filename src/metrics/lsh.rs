@@ -246,7 +246,8 @@ impl LshIndex {
         if self.bands.is_empty() {
             // Every pair qualifies: no band finds them all.
             for (id, &comparable) in self.comparable.iter().enumerate() {
-                if let Some(s) = near(id).filter(|_| comparable)
+                if comparable
+                    && let Some(s) = near(id)
                     && visit(id, s).is_break()
                 {
                     return;

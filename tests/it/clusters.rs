@@ -271,30 +271,36 @@ async fn bad_catalogs_are_reported_and_the_rest_is_built() {
     );
 }
 
+/// `tdscale ingest ROOT FILES… --table tools`, which must succeed.
+fn ingest_tools(root: &std::path::Path, files: &[std::path::PathBuf]) {
+    let o = bin()
+        .arg("ingest")
+        .arg(root)
+        .args(files)
+        .args(["--table", "tools"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// A tool name found in many services is reported with the number of services and the first
 /// eight of them, not with every one.
 #[test]
 fn a_name_in_many_services_is_reported_with_the_first_few() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("c");
-    let mut args = vec![
-        "ingest".to_string(),
-        root.to_str().unwrap().to_string(),
-        "--table".into(),
-        "tools".into(),
-    ];
-    for i in 0..11 {
-        let file = dir.path().join(format!("svc{i:02}.json"));
-        std::fs::write(
-            &file,
-            r#"{"tools": [{"name": "ping", "inputSchema": {"type": "object", "properties": {"host": {"type": "string"}}}}]}"#,
-        )
-        .unwrap();
-        args.push(file.to_str().unwrap().to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = run(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let files: Vec<_> = (0..11)
+        .map(|i| {
+            let file = dir.path().join(format!("svc{i:02}.json"));
+            std::fs::write(
+                &file,
+                r#"{"tools": [{"name": "ping", "inputSchema": {"type": "object", "properties": {"host": {"type": "string"}}}}]}"#,
+            )
+            .unwrap();
+            file
+        })
+        .collect();
+    ingest_tools(&root, &files);
     let o = run(&["clusters", "build", root.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -315,12 +321,6 @@ fn a_name_in_many_services_is_reported_with_the_first_few() {
 async fn bundled_catalogs_cluster_with_their_edges() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("c");
-    let mut args = vec![
-        "ingest".to_string(),
-        root.to_str().unwrap().to_string(),
-        "--table".into(),
-        "tools".into(),
-    ];
     // The catalog files at the top (the labelled servers have tests of their own).
     let mut files: Vec<_> = std::fs::read_dir(testdata("catalogs"))
         .unwrap()
@@ -328,8 +328,7 @@ async fn bundled_catalogs_cluster_with_their_edges() {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    args.extend(files.iter().map(|p| p.to_str().unwrap().to_string()));
-    assert!(bin().args(&args).output().unwrap().status.success());
+    ingest_tools(&root, &files);
     let o = run(&["clusters", "build", root.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let corpus = tdscale::store::Corpus::open(root.to_str().unwrap()).unwrap();
