@@ -11,9 +11,10 @@
 //! fixed bands of 2 values would make most pairs of texts on one subject candidates (on the
 //! benchmark's generated corpus, 38 % of random pairs against 0.7 %).
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::ops::ControlFlow;
+
+use datafusion::common::HashMap;
 
 /// The estimated Jaccard similarity of two signatures: the fraction of positions that agree.
 ///
@@ -47,8 +48,9 @@ pub struct LshIndex {
     /// no band finds, so that every signature is compared.
     band_ends: Vec<usize>,
     /// Per band, the signatures by the hash of their values in it (a hash collision only adds
-    /// a candidate, which the whole signature then rejects).
-    bands: Vec<HashMap<u64, Vec<usize>>>,
+    /// a candidate, which the whole signature then rejects). Numbers as `u32`: a bucket's walk
+    /// reads half the memory, and 2^32 signatures would not fit in memory anyway.
+    bands: Vec<HashMap<u64, Vec<u32>>>,
     /// The values of every signature, one after the other, `len` each (zeros for one of another
     /// length): a candidate's place follows from its number, without a pointer to load first.
     values: Vec<u32>,
@@ -172,16 +174,17 @@ impl LshIndex {
             None => {
                 self.agree = self.agree_for(sig.len());
                 self.band_ends = self.band_ends_for(sig.len());
-                self.bands = vec![HashMap::new(); self.band_ends.len()];
+                self.bands = vec![HashMap::default(); self.band_ends.len()];
                 *self.len.insert(sig.len())
             }
         };
         let id = self.comparable.len();
         let comparable = sig.len() == len;
         if comparable {
+            let number = u32::try_from(id).expect("an LshIndex holds fewer than 2^32 signatures");
             let keys: Vec<u64> = self.band_keys(sig).collect();
             for (band, key) in self.bands.iter_mut().zip(keys) {
-                band.entry(key).or_default().push(id);
+                band.entry(key).or_default().push(number);
             }
             self.values.extend_from_slice(sig);
             self.low_bytes.extend(sig.iter().map(|&v| v as u8));
@@ -264,8 +267,9 @@ impl LshIndex {
         for (band, key) in self.bands.iter().zip(keys) {
             let Some(ids) = band.get(&key) else { continue };
             for (i, &id) in ids.iter().enumerate() {
+                let id = id as usize;
                 if let Some(&ahead) = ids.get(i + PREFETCH_AHEAD) {
-                    prefetch(&self.low_bytes[ahead * len]);
+                    prefetch(&self.low_bytes[ahead as usize * len]);
                 }
                 // Only a near one is marked as visited: one rejected on its low bytes is
                 // rejected again in another bucket, from the caches the first one filled.
