@@ -23,7 +23,7 @@ use datafusion::common::HashMap;
 /// assert_eq!(similarity(&[1, 2, 3, 4], &[1, 2, 0, 4]), 0.75);
 /// ```
 pub fn similarity(a: &[u32], b: &[u32]) -> f64 {
-    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len().max(1) as f64
+    agreeing(a, b) as f64 / a.len().max(1) as f64
 }
 
 /// An index of signatures by band, for one threshold. Signatures of another length than the
@@ -239,10 +239,9 @@ impl LshIndex {
         let at = |id: usize| id * len..(id + 1) * len;
         let query_low: Vec<u8> = sig.iter().map(|&v| v as u8).collect();
         let (threshold, agree) = (self.threshold, self.agree);
+        // The low bytes first: they reject nearly every candidate below the threshold.
+        let may_be_near = |id: usize| agreeing_bytes(&query_low, &self.low_bytes[at(id)]) >= agree;
         let near = |id: usize| {
-            if agreeing_bytes(&query_low, &self.low_bytes[at(id)]) < agree {
-                return None;
-            }
             let s = similarity(sig, &self.values[at(id)]);
             (s >= threshold).then_some(s)
         };
@@ -250,6 +249,7 @@ impl LshIndex {
             // Every pair qualifies: no band finds them all.
             for (id, &comparable) in self.comparable.iter().enumerate() {
                 if comparable
+                    && may_be_near(id)
                     && let Some(s) = near(id)
                     && visit(id, s).is_break()
                 {
@@ -271,13 +271,14 @@ impl LshIndex {
                 if let Some(&ahead) = ids.get(i + PREFETCH_AHEAD) {
                     prefetch(&self.low_bytes[ahead as usize * len]);
                 }
-                // Only a near one is marked as visited: one rejected on its low bytes is
-                // rejected again in another bucket, from the caches the first one filled.
-                if let Some(s) = near(id)
-                    && self.last_visit_of[id] != self.visits
-                {
+                // Only a candidate that passes its low bytes is marked as visited (one rejected
+                // on them is rejected again in another bucket, from the caches the first one
+                // filled); it is compared on its values once, however many bands it shares.
+                if may_be_near(id) && self.last_visit_of[id] != self.visits {
                     self.last_visit_of[id] = self.visits;
-                    if visit(id, s).is_break() {
+                    if let Some(s) = near(id)
+                        && visit(id, s).is_break()
+                    {
                         return;
                     }
                 }

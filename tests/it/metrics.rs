@@ -1151,20 +1151,23 @@ fn splitmix64(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// The signatures of `sigs` at or above `threshold` similarity to `query`, by number: every
+/// pair compared, what an index search must find.
+fn at_or_above(sigs: &[Vec<u32>], query: &[u32], threshold: f64) -> Vec<(usize, f64)> {
+    use tdscale::metrics::lsh::similarity;
+    sigs.iter()
+        .enumerate()
+        .map(|(i, s)| (i, similarity(s, query)))
+        .filter(|&(_, s)| s >= threshold)
+        .collect()
+}
+
 /// The index of near-duplicate signatures finds exactly the pairs at or above its threshold,
 /// compared with every pair: signatures that differ from a query in 0 to 64 random positions,
 /// at thresholds where the bands are narrow and wide, and at the edges (0 and 1).
 #[test]
 fn lsh_index_finds_exactly_the_pairs_at_or_above_its_threshold() {
     use tdscale::metrics::lsh::{LshIndex, similarity};
-    // Every pair, compared.
-    let at_or_above = |sigs: &[Vec<u32>], query: &[u32], threshold: f64| -> Vec<(usize, f64)> {
-        sigs.iter()
-            .enumerate()
-            .map(|(i, s)| (i, similarity(s, query)))
-            .filter(|&(_, s)| s >= threshold)
-            .collect()
-    };
     let mut next = splitmix64(7);
     for threshold in [0.0, 0.3, 0.6, 0.8, 0.81, 0.9, 1.0] {
         for _ in 0..5 {
@@ -1250,12 +1253,7 @@ fn lsh_index_confirms_on_the_values_what_the_low_bytes_cannot_tell() {
             indexed.push(sig);
             indexed.push(low);
         }
-        let expected: Vec<(usize, f64)> = indexed
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i, similarity(s, &query)))
-            .filter(|&(_, s)| s >= threshold)
-            .collect();
+        let expected = at_or_above(&indexed, &query, threshold);
         assert_eq!(index.query(&query), expected, "threshold {threshold}");
         let mut first = vec![];
         index.visit_near(&query, |id, s| {
