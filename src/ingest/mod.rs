@@ -1,9 +1,11 @@
 //! Streaming ingest of trajectory files and tool catalogs into the corpus.
 //!
-//! One blocking worker reads each input as a stream of records, parses a chunk of records in
-//! parallel (rayon), drops records already in the corpus or seen earlier in the run, and builds
-//! Arrow batches; the async side writes them as Parquet part files that become visible only when
-//! complete. Memory is bounded by the chunk size and the row-group buffer, not by the input.
+//! A reader thread splits each input into chunks of records; each chunk is parsed and its
+//! trajectories built into Arrow batches (with their metrics) by a job on the pool (rayon), a
+//! few chunks ahead; one blocking worker takes the jobs' results in input order, drops records
+//! seen earlier in the run and passes the batches on; the async side writes them as Parquet
+//! part files that become visible only when complete. Memory is bounded by the chunk size, the
+//! chunks ahead and the row-group buffer, not by the input.
 //! Bad records never stop the run: each is reported with file, line and reason and copied to
 //! `rejects/ingest-<run>.jsonl` in the corpus.
 //!
@@ -20,13 +22,14 @@ pub mod parquet;
 pub mod sources;
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{RecordBatch, RecordBatchReader};
+use datafusion::arrow::array::{BooleanArray, RecordBatch, RecordBatchReader};
+use datafusion::arrow::compute::filter_record_batch;
 // Its hasher, not SipHash: the ids are hashes already, and SipHash was a percent of ingest.
 use datafusion::common::HashSet;
 use rayon::prelude::*;
@@ -50,6 +53,10 @@ type StorePath = object_store::path::Path;
 /// Records per parse chunk: large enough to keep both cores busy, small enough to bound memory.
 const CHUNK_RECORDS: usize = 2048;
 const CHUNK_BYTES: usize = 32 << 20;
+/// Chunks on the pool while the worker stores the oldest: enough that a core finishing its
+/// share of one chunk always finds the next one to work on, instead of waiting at the end of
+/// each chunk for the other core.
+const CHUNKS_AHEAD: usize = 2;
 
 /// Which table the records of a file go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -319,6 +326,10 @@ struct Gathered {
 
 struct Worker {
     opts: IngestOptions,
+    /// The ids of the trajectories the corpus held when the run began: the pool's jobs leave
+    /// them out.
+    stored_traj: Arc<HashSet<u128>>,
+    /// The ids of the trajectories stored by this run: a later record with one is a duplicate.
     seen_traj: HashSet<u128>,
     seen_tools: HashSet<u128>,
     tx: mpsc::Sender<Out>,
@@ -332,10 +343,10 @@ struct Worker {
 struct StageTimes {
     /// Waiting for the splitter's next chunk of records.
     input: Duration,
-    /// Parsing chunks, on every core, each beside the storing of the one before.
+    /// Waiting for the pool to parse the next chunk in order and build its batches.
     parsing: Duration,
-    /// Building Arrow batches and their metrics, on every core (within `parsing`, as a chunk
-    /// is stored while the next one is parsed).
+    /// Building Arrow batches and their metrics, summed over the pool's jobs (each beside the
+    /// parsing of other chunks).
     batches: Duration,
     /// Waiting for the writer to take a batch (it encodes Parquet on its own thread).
     writer: Cell<Duration>,
@@ -432,10 +443,12 @@ impl Worker {
         // The format is detected from the first records that parse as JSON (at most 16 tried).
         let mut format = self.opts.format;
         let mut first_value: Option<Value> = None;
-        let mut ctx: Option<ParseContext> = None;
+        let mut ctx: Option<Arc<ParseContext>> = None;
         let mut gathered: Option<Gathered> = None;
-        // The chunk parsed last, stored while the next one is parsed.
-        let mut parsed: Option<ParsedChunk> = None;
+        // The chunks on the pool, oldest first: each is stored, in input order, once it is ready.
+        let mut jobs: VecDeque<ChunkJob> = VecDeque::new();
+        let stored =
+            (self.opts.table == TargetTable::Trajectories).then(|| self.stored_traj.clone());
         let mut alive = true;
         loop {
             let waited = Instant::now();
@@ -457,7 +470,7 @@ impl Worker {
                         break;
                     }
                 }
-                ctx = format.map(|f| file_context(input, &self.opts, f));
+                ctx = format.map(|f| Arc::new(file_context(input, &self.opts, f)));
                 if let Some(f) = format
                     && gathers(f, first_value.as_ref())
                 {
@@ -493,27 +506,18 @@ impl Worker {
                 }
                 continue;
             }
-            // This chunk is parsed on the pool while the previous one is stored beside it, so
-            // that no core waits while one thread drops duplicates or a half-batch finishes.
-            let started = Instant::now();
-            let (next, stored) = match parsed.take() {
-                Some(previous) => rayon::join(
-                    || parse_chunk(format, ctx.as_ref(), items),
-                    || self.store_chunk(&display, previous, &mut summary),
-                ),
-                None => (parse_chunk(format, ctx.as_ref(), items), true),
-            };
-            self.times.parsing += started.elapsed();
-            parsed = Some(next);
-            alive &= stored;
-            if !alive {
-                break;
+            jobs.push_back(ChunkJob::spawn(format, ctx.clone(), items, stored.clone()));
+            if jobs.len() > CHUNKS_AHEAD {
+                alive &= self.store_next(&display, &mut jobs, &mut summary);
+                if !alive {
+                    break;
+                }
             }
         }
         drop(chunks_rx);
         let _ = reader_thread.join();
-        if let Some(last) = parsed.take().filter(|_| alive) {
-            alive &= self.store_chunk(&display, last, &mut summary);
+        while alive && !jobs.is_empty() {
+            alive &= self.store_next(&display, &mut jobs, &mut summary);
         }
         if !alive {
             return false;
@@ -565,17 +569,90 @@ impl Worker {
             line: g.first_line.max(1),
             text,
         };
-        self.handle(file, vec![(raw, res)], summary)
+        self.handle(file, vec![(raw, res)], None, summary)
     }
 
-    /// Stores a parsed chunk: [`Self::handle`] with its records counted as read.
-    fn store_chunk(&mut self, file: &str, chunk: ParsedChunk, summary: &mut FileSummary) -> bool {
-        summary.read += chunk.len() as u64;
-        chunk.is_empty() || self.handle(file, chunk, summary)
+    /// Waits for the oldest job and stores its chunk: [`Self::handle`] with its records counted
+    /// as read.
+    fn store_next(
+        &mut self,
+        file: &str,
+        jobs: &mut VecDeque<ChunkJob>,
+        summary: &mut FileSummary,
+    ) -> bool {
+        let Some(job) = jobs.pop_front() else {
+            return true;
+        };
+        let waited = Instant::now();
+        let done = job.wait();
+        self.times.parsing += waited.elapsed();
+        let Some(chunk) = done else {
+            tracing::error!("a parse job of {file} ended without its chunk");
+            return false;
+        };
+        summary.read += chunk.parsed.len() as u64;
+        if let Some(built) = &chunk.built {
+            self.times.batches += built.took;
+        }
+        self.handle(file, chunk.parsed, chunk.built, summary)
     }
 
-    /// Keeps the new rows of parsed records, rejects the rest, and sends the batches.
-    fn handle(&mut self, file: &str, parsed: ParsedChunk, summary: &mut FileSummary) -> bool {
+    /// Whether a trajectory's id is neither in the corpus nor stored earlier in the run; marks
+    /// it stored.
+    fn is_new_trajectory(&mut self, key: u128) -> bool {
+        !self.stored_traj.contains(&key) && self.seen_traj.insert(key)
+    }
+
+    /// Sends the batches a job built, without the rows whose id an earlier record of the run
+    /// had (the job left out those the corpus held).
+    fn send_built(&mut self, built: Built, summary: &mut FileSummary) -> bool {
+        summary.duplicates += built.stored_before;
+        for b in built.batches {
+            let (batch, metrics, ids) = match b {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!("building a batch failed: {e}");
+                    continue;
+                }
+            };
+            let keep: BooleanArray = ids
+                .iter()
+                .map(|k| Some(self.seen_traj.insert(*k)))
+                .collect();
+            let kept = keep.true_count();
+            summary.ingested += kept as u64;
+            summary.duplicates += (ids.len() - kept) as u64;
+            let (batch, metrics) = if kept == ids.len() {
+                (batch, metrics)
+            } else {
+                match (
+                    filter_record_batch(&batch, &keep),
+                    filter_record_batch(&metrics, &keep),
+                ) {
+                    (Ok(b), Ok(m)) => (b, m),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::error!("dropping repeated trajectories failed: {e}");
+                        continue;
+                    }
+                }
+            };
+            if kept > 0 && !self.send(Out::Trajectories(batch, metrics)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Keeps the new rows of parsed records, rejects the rest, and sends the batches: those
+    /// `built` on the pool with the records' trajectories, and those of the trajectories left in
+    /// `parsed`.
+    fn handle(
+        &mut self,
+        file: &str,
+        parsed: ParsedChunk,
+        built: Option<Built>,
+        summary: &mut FileSummary,
+    ) -> bool {
         // Sized once: a trajectory is large, and doubling the vector would copy them all.
         let mut trajectories: Vec<Trajectory> = Vec::with_capacity(parsed.len());
         let mut tools: Vec<CatalogTool> = vec![];
@@ -619,13 +696,21 @@ impl Worker {
                         .collect();
                     summary.ingested += new.len() as u64;
                     tools.extend(new);
-                } else if self.seen_traj.insert(id_key(&t.traj_id)) {
+                } else if self.is_new_trajectory(id_key(&t.traj_id)) {
                     summary.ingested += 1;
                     trajectories.push(t);
                 } else {
                     summary.duplicates += 1;
                 }
             }
+        }
+        if let Some(built) = built
+            && !self.send_built(built, summary)
+        {
+            return false;
+        }
+        if trajectories.is_empty() && tools.is_empty() {
+            return true;
         }
         // Build the batches and their metrics on both cores.
         let started = Instant::now();
@@ -665,6 +750,97 @@ impl Worker {
 /// A chunk of records, parsed, in their order: a record the splitter could not read is there
 /// with its reason, so that every reject keeps its place among the others.
 type ParsedChunk = Vec<(RawRecord, std::result::Result<Parsed, String>)>;
+
+/// The batches of a chunk's trajectories, built on the pool.
+struct Built {
+    /// Each batch with its `trajectory_metrics` rows and the id key of each row, in input order.
+    batches: Vec<Result<(RecordBatch, RecordBatch, Vec<u128>)>>,
+    /// Trajectories left out because the corpus held their ids before the run.
+    stored_before: u64,
+    /// Time spent building the batches and their metrics.
+    took: Duration,
+}
+
+/// A chunk parsed and, when its trajectories go to `trajectories`, built into batches.
+struct ReadyChunk {
+    /// The records in order; the trajectories that went into `built` are taken out.
+    parsed: ParsedChunk,
+    built: Option<Built>,
+}
+
+/// A chunk being made ready by a job on the pool.
+struct ChunkJob(std::sync::mpsc::Receiver<std::thread::Result<ReadyChunk>>);
+
+impl ChunkJob {
+    /// Parses `items` on the pool and, given the ids the corpus held (`stored`), builds the
+    /// batches of the new trajectories there too.
+    fn spawn(
+        format: Option<Format>,
+        ctx: Option<Arc<ParseContext>>,
+        items: Items,
+        stored: Option<Arc<HashSet<u128>>>,
+    ) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rayon::spawn(move || {
+            // A panic in the job reaches the worker, as it would if the worker had parsed.
+            let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut parsed = parse_chunk(format, ctx.as_deref(), items);
+                let built = stored.map(|s| build_trajectories(&mut parsed, &s));
+                ReadyChunk { parsed, built }
+            }));
+            let _ = tx.send(ready);
+        });
+        ChunkJob(rx)
+    }
+
+    /// The chunk, once ready; `None` if the job ended without it.
+    fn wait(self) -> Option<ReadyChunk> {
+        match self.0.recv().ok()? {
+            Ok(ready) => Some(ready),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+/// Takes the trajectories out of a parsed chunk and builds the batches of those whose ids are
+/// not in `stored`, in two halves on both cores.
+fn build_trajectories(parsed: &mut ParsedChunk, stored: &HashSet<u128>) -> Built {
+    let mut trajectories: Vec<Trajectory> = Vec::with_capacity(parsed.len());
+    let mut stored_before = 0;
+    for (_, res) in parsed.iter_mut() {
+        let ts = match res {
+            Ok(Parsed::Trajectory(t)) => vec![std::mem::take(&mut **t)],
+            Ok(Parsed::Trajectories(ts)) => std::mem::take(ts),
+            _ => continue,
+        };
+        // The record stays in the chunk, yielding nothing more.
+        *res = Ok(Parsed::Trajectories(vec![]));
+        for t in ts {
+            if stored.contains(&id_key(&t.traj_id)) {
+                stored_before += 1;
+            } else {
+                trajectories.push(t);
+            }
+        }
+    }
+    let started = Instant::now();
+    let half = trajectories.len().div_ceil(2).max(1);
+    let batches = trajectories
+        .par_chunks(half)
+        .map(|c| {
+            let b = convert::trajectories_to_batch(c)?;
+            let m = trajectory_metrics::compute(&b)?;
+            Ok((b, m, c.iter().map(|t| id_key(&t.traj_id)).collect()))
+        })
+        .collect();
+    let took = started.elapsed();
+    drop(trajectories);
+    Built {
+        batches,
+        stored_before,
+        took,
+    }
+}
 
 /// Parses a chunk's records on every core.
 fn parse_chunk(format: Option<Format>, ctx: Option<&ParseContext>, items: Items) -> ParsedChunk {
@@ -798,7 +974,7 @@ async fn run_locked(
     opts: &IngestOptions,
     started: Instant,
 ) -> Result<IngestSummary> {
-    let (seen_traj, traj_files) = existing_ids(corpus, &tables::TRAJECTORIES).await?;
+    let (stored_traj, traj_files) = existing_ids(corpus, &tables::TRAJECTORIES).await?;
     let (seen_tools, tool_files) = existing_ids(corpus, &tables::TOOLS).await?;
     let mut known_files: HashMap<&'static str, Vec<StorePath>> = HashMap::from([
         (tables::TRAJECTORIES.name, traj_files),
@@ -809,7 +985,8 @@ async fn run_locked(
     let (tx, mut rx) = mpsc::channel::<Out>(4);
     let mut worker = Worker {
         opts: opts.clone(),
-        seen_traj,
+        stored_traj: Arc::new(stored_traj),
+        seen_traj: HashSet::default(),
         seen_tools,
         tx,
         bytes: bytes.clone(),
@@ -943,12 +1120,12 @@ async fn run_locked(
     }
     pb.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
-    // The worker parses a chunk while it stores the one before; the writer encodes beside them.
+    // The pool parses chunks and builds their batches ahead of the worker, which stores them in
+    // order; the writer encodes beside them.
     tracing::info!(
-        "ingest took {:.2} s: the worker waited {:.2} s for input, parsed (storing the chunk \
-         before meanwhile) for {:.2} s, built batches and metrics for {:.2} s of that and waited \
-         {:.2} s for the writer; the writer wrote Parquet for {:.2} s and completed its files in \
-         {:.2} s",
+        "ingest took {:.2} s: the worker waited {:.2} s for input and {:.2} s for parsed chunks \
+         (whose jobs built batches and metrics for {:.2} s in all) and {:.2} s for the writer; \
+         the writer wrote Parquet for {:.2} s and completed its files in {:.2} s",
         summary.seconds,
         times.input.as_secs_f64(),
         times.parsing.as_secs_f64(),

@@ -504,3 +504,63 @@ async fn bad_records_across_chunks_are_rejected_in_order_and_the_rest_stored() {
         0
     );
 }
+
+/// Repeated ids across the chunks of one input (built on the pool a few chunks ahead of the
+/// worker) and ids the corpus already held: each id is stored once, with the first record's
+/// content, its metrics row beside it, and every repeat counted as a duplicate.
+#[tokio::test]
+async fn repeated_ids_across_chunks_keep_the_first_record_and_its_metrics() {
+    let record = |id: usize, word: &str| {
+        format!(
+            r#"{{"traj_id": "r{id}", "messages": [{{"role": "user", "content": "{word} {id}"}}, {{"role": "assistant", "content": "a{id}"}}]}}"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The corpus holds r4001..=r4100 (as "old") before the run.
+    let before = dir.path().join("before.jsonl");
+    let old: Vec<String> = (4001..=4100).map(|i| record(i, "old")).collect();
+    std::fs::write(&before, old.join("\n")).unwrap();
+    // The input: r1..=r5000, then r1..=r2500 again (six chunks of 2,048 records, the repeats
+    // from the third on), then r7 once more in the last line.
+    let mut lines: Vec<String> = (1..=5000).map(|i| record(i, "first")).collect();
+    // Longer texts, so that a repeat's token count (in its metrics row too) differs.
+    let longer = "again and again and again";
+    lines.extend((1..=2500).map(|i| record(i, longer)));
+    lines.push(record(7, longer));
+    let input = dir.path().join("repeats.jsonl");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let (_d, corpus) = temp_corpus();
+    assert_eq!(ingest(&corpus, &[before]).await.ingested, 100);
+    let s = ingest(&corpus, &[input]).await;
+    assert_eq!(
+        (s.read, s.ingested, s.duplicates, s.rejected),
+        (7501, 4900, 2601, 0)
+    );
+    assert_eq!(
+        scalar_i64(&corpus, "SELECT count(DISTINCT traj_id) FROM trajectories").await,
+        5000
+    );
+    assert_eq!(
+        scalar_i64(&corpus, "SELECT count(*) FROM trajectories").await,
+        5000
+    );
+    // The first record of each id, or the corpus's own for r4001..=r4100.
+    let first_or_old = "SELECT count(*) FROM trajectories WHERE get_field(messages[1], 'content') = \
+        CASE WHEN CAST(substr(traj_id, 2) AS INT) BETWEEN 4001 AND 4100 THEN 'old ' ELSE 'first ' END \
+        || substr(traj_id, 2)";
+    assert_eq!(scalar_i64(&corpus, first_or_old).await, 5000);
+    // Each row's stored metrics are its own: same ids, and the steps of its own messages.
+    assert_eq!(
+        scalar_i64(
+            &corpus,
+            "SELECT count(*) FROM trajectories t JOIN trajectory_metrics m USING (traj_id) \
+             WHERE m.num_turns = t.num_turns AND m.num_tokens = t.num_tokens"
+        )
+        .await,
+        5000
+    );
+    assert_eq!(
+        scalar_i64(&corpus, "SELECT count(*) FROM trajectory_metrics").await,
+        5000
+    );
+}
