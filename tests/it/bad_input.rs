@@ -440,7 +440,7 @@ fn a_record_over_the_size_limit_is_rejected_and_the_rest_is_read() {
     assert_eq!(rejects[0]["line"], 2);
 }
 
-/// An input of several chunks (the worker parses one while it stores the one before): bad
+/// An input of several chunks (parsed on the pool a few chunks ahead of the worker): bad
 /// records in different chunks, one the splitter cannot read (invalid UTF-8) and others that
 /// do not parse, are each rejected once, in the order of their lines, and every other record
 /// is stored exactly once.
