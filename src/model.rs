@@ -171,7 +171,7 @@ impl<'de> Deserialize<'de> for ToolList {
 }
 
 /// ⌈characters / 4⌉, the token estimate of one text.
-fn token_estimate(s: &str) -> i64 {
+pub(crate) fn token_estimate(s: &str) -> i64 {
     // Most text is ASCII, whose check is much faster than counting characters.
     let chars = if s.is_ascii() {
         s.len()

@@ -13,7 +13,7 @@ use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Fields};
 use datafusion::error::{DataFusionError, Result};
 
-use crate::model::{CatalogTool, Message, ToolCall, ToolDef, Trajectory};
+use crate::model::{CatalogTool, Message, ToolCall, ToolDef, Trajectory, token_estimate};
 use crate::store::schema;
 
 /// A string array, sized before it is filled: a batch's text columns hold megabytes, and
@@ -120,6 +120,9 @@ pub const DOMAIN_FROM_SOURCE: &str = "source";
 pub fn trajectories_to_batch(rows: &[Trajectory]) -> Result<RecordBatch> {
     let opt = |f: fn(&Trajectory) -> &Option<String>| strings(rows.iter().map(|t| f(t).as_deref()));
     let metadata: Vec<String> = rows.iter().map(|t| metadata_text(&t.metadata)).collect();
+    let system = opt(|t| &t.system);
+    let messages = messages_array(rows.iter().map(|t| t.messages.as_slice()));
+    let num_tokens = num_tokens(rows, &system, &messages)?;
     let columns: Vec<ArrayRef> = vec![
         strings(rows.iter().map(|t| Some(t.traj_id.as_str()))),
         strings(rows.iter().map(|t| Some(t.source.as_str()))),
@@ -129,18 +132,16 @@ pub fn trajectories_to_batch(rows: &[Trajectory]) -> Result<RecordBatch> {
         opt(|t| &t.cluster_id),
         opt(|t| &t.domain),
         opt(|t| &t.reasoning_mode),
-        opt(|t| &t.system),
+        system,
         tools_array(rows.iter().map(|t| t.tools.as_slice())),
-        messages_array(rows.iter().map(|t| t.messages.as_slice())),
+        messages,
         Arc::new(Int32Array::from_iter_values(
             rows.iter().map(|t| t.num_turns()),
         )),
         Arc::new(Int32Array::from_iter_values(
             rows.iter().map(|t| t.num_tool_calls()),
         )),
-        Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|t| t.num_tokens()),
-        )),
+        Arc::new(num_tokens),
         Arc::new(Float64Array::from_iter(rows.iter().map(|t| t.reward))),
         strings(metadata.iter().map(|s| Some(s.as_str()))),
         strings(rows.iter().map(|t| {
@@ -153,6 +154,50 @@ pub fn trajectories_to_batch(rows: &[Trajectory]) -> Result<RecordBatch> {
         schema::trajectory_file_schema(),
         columns,
     )?)
+}
+
+/// [`Trajectory::num_tokens`] of each row, counted on the row's texts as the batch holds them:
+/// they were just copied there, side by side, so they are read from the cache, and a column of
+/// ASCII texts needs only its offsets.
+fn num_tokens(rows: &[Trajectory], system: &ArrayRef, messages: &ArrayRef) -> Result<Int64Array> {
+    let messages = messages.as_list::<i32>();
+    let fields = messages.values().as_struct();
+    let content = text_tokens(struct_field(fields, "content")?);
+    let reasoning = text_tokens(struct_field(fields, "reasoning")?);
+    let calls = struct_field(fields, "tool_calls")?.as_list::<i32>();
+    let call_fields = calls.values().as_struct();
+    let names = text_tokens(struct_field(call_fields, "name")?);
+    let arguments = text_tokens(struct_field(call_fields, "arguments")?);
+    let calls_of = calls.value_offsets();
+    let per_message: Vec<i64> = (0..fields.len())
+        .map(|m| {
+            let own = calls_of[m] as usize..calls_of[m + 1] as usize;
+            4 + content[m] + reasoning[m] + own.map(|c| names[c] + arguments[c]).sum::<i64>()
+        })
+        .collect();
+    let system = text_tokens(system);
+    let messages_of = messages.value_offsets();
+    Ok(Int64Array::from_iter_values(rows.iter().enumerate().map(
+        |(i, t)| {
+            let own = messages_of[i] as usize..messages_of[i + 1] as usize;
+            system[i] + t.tools.tokens() + per_message[own].iter().sum::<i64>()
+        },
+    )))
+}
+
+/// The token estimate of each value of a string array (0 for a null).
+fn text_tokens(a: &ArrayRef) -> Vec<i64> {
+    let a = a.as_string::<i32>();
+    let offsets = a.value_offsets();
+    if a.values().is_ascii() {
+        // One character per byte; a null's range is empty.
+        offsets
+            .windows(2)
+            .map(|w| (w[1] - w[0] + 3) as i64 / 4)
+            .collect()
+    } else {
+        (0..a.len()).map(|i| token_estimate(a.value(i))).collect()
+    }
 }
 
 /// Builds one `tools` record batch.

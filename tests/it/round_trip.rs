@@ -93,3 +93,69 @@ async fn part_files_keep_dictionaries_for_repeated_text_only() {
         assert!(seen.iter().any(|s| s == p), "{p} not among {seen:?}");
     }
 }
+
+/// The `num_tokens` column of a batch is each trajectory's own estimate (⌈characters / 4⌉ per
+/// text, 4 per message), whether a column's texts are all ASCII (counted from their offsets) or
+/// not (counted by characters), with null, empty and multi-byte texts.
+#[test]
+fn a_batch_counts_each_rows_tokens_as_the_trajectory_does() {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    use tdscale::model::{Message, ToolCall, ToolDef};
+    let call = |name: &str, arguments: &str| ToolCall {
+        id: Some("c1".into()),
+        name: name.into(),
+        arguments: arguments.into(),
+    };
+    // By hand: system 9 characters → 3; "héllo wörld" 11 characters (13 bytes) → 3, + 4; a
+    // message without content calling f({}) → 1 + 1, + 4; an empty result → 0, + 4: 20.
+    let accented = Trajectory {
+        traj_id: "accented".into(),
+        system: Some("Be brief.".into()),
+        messages: vec![
+            Message::text("user", "héllo wörld"),
+            Message::calls(vec![call("f", "{}")]),
+            Message::text("tool", ""),
+        ],
+        ..Default::default()
+    };
+    let emoji = Trajectory {
+        traj_id: "emoji".into(),
+        tools: vec![ToolDef {
+            name: "lookup".into(),
+            description: Some("Finds things 😀".into()),
+            parameters: Some(r#"{"type":"object"}"#.into()),
+        }]
+        .into(),
+        messages: vec![
+            Message {
+                reasoning: Some("🙂🙂🙂🙂🙂".into()),
+                ..Message::calls(vec![call("lookup", r#"{"q":"ß"}"#), call("g", "")])
+            },
+            Message::text("assistant", "done"),
+        ],
+        ..Default::default()
+    };
+    let plain = Trajectory {
+        traj_id: "plain".into(),
+        system: Some(String::new()),
+        messages: vec![
+            Message::text("user", "a question of some length"),
+            Message::calls(vec![call("search", r#"{"query":"x"}"#)]),
+        ],
+        ..Default::default()
+    };
+    let tokens = |rows: &[Trajectory]| -> Vec<i64> {
+        let b = tdscale::store::convert::trajectories_to_batch(rows).unwrap();
+        let c = b.column_by_name("num_tokens").unwrap();
+        c.as_primitive::<Int64Type>().values().to_vec()
+    };
+    assert_eq!(accented.num_tokens(), 20);
+    let mixed = [accented, emoji, plain.clone()];
+    let expected: Vec<i64> = mixed.iter().map(Trajectory::num_tokens).collect();
+    assert_eq!(tokens(&mixed), expected);
+    // Only ASCII texts: every column counted from its offsets.
+    let ascii = [plain.clone(), Trajectory::default(), plain];
+    let expected: Vec<i64> = ascii.iter().map(Trajectory::num_tokens).collect();
+    assert_eq!(tokens(&ascii), expected);
+}
