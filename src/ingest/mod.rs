@@ -807,21 +807,21 @@ impl ChunkJob {
 fn build_trajectories(parsed: &mut ParsedChunk, stored: &HashSet<u128>) -> Built {
     let mut trajectories: Vec<Trajectory> = Vec::with_capacity(parsed.len());
     let mut stored_before = 0;
+    let mut keep = |t: Trajectory| {
+        if stored.contains(&id_key(&t.traj_id)) {
+            stored_before += 1;
+        } else {
+            trajectories.push(t);
+        }
+    };
     for (_, res) in parsed.iter_mut() {
-        let ts = match res {
-            Ok(Parsed::Trajectory(t)) => vec![std::mem::take(&mut **t)],
-            Ok(Parsed::Trajectories(ts)) => std::mem::take(ts),
+        match res {
+            Ok(Parsed::Trajectory(t)) => keep(std::mem::take(&mut **t)),
+            Ok(Parsed::Trajectories(ts)) => std::mem::take(ts).into_iter().for_each(&mut keep),
             _ => continue,
-        };
+        }
         // The record stays in the chunk, yielding nothing more.
         *res = Ok(Parsed::Trajectories(vec![]));
-        for t in ts {
-            if stored.contains(&id_key(&t.traj_id)) {
-                stored_before += 1;
-            } else {
-                trajectories.push(t);
-            }
-        }
     }
     let started = Instant::now();
     let half = trajectories.len().div_ceil(2).max(1);
