@@ -57,6 +57,9 @@ const CHUNK_BYTES: usize = 32 << 20;
 /// share of one chunk always finds the next one to work on, instead of waiting at the end of
 /// each chunk for the other core.
 const CHUNKS_AHEAD: usize = 2;
+/// Batches waiting for the writer (two per chunk): room for the worker to go on while the
+/// writer encodes a row group's end, so that the pool is not left without chunks to parse.
+const WRITER_QUEUE: usize = 8;
 
 /// Which table the records of a file go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -597,12 +600,6 @@ impl Worker {
         self.handle(file, chunk.parsed, chunk.built, summary)
     }
 
-    /// Whether a trajectory's id is neither in the corpus nor stored earlier in the run; marks
-    /// it stored.
-    fn is_new_trajectory(&mut self, key: u128) -> bool {
-        !self.stored_traj.contains(&key) && self.seen_traj.insert(key)
-    }
-
     /// Sends the batches a job built, without the rows whose id an earlier record of the run
     /// had (the job left out those the corpus held).
     fn send_built(&mut self, built: Built, summary: &mut FileSummary) -> bool {
@@ -696,45 +693,22 @@ impl Worker {
                         .collect();
                     summary.ingested += new.len() as u64;
                     tools.extend(new);
-                } else if self.is_new_trajectory(id_key(&t.traj_id)) {
-                    summary.ingested += 1;
-                    trajectories.push(t);
-                } else {
+                } else if self.stored_traj.contains(&id_key(&t.traj_id)) {
                     summary.duplicates += 1;
+                } else {
+                    // Repeats within the run are dropped as the batch is sent.
+                    trajectories.push(t);
                 }
             }
         }
-        if let Some(built) = built
-            && !self.send_built(built, summary)
-        {
-            return false;
-        }
-        if trajectories.is_empty() && tools.is_empty() {
-            return true;
-        }
-        // Build the batches and their metrics on both cores.
-        let started = Instant::now();
-        let half = trajectories.len().div_ceil(2).max(1);
-        let batches: Vec<Result<_>> = trajectories
-            .par_chunks(half)
-            .map(|c| {
-                let b = convert::trajectories_to_batch(c)?;
-                let m = trajectory_metrics::compute(&b)?;
-                Ok((b, m))
-            })
-            .collect();
-        self.times.batches += started.elapsed();
-        // Freeing the parsed records is as much work as a column of the batch: the pool does it
-        // while this thread goes on to the next chunk.
-        rayon::spawn(move || drop(trajectories));
-        for b in batches {
-            match b {
-                Ok((b, m)) => {
-                    if !self.send(Out::Trajectories(b, m)) {
-                        return false;
-                    }
-                }
-                Err(e) => tracing::error!("building a batch failed: {e}"),
+        let built_here = (!trajectories.is_empty()).then(|| {
+            let b = build_batches(trajectories, 0);
+            self.times.batches += b.took;
+            b
+        });
+        for b in [built, built_here].into_iter().flatten() {
+            if !self.send_built(b, summary) {
+                return false;
             }
         }
         if !tools.is_empty() {
@@ -823,6 +797,12 @@ fn build_trajectories(parsed: &mut ParsedChunk, stored: &HashSet<u128>) -> Built
         // The record stays in the chunk, yielding nothing more.
         *res = Ok(Parsed::Trajectories(vec![]));
     }
+    build_batches(trajectories, stored_before)
+}
+
+/// Builds the batches of trajectories, with their metrics and the id key of each row, in two
+/// halves on both cores; `stored_before` counts those left out because the corpus held them.
+fn build_batches(trajectories: Vec<Trajectory>, stored_before: u64) -> Built {
     let started = Instant::now();
     let half = trajectories.len().div_ceil(2).max(1);
     let batches = trajectories
@@ -982,7 +962,7 @@ async fn run_locked(
     ]);
     let bytes = Arc::new(AtomicU64::new(0));
     let pb = progress_bar(total, opts.progress);
-    let (tx, mut rx) = mpsc::channel::<Out>(4);
+    let (tx, mut rx) = mpsc::channel::<Out>(WRITER_QUEUE);
     let mut worker = Worker {
         opts: opts.clone(),
         stored_traj: Arc::new(stored_traj),
