@@ -594,9 +594,6 @@ impl Worker {
             return false;
         };
         summary.read += chunk.parsed.len() as u64;
-        if let Some(built) = &chunk.built {
-            self.times.batches += built.took;
-        }
         self.handle(file, chunk.parsed, chunk.built, summary)
     }
 
@@ -641,19 +638,24 @@ impl Worker {
     }
 
     /// Keeps the new rows of parsed records, rejects the rest, and sends the batches: those
-    /// `built` on the pool with the records' trajectories, and those of the trajectories left in
-    /// `parsed`.
+    /// `built` on the pool with the records' trajectories, or built here when no job did.
     fn handle(
         &mut self,
         file: &str,
-        parsed: ParsedChunk,
+        mut parsed: ParsedChunk,
         built: Option<Built>,
         summary: &mut FileSummary,
     ) -> bool {
-        // Sized once: a trajectory is large, and doubling the vector would copy them all.
-        let mut trajectories: Vec<Trajectory> = Vec::with_capacity(parsed.len());
-        let mut tools: Vec<CatalogTool> = vec![];
         let want_tools = self.opts.table == TargetTable::Tools;
+        // A chunk that no job built (a gathered session) is built here, the same way.
+        let built = match built {
+            None if !want_tools => Some(build_trajectories(&mut parsed, &self.stored_traj)),
+            built => built,
+        };
+        if let Some(b) = &built {
+            self.times.batches += b.took;
+        }
+        let mut tools: Vec<CatalogTool> = vec![];
         for (raw, res) in parsed {
             let ts = match res {
                 Err(reason) => {
@@ -685,31 +687,20 @@ impl Worker {
                     continue;
                 }
             };
+            // Trajectories are left in the chunk only when their tools are what is ingested.
             for t in ts {
-                if want_tools {
-                    let new: Vec<CatalogTool> = tools_of(&t)
-                        .into_iter()
-                        .filter(|c| self.seen_tools.insert(id_key(&c.tool_id)))
-                        .collect();
-                    summary.ingested += new.len() as u64;
-                    tools.extend(new);
-                } else if self.stored_traj.contains(&id_key(&t.traj_id)) {
-                    summary.duplicates += 1;
-                } else {
-                    // Repeats within the run are dropped as the batch is sent.
-                    trajectories.push(t);
-                }
+                let new: Vec<CatalogTool> = tools_of(&t)
+                    .into_iter()
+                    .filter(|c| self.seen_tools.insert(id_key(&c.tool_id)))
+                    .collect();
+                summary.ingested += new.len() as u64;
+                tools.extend(new);
             }
         }
-        let built_here = (!trajectories.is_empty()).then(|| {
-            let b = build_batches(trajectories, 0);
-            self.times.batches += b.took;
-            b
-        });
-        for b in [built, built_here].into_iter().flatten() {
-            if !self.send_built(b, summary) {
-                return false;
-            }
+        if let Some(b) = built
+            && !self.send_built(b, summary)
+        {
+            return false;
         }
         if !tools.is_empty() {
             match convert::catalog_tools_to_batch(&tools) {
@@ -777,15 +768,18 @@ impl ChunkJob {
 }
 
 /// Takes the trajectories out of a parsed chunk and builds the batches of those whose ids are
-/// not in `stored`, in two halves on both cores.
+/// not in `stored`, with their metrics and the id key of each row, in two halves on both cores.
 fn build_trajectories(parsed: &mut ParsedChunk, stored: &HashSet<u128>) -> Built {
     let mut trajectories: Vec<Trajectory> = Vec::with_capacity(parsed.len());
+    let mut keys: Vec<u128> = Vec::with_capacity(parsed.len());
     let mut stored_before = 0;
     let mut keep = |t: Trajectory| {
-        if stored.contains(&id_key(&t.traj_id)) {
+        let key = id_key(&t.traj_id);
+        if stored.contains(&key) {
             stored_before += 1;
         } else {
             trajectories.push(t);
+            keys.push(key);
         }
     };
     for (_, res) in parsed.iter_mut() {
@@ -797,20 +791,15 @@ fn build_trajectories(parsed: &mut ParsedChunk, stored: &HashSet<u128>) -> Built
         // The record stays in the chunk, yielding nothing more.
         *res = Ok(Parsed::Trajectories(vec![]));
     }
-    build_batches(trajectories, stored_before)
-}
-
-/// Builds the batches of trajectories, with their metrics and the id key of each row, in two
-/// halves on both cores; `stored_before` counts those left out because the corpus held them.
-fn build_batches(trajectories: Vec<Trajectory>, stored_before: u64) -> Built {
     let started = Instant::now();
     let half = trajectories.len().div_ceil(2).max(1);
     let batches = trajectories
         .par_chunks(half)
-        .map(|c| {
+        .zip(keys.par_chunks(half))
+        .map(|(c, keys)| {
             let b = convert::trajectories_to_batch(c)?;
             let m = trajectory_metrics::compute(&b)?;
-            Ok((b, m, c.iter().map(|t| id_key(&t.traj_id)).collect()))
+            Ok((b, m, keys.to_vec()))
         })
         .collect();
     let took = started.elapsed();
