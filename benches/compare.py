@@ -354,7 +354,7 @@ def main():
         "",
         f"## {'Ingest: ' if args.ingest_only else ''}tdscale vs DuckDB {duckdb.__version__}, polars {polars.__version__}{'' if args.ingest_only else ', plain Python'} ({datetime.date.today()})",
         "",
-        f"`python3 benches/compare.py --sizes {args.sizes} --repeats {args.repeats}" + (f" --peers-up-to {args.peers_up_to}" if args.peers_up_to is not None else "") + (f" --ingest-up-to {args.ingest_up_to}" if args.ingest_up_to is not None else "") + (f" --jsonl-dir {args.jsonl_dir}" if args.jsonl_dir else "") + (" --ingest-only" if args.ingest_only else "") + f"` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, tdscale release build.",
+        f"`python3 benches/compare.py --sizes {args.sizes} --repeats {args.repeats}" + (f" --peers-up-to {args.peers_up_to}" if args.peers_up_to is not None else "") + (f" --ingest-up-to {args.ingest_up_to}" if args.ingest_up_to is not None else "") + (f" --jsonl-dir {args.jsonl_dir}" if args.jsonl_dir else "") + (" --ingest-only" if args.ingest_only else "") + f"` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, " + (f"tdscale binary `{args.bin}`." if args.bin else "tdscale release build."),
         f"Median of {', '.join(map(str, repeats))} run(s) per size (seconds) and largest peak memory (MiB); ratio = peer time / tdscale time (above 1: tdscale is faster).",
     ] + (INGEST_PEERS if args.ingest_only else METRICS_PEERS) + [
         "",

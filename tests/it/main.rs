@@ -22,6 +22,7 @@ mod layers;
 mod metrics;
 mod nothing_lost;
 mod openai_typed;
+mod pgo_training;
 mod report;
 mod round_trip;
 mod s3;
