@@ -178,8 +178,16 @@ pub(crate) fn token_estimate(s: &str) -> i64 {
     } else {
         s.chars().count()
     };
+    tokens_of_chars(chars)
+}
+
+/// The token estimate of a text of `chars` characters.
+pub(crate) fn tokens_of_chars(chars: usize) -> i64 {
     (chars as i64 + 3) / 4
 }
+
+/// The tokens [`Trajectory::num_tokens`] counts for each message besides its texts.
+pub(crate) const MESSAGE_TOKENS: i64 = 4;
 
 /// One trajectory in canonical form; one row of `trajectories`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -268,7 +276,7 @@ impl Trajectory {
         let opt = |s: &Option<String>| s.as_deref().map_or(0, token_estimate);
         let mut n = opt(&self.system) + self.tools.tokens();
         for m in &self.messages {
-            n += 4 + opt(&m.content) + opt(&m.reasoning);
+            n += MESSAGE_TOKENS + opt(&m.content) + opt(&m.reasoning);
             for c in &m.tool_calls {
                 n += token_estimate(&c.name) + token_estimate(&c.arguments);
             }

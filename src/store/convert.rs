@@ -13,7 +13,10 @@ use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Fields};
 use datafusion::error::{DataFusionError, Result};
 
-use crate::model::{CatalogTool, Message, ToolCall, ToolDef, Trajectory, token_estimate};
+use crate::model::{
+    CatalogTool, MESSAGE_TOKENS, Message, ToolCall, ToolDef, Trajectory, token_estimate,
+    tokens_of_chars,
+};
 use crate::store::schema;
 
 /// A string array, sized before it is filled: a batch's text columns hold megabytes, and
@@ -172,7 +175,10 @@ fn num_tokens(rows: &[Trajectory], system: &ArrayRef, messages: &ArrayRef) -> Re
     let per_message: Vec<i64> = (0..fields.len())
         .map(|m| {
             let own = calls_of[m] as usize..calls_of[m + 1] as usize;
-            4 + content[m] + reasoning[m] + own.map(|c| names[c] + arguments[c]).sum::<i64>()
+            MESSAGE_TOKENS
+                + content[m]
+                + reasoning[m]
+                + own.map(|c| names[c] + arguments[c]).sum::<i64>()
         })
         .collect();
     let system = text_tokens(system);
@@ -193,7 +199,7 @@ fn text_tokens(a: &ArrayRef) -> Vec<i64> {
         // One character per byte; a null's range is empty.
         offsets
             .windows(2)
-            .map(|w| (w[1] - w[0] + 3) as i64 / 4)
+            .map(|w| tokens_of_chars((w[1] - w[0]) as usize))
             .collect()
     } else {
         (0..a.len()).map(|i| token_estimate(a.value(i))).collect()
