@@ -314,7 +314,8 @@ impl ExportTarget {
         let files: Vec<WrittenFile> = self.staged.iter().map(|(f, _)| f.clone()).collect();
         let manifest = serde_json::json!({
             "kind": kind,
-            "created_at": chrono::Utc::now().to_rfc3339(),
+            // Fixed width (microseconds, `Z`): the manifest's size does not vary with the clock.
+            "created_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             "files": files,
             "details": extra,
         });

@@ -268,6 +268,12 @@ fn bfcl_export_passes_the_official_ast_checker() {
     let manifest: Value = read_json(out.join("manifest.json"));
     let files = manifest["files"].as_array().unwrap();
     assert_eq!(files.len(), s["files"].as_array().unwrap().len() - 1);
+    // Its time is RFC 3339 in UTC to the microsecond, always as wide (2026-12-05T07:55:01.000120Z),
+    // so two exports of the same rows write manifests of one size.
+    let created_at = manifest["created_at"].as_str().unwrap();
+    assert_eq!(created_at.len(), 27, "{created_at}");
+    assert!(created_at.ends_with('Z'), "{created_at}");
+    chrono::DateTime::parse_from_rfc3339(created_at).unwrap();
     for f in files {
         let bytes = std::fs::read(out.join(f["path"].as_str().unwrap())).unwrap();
         use sha2::Digest;
