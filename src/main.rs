@@ -7,17 +7,28 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc's `mi_option_purge_delay` (`mi_option_e` in mimalloc.h; the crate names no constant).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-/// How long freed memory stays with the process before it goes back to the OS, in ms.
+/// How long freed memory stays with the process before it goes back to the OS, in ms; -1:
+/// never before the process exits.
 const PURGE_DELAY_MS: std::ffi::c_long = 30_000;
+const NEVER: std::ffi::c_long = -1;
 
 fn main() {
+    let cli = tdscale::cli::parse();
     // Streaming commands (ingest, gen) free and allocate batch-sized buffers all run long. With
     // mimalloc's default (memory unused for a second goes back to the OS) the kernel zeroed
-    // fresh huge pages again and again: up to a tenth of ingest's CPU. An idle `serve` still
-    // gives its memory back. MIMALLOC_PURGE_DELAY, when set, decides instead.
+    // fresh huge pages again and again: up to a tenth of ingest's CPU. Even with a delay of
+    // 30 s, the kernel zeroing pages that mimalloc had given back and taken again was 3-5 % of
+    // ingest's profile (1-2 % with nothing given back), so a command that streams and exits
+    // keeps what it frees (its peak is the same). A `serve` or an interactive `sql` left idle
+    // still gives its memory back. MIMALLOC_PURGE_DELAY, when set, decides instead.
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        let delay = if cli.command.streams() {
+            NEVER
+        } else {
+            PURGE_DELAY_MS
+        };
         // SAFETY: sets a documented option to a valid value; no other thread runs yet.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay) };
     }
     // Stop quietly when the reader of our output goes away (`tdscale sql … | head`), like other
     // Unix tools. SIGPIPE itself stays ignored (Rust's default): restoring its default action
@@ -52,7 +63,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = runtime.block_on(tdscale::cli::main()) {
+    if let Err(e) = runtime.block_on(tdscale::cli::main_with(cli)) {
         // The output's reader went away (possibly reported through a CSV / JSON writer).
         if e.to_string().contains("Broken pipe (os error 32)") {
             std::process::exit(141);

@@ -89,6 +89,15 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command streams its input through once and then exits (ingest, gen, metrics
+    /// refresh): what it frees is soon allocated again, and all of it goes back at exit.
+    pub fn streams(&self) -> bool {
+        matches!(
+            self,
+            Command::Ingest(_) | Command::Gen(_) | Command::Metrics(_)
+        )
+    }
+
     /// The command's `--json` flag: its value is printed as JSON instead of text.
     pub fn json(&self) -> bool {
         match self {
@@ -1011,5 +1020,25 @@ impl ServeArgs {
             refresh: self.refresh,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// Only the commands that stream and exit keep the memory they free (src/main.rs); a server
+    /// or an interactive prompt gives it back when idle.
+    #[test]
+    fn only_streaming_commands_keep_freed_memory() {
+        let streams = |args: &[&str]| Cli::try_parse_from(args).unwrap().command.streams();
+        assert!(streams(&["tdscale", "ingest", "c", "a.jsonl"]));
+        assert!(streams(&["tdscale", "gen", "c", "--trajectories", "10"]));
+        assert!(streams(&["tdscale", "metrics", "refresh", "c"]));
+        assert!(!streams(&["tdscale", "serve", "c"]));
+        assert!(!streams(&["tdscale", "sql", "c"]));
+        assert!(!streams(&["tdscale", "report", "c"]));
     }
 }

@@ -19,11 +19,20 @@ use crate::store::Corpus;
 use args::{Cli, Command, SandboxCommand};
 use writers::corpus;
 
-/// Parses the command line and runs the command. SIGINT and SIGTERM end it with exit code
-/// 128 + the signal, after letting go of the S3 leases it holds (what it had not committed
-/// stays invisible; local locks go with the process).
+/// Parses the command line and runs the command ([`main_with`]).
 pub async fn main() -> Result<()> {
-    let cli = Cli::parse();
+    main_with(parse()).await
+}
+
+/// The command line, parsed (`--help` and errors in it end the process, as clap does).
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+/// Runs a parsed command line. SIGINT and SIGTERM end it with exit code 128 + the signal,
+/// after letting go of the S3 leases it holds (what it had not committed stays invisible;
+/// local locks go with the process).
+pub async fn main_with(cli: Cli) -> Result<()> {
     writers::set_lock_timeout(cli.lock_timeout);
     let stop = writers::interrupted();
     tokio::select! {
