@@ -64,7 +64,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = runtime.block_on(tdscale::cli::main_with(cli)) {
+    if let Err(e) = runtime.block_on(tdscale::cli::main(cli)) {
         // The output's reader went away (possibly reported through a CSV / JSON writer).
         if e.to_string().contains("Broken pipe (os error 32)") {
             std::process::exit(141);

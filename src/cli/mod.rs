@@ -19,20 +19,16 @@ use crate::store::Corpus;
 use args::{Cli, Command, SandboxCommand};
 use writers::corpus;
 
-/// Parses the command line and runs the command ([`main_with`]).
-pub async fn main() -> Result<()> {
-    main_with(parse()).await
-}
-
-/// The command line, parsed (`--help` and errors in it end the process, as clap does).
+/// The command line, parsed (`--help` and errors in it end the process, as clap does); the
+/// binary looks at the command before it starts the runtime that [`main`] runs in.
 pub fn parse() -> Cli {
     Cli::parse()
 }
 
-/// Runs a parsed command line. SIGINT and SIGTERM end it with exit code 128 + the signal,
-/// after letting go of the S3 leases it holds (what it had not committed stays invisible;
-/// local locks go with the process).
-pub async fn main_with(cli: Cli) -> Result<()> {
+/// Runs a parsed command line ([`parse`]). SIGINT and SIGTERM end it with exit code 128 + the
+/// signal, after letting go of the S3 leases it holds (what it had not committed stays
+/// invisible; local locks go with the process).
+pub async fn main(cli: Cli) -> Result<()> {
     writers::set_lock_timeout(cli.lock_timeout);
     let stop = writers::interrupted();
     tokio::select! {
