@@ -31,15 +31,6 @@ fn main() {
         // SAFETY: sets a documented option to a valid value; no other thread runs yet.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay) };
     }
-    // The same commands take their memory in small pages. A transparent huge page is zeroed
-    // whole by the kernel from a free block of its own size, and on a virtual machine such a
-    // block has often been handed back to the host, which must back it again: at 10^6 records
-    // ingest spent 1.5-1.9 s in the kernel with huge pages and 0.9-1.1 s without, for the
-    // same peak and the same user time (benches/RESULTS.md). MIMALLOC_ALLOW_THP, when set,
-    // decides instead.
-    if cli.command.streams() && std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
-        no_huge_pages();
-    }
     // Stop quietly when the reader of our output goes away (`tdscale sql … | head`), like other
     // Unix tools. SIGPIPE itself stays ignored (Rust's default): restoring its default action
     // would also kill the process when a network peer (an S3 endpoint, a model server, a cluster
@@ -80,16 +71,5 @@ fn main() {
         }
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
-    }
-}
-
-/// Turns transparent huge pages off for this process (its later faults, including in the
-/// regions mimalloc asked huge pages for); elsewhere than Linux there is nothing to turn off.
-fn no_huge_pages() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_THP_DISABLE sets a flag of this process and touches no memory; a kernel
-    // without it refuses, and the process goes on with huge pages.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }
