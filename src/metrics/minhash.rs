@@ -31,6 +31,13 @@ const MAX_K: usize = 1024;
 
 /// The base hashes of the shingles of `text` (word 3-grams), deduplicated.
 pub fn shingles(text: &str) -> Vec<u64> {
+    let mut out = vec![];
+    shingles_into(text, &mut out);
+    out
+}
+
+/// [`shingles`] written into `out` (cleared first), for a caller that hashes text after text.
+pub fn shingles_into(text: &str, out: &mut Vec<u64>) {
     // ASCII words are lower-cased byte by byte as they are hashed: no copy of the text and no
     // list of its words (this runs for every trajectory at ingest). Other text is lower-cased
     // word by word, as Unicode lower-cases some letters by their context.
@@ -39,20 +46,25 @@ pub fn shingles(text: &str) -> Vec<u64> {
             .as_bytes()
             .split(|b| !b.is_ascii_alphanumeric())
             .filter(|w| !w.is_empty());
-        return hashes_of(words, text.len(), |b| b.to_ascii_lowercase());
+        return hashes_of(words, text.len(), |b| b.to_ascii_lowercase(), out);
     }
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .collect();
-    hashes_of(words.iter().map(|w| w.as_bytes()), text.len(), |b| b)
+    hashes_of(words.iter().map(|w| w.as_bytes()), text.len(), |b| b, out)
 }
 
 /// The hashes of the word 3-grams (of all the words when there are fewer than three), sorted and
-/// deduplicated; `len` is the text's length, to size the list once. Each is FNV-1a of its words
-/// joined by single spaces, every byte mapped by `map` as it is hashed.
-fn hashes_of<'a>(words: impl Iterator<Item = &'a [u8]>, len: usize, map: fn(u8) -> u8) -> Vec<u64> {
+/// deduplicated, into `out`; `len` is the text's length, to size the list once. Each is FNV-1a of
+/// its words joined by single spaces, every byte mapped by `map` as it is hashed.
+fn hashes_of<'a>(
+    words: impl Iterator<Item = &'a [u8]>,
+    len: usize,
+    map: fn(u8) -> u8,
+    out: &mut Vec<u64>,
+) {
     use crate::rng::{fnv1a, fnv1a_extend};
     // A word belongs to three shingles: the one it ends, the one it is the middle of and the one
     // it starts. It is read once and fed to all three hashes, whose multiplications do not wait
@@ -62,7 +74,8 @@ fn hashes_of<'a>(words: impl Iterator<Item = &'a [u8]>, len: usize, map: fn(u8) 
     let (mut two_back, mut one_back) = (basis, basis);
     let mut seen = 0usize;
     // About one word in six bytes of text.
-    let mut out: Vec<u64> = Vec::with_capacity(len / 6 + 1);
+    out.clear();
+    out.reserve(len / 6 + 1);
     for w in words {
         let mut ended = fnv1a_extend(two_back, b" ");
         let mut middle = fnv1a_extend(one_back, b" ");
@@ -86,7 +99,6 @@ fn hashes_of<'a>(words: impl Iterator<Item = &'a [u8]>, len: usize, map: fn(u8) 
     }
     out.sort_unstable();
     out.dedup();
-    out
 }
 
 /// The signature of `text` with `k` hash functions.
@@ -98,7 +110,27 @@ fn hashes_of<'a>(words: impl Iterator<Item = &'a [u8]>, len: usize, map: fn(u8) 
 /// assert_eq!(a, b, "case and punctuation do not matter");
 /// ```
 pub fn signature(text: &str, k: usize) -> Vec<u32> {
-    signature_of_shingles(&shingles(text), k)
+    let mut out = Vec::with_capacity(k);
+    extend_with_signature(text, k, &mut vec![], &mut out);
+    out
+}
+
+/// [`signature`] appended to `out`, with `shingles` as room for the text's shingles: for a
+/// caller that signs text after text (ingest signs every trajectory), nothing is allocated once
+/// the room has grown.
+pub fn extend_with_signature(text: &str, k: usize, shingles: &mut Vec<u64>, out: &mut Vec<u32>) {
+    shingles_into(text, shingles);
+    let mut on_stack = [0u64; MAX_K];
+    let mut on_heap;
+    let least = if k <= MAX_K {
+        &mut on_stack[..k]
+    } else {
+        on_heap = vec![0u64; k];
+        &mut on_heap[..]
+    };
+    least_hashes_into(*BEST_KERNEL, shingles, least);
+    // b-bit MinHash: the low bits of a uniformly random minimum are uniformly random.
+    out.extend(least.iter().map(|&h| h as u32));
 }
 
 /// The seed of hash function `i`, which hashes `h ^ seed(i)`.
@@ -124,6 +156,15 @@ pub fn signature_of_shingles(shingles: &[u64], k: usize) -> Vec<u32> {
 /// (`u64::MAX` for none), computed by a given kernel; one this processor lacks (not in
 /// [`Kernel::available`]) gives way to the portable one.
 pub fn least_hashes_with(kernel: Kernel, shingles: &[u64], k: usize) -> Vec<u64> {
+    let mut out = vec![u64::MAX; k];
+    least_hashes_into(kernel, shingles, &mut out);
+    out
+}
+
+/// [`least_hashes_with`] for `out.len()` functions, written into `out`.
+pub fn least_hashes_into(kernel: Kernel, shingles: &[u64], out: &mut [u64]) {
+    let k = out.len();
+    out.fill(u64::MAX);
     let extra: Vec<u64>;
     let seeds = if k <= MAX_K {
         &SEEDS[..k]
@@ -131,22 +172,20 @@ pub fn least_hashes_with(kernel: Kernel, shingles: &[u64], k: usize) -> Vec<u64>
         extra = (0..k as u64).map(seed).collect();
         &extra
     };
-    let mut out = vec![u64::MAX; k];
     match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 if kernel.is_available() => {
             // SAFETY: the processor was just found to have the features the function is
             // compiled for.
-            unsafe { least_hashes_avx512(shingles, seeds, &mut out) }
+            unsafe { least_hashes_avx512(shingles, seeds, out) }
         }
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 if kernel.is_available() => {
             // SAFETY: as above.
-            unsafe { least_hashes_avx2(shingles, seeds, &mut out) }
+            unsafe { least_hashes_avx2(shingles, seeds, out) }
         }
-        _ => least_hashes(shingles, seeds, &mut out),
+        _ => least_hashes(shingles, seeds, out),
     }
-    out
 }
 
 /// The ways this build can compute a signature: the same values, the vector ones several times

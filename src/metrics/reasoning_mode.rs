@@ -136,13 +136,28 @@ pub fn mode_of(v: &MessagesView, row: usize, code: &CodeTools) -> String {
 /// [`mode_of`] from the row's call facts ([`CallScan::facts`] of the same row), for a caller that
 /// computed them for CAC as well.
 pub fn mode_of_calls(v: &MessagesView, row: usize, facts: &[CallFacts]) -> String {
-    let mut seen: Vec<Move> = vec![];
+    let mut out = String::new();
+    mode_of_calls_into(v, row, facts, &mut out);
+    out
+}
+
+/// [`mode_of_calls`] written into `out` (cleared first), for a caller that computes it row
+/// after row (ingest stores it for every trajectory).
+pub fn mode_of_calls_into(v: &MessagesView, row: usize, facts: &[CallFacts], out: &mut String) {
+    out.clear();
+    // Room for every move there is (15): the moves seen so far, without an allocation.
+    let mut seen: [Move; 16] = [""; 16];
+    let mut n = 0;
     walk(v, row, facts, |mv, _, _| {
-        if !seen.contains(&mv) {
-            seen.push(mv);
+        if !seen[..n].contains(&mv) {
+            if n > 0 {
+                out.push('>');
+            }
+            out.push_str(mv);
+            seen[n] = mv;
+            n += 1;
         }
     });
-    seen.join(">")
 }
 
 /// The moves of row `row` in order of first appearance (the parts of [`mode_of`]'s string),

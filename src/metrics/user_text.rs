@@ -30,32 +30,39 @@ impl Default for UserText {
 
 /// The text of row `row`.
 pub fn user_text_of(v: &MessagesView, row: usize) -> String {
-    let mut parts: Vec<&str> = vec![];
-    let mut tools: Vec<&str> = vec![];
-    for m in v.messages(row) {
-        match v.role(m) {
-            "user" => parts.extend(v.content(m)),
-            "assistant" => tools.extend(v.calls(m).map(|c| v.call_name(c))),
-            _ => {}
-        }
-    }
-    // Sized once: this runs for every trajectory at ingest.
-    let size = |l: &[&str]| l.iter().map(|p| p.len() + 1).sum::<usize>();
-    let mut s = String::with_capacity(size(&parts) + "\ntools:".len() + size(&tools));
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            s.push('\n');
-        }
-        s.push_str(p);
-    }
-    if !tools.is_empty() {
-        s.push_str("\ntools:");
-        for t in tools {
-            s.push(' ');
-            s.push_str(t);
-        }
-    }
+    let mut s = String::new();
+    user_text_into(v, row, &mut s);
     s
+}
+
+/// [`user_text_of`] written into `out` (cleared first), for a caller that computes it row
+/// after row (ingest hashes it for every trajectory).
+pub fn user_text_into(v: &MessagesView, row: usize, out: &mut String) {
+    out.clear();
+    let mut first = true;
+    for m in v.messages(row) {
+        if v.role(m) == "user"
+            && let Some(c) = v.content(m)
+        {
+            if !first {
+                out.push('\n');
+            }
+            out.push_str(c);
+            first = false;
+        }
+    }
+    let mut calls = v
+        .messages(row)
+        .filter(|&m| v.role(m) == "assistant")
+        .flat_map(|m| v.calls(m).map(|c| v.call_name(c)))
+        .peekable();
+    if calls.peek().is_some() {
+        out.push_str("\ntools:");
+        for t in calls {
+            out.push(' ');
+            out.push_str(t);
+        }
+    }
 }
 
 impl ScalarUDFImpl for UserText {

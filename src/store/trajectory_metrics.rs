@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, ListArray, RecordBatch, StringArray, UInt32Array,
-    UInt64Array,
+    Array, ArrayRef, AsArray, Float64Array, ListArray, RecordBatch, StringArray, StringBuilder,
+    UInt32Array, UInt64Array,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::{cast, concat_batches};
@@ -43,10 +43,10 @@ use super::{Corpus, read};
 use crate::error::{Error, Result};
 use crate::metrics::calls::{CallScan, CodeTools, Weights};
 use crate::metrics::messages::{MessagesView, StrCol};
-use crate::metrics::minhash::signature;
-use crate::metrics::reasoning_mode::mode_of_calls;
+use crate::metrics::minhash::extend_with_signature;
+use crate::metrics::reasoning_mode::mode_of_calls_into;
 use crate::metrics::tool_sequence::tool_names_of;
-use crate::metrics::user_text::user_text_of;
+use crate::metrics::user_text::user_text_into;
 
 /// Hash functions of the stored user-text MinHash (`minhash(user_text(messages), 64)`).
 pub const USER_MINHASH_K: usize = 64;
@@ -124,7 +124,9 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
     let code = CodeTools::default();
     let weights = Weights::default();
 
-    let mut mode: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut mode = StringBuilder::with_capacity(n, 8 * n);
+    // Room reused row after row: the mode, the user text and its shingles.
+    let (mut mode_text, mut user_text, mut shingles) = (String::new(), String::new(), vec![]);
     let mut cac: Vec<Option<f64>> = Vec::with_capacity(n);
     let mut steps: Vec<Option<u64>> = Vec::with_capacity(n);
     let mut tools_used: Vec<Option<u64>> = Vec::with_capacity(n);
@@ -140,7 +142,7 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
         valid.push(present);
         if !present {
             // coalesce(reasoning_mode, reasoning_mode(messages)) with NULL messages
-            mode.push(label.get(r).map(str::to_string));
+            mode.append_option(label.get(r));
             cac.push(None);
             steps.push(None);
             tools_used.push(None);
@@ -150,10 +152,13 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
         }
         let facts = scan.facts(&v, r, &code);
         // coalesce(reasoning_mode, reasoning_mode(messages)), from the facts CAC reads too
-        mode.push(Some(match label.get(r) {
-            Some(l) => l.to_string(),
-            None => mode_of_calls(&v, r, facts),
-        }));
+        match label.get(r) {
+            Some(l) => mode.append_value(l),
+            None => {
+                mode_of_calls_into(&v, r, facts, &mut mode_text);
+                mode.append_value(&mode_text);
+            }
+        }
         cac.push(Some(weights.total(facts)));
         steps.push(Some(facts.len() as u64));
         let before = names.len();
@@ -162,7 +167,8 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
         distinct.clear();
         distinct.extend(&names[before..]);
         tools_used.push(Some(distinct.len() as u64));
-        hashes.extend(signature(&user_text_of(&v, r), USER_MINHASH_K));
+        user_text_into(&v, r, &mut user_text);
+        extend_with_signature(&user_text, USER_MINHASH_K, &mut shingles, &mut hashes);
         hash_lengths.push(USER_MINHASH_K);
     }
     let tools_offered: UInt64Array = match tools.data_type() {
@@ -185,7 +191,7 @@ fn compute_rows(batch: &RecordBatch) -> Result<RecordBatch> {
         copied(batch, "domain", &schema)?,
         copied(batch, "cluster_id", &schema)?,
         copied(batch, "reasoning_mode", &schema)?,
-        Arc::new(StringArray::from(mode)),
+        Arc::new(mode.finish()),
         Arc::new(Float64Array::from(cac)),
         Arc::new(UInt64Array::from(steps)),
         copied(batch, "num_turns", &schema)?,
