@@ -1,6 +1,7 @@
 //! The canonical trajectory model: what every input format is parsed into and what the
 //! `trajectories` table stores (see `store::schema` for the Arrow side).
 
+use std::borrow::Cow;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, OnceLock};
 
@@ -21,7 +22,7 @@ pub struct ToolCall {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Message {
     /// `user`, `assistant`, `tool` or `system` (a system message that is not the first one).
-    pub role: String,
+    pub role: Cow<'static, str>,
     pub content: Option<String>,
     /// Reasoning / thinking text the source kept apart from the content.
     pub reasoning: Option<String>,
@@ -34,11 +35,29 @@ pub struct Message {
     pub error: Option<bool>,
 }
 
+/// A role's name as [`Message::role`] holds it: the usual roles without an allocation of their
+/// own (a record has several messages, each with its role).
+///
+/// ```
+/// use std::borrow::Cow;
+/// assert!(matches!(tdscale::model::role_name("assistant"), Cow::Borrowed("assistant")));
+/// assert_eq!(tdscale::model::role_name("critic"), "critic");
+/// ```
+pub fn role_name(name: &str) -> Cow<'static, str> {
+    match name {
+        "user" => Cow::Borrowed("user"),
+        "assistant" => Cow::Borrowed("assistant"),
+        "tool" => Cow::Borrowed("tool"),
+        "system" => Cow::Borrowed("system"),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
 impl Message {
     /// A message with text only.
     pub fn text(role: &str, content: impl Into<String>) -> Self {
         Self {
-            role: role.into(),
+            role: role_name(role),
             content: Some(content.into()),
             ..Default::default()
         }

@@ -571,7 +571,7 @@ pub fn finish(t: &mut Trajectory) {
     for mi in 0..t.messages.len() {
         let (before, rest) = t.messages.split_at_mut(mi);
         let m = &mut rest[0];
-        match m.role.as_str() {
+        match m.role.as_ref() {
             "assistant" => {
                 pending.clear();
                 calls_at = mi;

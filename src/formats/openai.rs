@@ -179,7 +179,7 @@ pub fn parse_messages(
             extra.insert(i.to_string(), Value::Object(rest));
         }
         out.push(Message {
-            role,
+            role: role.into(),
             content,
             reasoning,
             tool_calls,
@@ -310,7 +310,7 @@ pub fn messages_json(t: &Trajectory, extras: bool) -> Vec<Value> {
     }
     for m in &t.messages {
         let mut o = Map::new();
-        o.insert("role".into(), Value::String(m.role.clone()));
+        o.insert("role".into(), Value::String(m.role.to_string()));
         o.insert(
             "content".into(),
             m.content.clone().map(Value::String).unwrap_or(Value::Null),

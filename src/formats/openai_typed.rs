@@ -16,7 +16,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::tool_schema::{ToolDefs, known_tool_list_at, tool_defs_of_text};
-use crate::model::{Message, ToolCall};
+use crate::model::{Message, ToolCall, role_name};
 
 /// A record of the usual shape, read.
 #[derive(Debug)]
@@ -115,7 +115,9 @@ impl<'de> Visitor<'de> for Record {
     fn visit_map<A: MapAccess<'de>>(mut self, mut a: A) -> Result<Self::Value, A::Error> {
         let mut fields = Map::new();
         let (mut messages, mut tools) = (None, None);
-        while let Some(key) = a.next_key::<String>()? {
+        // Borrowed keys (one spelled with escapes is left to the general path): only those kept
+        // in `fields` are copied.
+        while let Some(key) = a.next_key::<&'de str>()? {
             if key == "messages" {
                 if messages.is_some() {
                     return Err(declined());
@@ -134,7 +136,10 @@ impl<'de> Visitor<'de> for Record {
                     // The list cut out is this record's own (else the record is read whole).
                     tools = Some(defs);
                 } else if !text.starts_with(['[', '{']) {
-                    fields.insert(key, serde_json::from_str(text).map_err(de::Error::custom)?);
+                    fields.insert(
+                        key.to_string(),
+                        serde_json::from_str(text).map_err(de::Error::custom)?,
+                    );
                 } else if super::tools_text_tells_anthropic(text) {
                     // The general path reads the record in Anthropic's dialect.
                     return Err(declined());
@@ -143,7 +148,7 @@ impl<'de> Visitor<'de> for Record {
                 }
             } else {
                 // A repeated key keeps its last value, as in the general path's map.
-                fields.insert(key, a.next_value()?);
+                fields.insert(key.to_string(), a.next_value()?);
             }
         }
         if self.known.is_some() {
@@ -208,7 +213,8 @@ impl<'de> Deserialize<'de> for PlainMessage {
                     match key {
                         "role" => {
                             first(&mut seen, 1)?;
-                            role = a.next_value::<Option<String>>()?;
+                            // Borrowed: a role spelled with escapes is left to the general path.
+                            role = a.next_value::<Option<&'de str>>()?;
                         }
                         "content" => {
                             first(&mut seen, 2)?;
@@ -240,8 +246,8 @@ impl<'de> Deserialize<'de> for PlainMessage {
                     }
                 }
                 m.role = match role {
-                    Some(r) if r == "function" => "tool".into(),
-                    Some(r) => r,
+                    Some("function") => "tool".into(),
+                    Some(r) => role_name(r),
                     None => return Err(declined()),
                 };
                 Ok(m)

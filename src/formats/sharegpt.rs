@@ -162,7 +162,7 @@ pub fn to_record(t: &Trajectory) -> Value {
     let msgs = &t.messages;
     while i < msgs.len() {
         let m = &msgs[i];
-        match m.role.as_str() {
+        match m.role.as_ref() {
             "user" => turns.push(turn("human", m.content.clone().unwrap_or_default())),
             "assistant" if !m.tool_calls.is_empty() => {
                 let calls: Vec<Value> = m

@@ -211,7 +211,7 @@ fn build(t: Trajectory, v: Option<&MessagesView>) -> Result<TrajectoryView> {
         }
         messages.push(MessageView {
             index: i,
-            role: m.role.clone(),
+            role: m.role.to_string(),
             content: m.content.clone(),
             reasoning: m.reasoning.clone(),
             name: m.name.clone(),

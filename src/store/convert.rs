@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Fields};
 use datafusion::error::{DataFusionError, Result};
 
 use crate::model::{
-    CatalogTool, MESSAGE_TOKENS, Message, ToolCall, ToolDef, Trajectory, token_estimate,
+    CatalogTool, MESSAGE_TOKENS, Message, ToolCall, ToolDef, Trajectory, role_name, token_estimate,
     tokens_of_chars,
 };
 use crate::store::schema;
@@ -72,7 +72,7 @@ pub fn messages_array<'a>(lists: impl Iterator<Item = &'a [Message]> + Clone) ->
     let message_struct = StructArray::new(
         fields,
         vec![
-            strings(msgs.iter().map(|m| Some(m.role.as_str()))),
+            strings(msgs.iter().map(|m| Some(m.role.as_ref()))),
             strings(msgs.iter().map(|m| m.content.as_deref())),
             strings(msgs.iter().map(|m| m.reasoning.as_deref())),
             list(
@@ -237,8 +237,12 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
 }
 
 fn str_at(a: &ArrayRef, i: usize) -> Option<String> {
+    str_ref_at(a, i).map(str::to_string)
+}
+
+fn str_ref_at(a: &ArrayRef, i: usize) -> Option<&str> {
     let a = a.as_string_opt::<i32>()?;
-    (!a.is_null(i)).then(|| a.value(i).to_string())
+    (!a.is_null(i)).then(|| a.value(i))
 }
 
 fn struct_field<'a>(s: &'a StructArray, name: &str) -> Result<&'a ArrayRef> {
@@ -281,7 +285,7 @@ pub fn messages_at(messages: &ListArray, row: usize) -> Result<Vec<Message>> {
             }
         }
         out.push(Message {
-            role: str_at(role, i).unwrap_or_default(),
+            role: role_name(str_ref_at(role, i).unwrap_or_default()),
             content: str_at(content, i),
             reasoning: str_at(reasoning, i),
             tool_calls,

@@ -178,7 +178,7 @@ async fn user_turn(
         planned_reply.map(|r| format!("\nWhen asked, answer: {r}")).unwrap_or_default())}),
     ];
     for m in messages {
-        let role = match m.role.as_str() {
+        let role = match m.role.as_ref() {
             "user" => "assistant",
             "assistant" if m.tool_calls.is_empty() => "user",
             _ => continue,

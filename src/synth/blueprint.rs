@@ -301,7 +301,7 @@ pub fn steps_of(seed: &Trajectory) -> Vec<Step> {
     // could not use one, so they join that step and run in parallel.
     let mut unanswered = false;
     for m in &seed.messages {
-        match m.role.as_str() {
+        match m.role.as_ref() {
             "assistant" if !m.tool_calls.is_empty() => {
                 if !unanswered {
                     pending.clear();

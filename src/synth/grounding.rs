@@ -262,7 +262,7 @@ impl Grounding {
         let mut pending: Vec<(usize, Option<String>)> = vec![];
         let mut calls: Vec<(&str, &str)> = vec![];
         for m in &t.messages {
-            match m.role.as_str() {
+            match m.role.as_ref() {
                 "assistant" => {
                     pending.clear();
                     for c in &m.tool_calls {

@@ -27,7 +27,7 @@ fn calls_with_results(t: &Trajectory) -> Vec<(String, String, Option<String>)> {
     let mut out: Vec<(String, String, Option<String>)> = vec![];
     let mut pending: Vec<(usize, Option<String>)> = vec![];
     for m in &t.messages {
-        match m.role.as_str() {
+        match m.role.as_ref() {
             "assistant" => {
                 pending.clear();
                 for c in &m.tool_calls {

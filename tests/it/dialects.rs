@@ -51,7 +51,7 @@ fn unpaired(t: &Trajectory) -> usize {
     let mut pending: Vec<String> = vec![];
     let mut n = 0;
     for m in &t.messages {
-        match m.role.as_str() {
+        match m.role.as_ref() {
             "assistant" => {
                 pending = m.tool_calls.iter().filter_map(|c| c.id.clone()).collect();
             }

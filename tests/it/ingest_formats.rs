@@ -112,7 +112,7 @@ fn sharegpt_calls_and_observations_pair_by_order() {
     assert_eq!(ts.len(), 2);
     let t = &ts[0];
     assert_eq!(t.system.as_deref(), Some("You are a finance assistant."));
-    let roles: Vec<&str> = t.messages.iter().map(|m| m.role.as_str()).collect();
+    let roles: Vec<&str> = t.messages.iter().map(|m| m.role.as_ref()).collect();
     assert_eq!(
         roles,
         [
@@ -174,7 +174,7 @@ fn hermes_tags_python_dicts_and_qwen_tool_responses() {
         t.tools.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
         ["search_flights", "book_flight"]
     );
-    let roles: Vec<&str> = t.messages.iter().map(|m| m.role.as_str()).collect();
+    let roles: Vec<&str> = t.messages.iter().map(|m| m.role.as_ref()).collect();
     assert_eq!(
         roles,
         [

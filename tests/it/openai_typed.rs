@@ -221,6 +221,12 @@ fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_
                 1,
             ),
             usual.replacen("\"role\":\"user\"", "\"rol\\u0065\":\"user\"", 1),
+            // Roles and top-level keys spelled with escapes, a role of no usual name.
+            usual.replacen("\"role\":\"user\"", "\"role\":\"\\u0075ser\"", 1),
+            usual.replacen("\"role\":\"user\"", "\"role\":\"critic\"", 1),
+            usual.replacen("\"messages\":", "\"m\\u0065ssages\":", 1),
+            usual.replacen("\"tools\":", "\"\\u0074ools\":", 1),
+            usual.replacen("\"domain\":", "\"d\\u006fmain\":", 1),
             usual.replacen(
                 "\"content\":\"Sunny.\"",
                 "\"content\":\"Sun\\u006ey\\t\\\\ \\/\"",
