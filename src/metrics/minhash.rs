@@ -120,9 +120,10 @@ pub fn signature(text: &str, k: usize) -> Vec<u32> {
 /// the room has grown.
 pub fn extend_with_signature(text: &str, k: usize, shingles: &mut Vec<u64>, out: &mut Vec<u32>) {
     shingles_into(text, shingles);
-    let mut on_stack = [0u64; MAX_K];
+    // The default width on the stack (a wider array would be cleared for every text).
+    let mut on_stack = [0u64; DEFAULT_K];
     let mut on_heap;
-    let least = if k <= MAX_K {
+    let least = if k <= DEFAULT_K {
         &mut on_stack[..k]
     } else {
         on_heap = vec![0u64; k];
