@@ -19,8 +19,9 @@ fn main() {
     // fresh huge pages again and again: up to a tenth of ingest's CPU. Even with a delay of
     // 30 s, the kernel zeroing pages that mimalloc had given back and taken again was 3-5 % of
     // ingest's profile (1-2 % with nothing given back), so a command that streams and exits
-    // keeps what it frees: 5-6 % less wall time at 10^6 and 10^7, for a peak the same at 10^6
-    // and 80-110 MiB higher at 10^7 (benches/RESULTS.md). A `serve` or an interactive `sql`
+    // keeps what it frees, for a peak the same at 10^6 and 80-110 MiB higher at 10^7
+    // (benches/RESULTS.md; the wall-time gain first reported there was within the bias of the
+    // rounds that measured it). A `serve` or an interactive `sql`
     // left idle still gives its memory back. MIMALLOC_PURGE_DELAY, when set, decides instead.
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         let delay = if cli.command.streams() {

@@ -110,9 +110,7 @@ fn hashes_of<'a>(
 /// assert_eq!(a, b, "case and punctuation do not matter");
 /// ```
 pub fn signature(text: &str, k: usize) -> Vec<u32> {
-    let mut out = Vec::with_capacity(k);
-    extend_with_signature(text, k, &mut vec![], &mut out);
-    out
+    signature_of_shingles(&shingles(text), k)
 }
 
 /// [`signature`] appended to `out`, with `shingles` as room for the text's shingles: for a
@@ -120,18 +118,7 @@ pub fn signature(text: &str, k: usize) -> Vec<u32> {
 /// the room has grown.
 pub fn extend_with_signature(text: &str, k: usize, shingles: &mut Vec<u64>, out: &mut Vec<u32>) {
     shingles_into(text, shingles);
-    // The default width on the stack (a wider array would be cleared for every text).
-    let mut on_stack = [0u64; DEFAULT_K];
-    let mut on_heap;
-    let least = if k <= DEFAULT_K {
-        &mut on_stack[..k]
-    } else {
-        on_heap = vec![0u64; k];
-        &mut on_heap[..]
-    };
-    least_hashes_into(*BEST_KERNEL, shingles, least);
-    // b-bit MinHash: the low bits of a uniformly random minimum are uniformly random.
-    out.extend(least.iter().map(|&h| h as u32));
+    extend_with_signature_of_shingles(shingles, k, out);
 }
 
 /// The seed of hash function `i`, which hashes `h ^ seed(i)`.
@@ -146,18 +133,32 @@ static SEEDS: std::sync::LazyLock<Vec<u64>> =
 /// The signature with `k` hash functions of a set of shingle hashes ([`shingles`]): the low 32
 /// bits of each function's least hash ([`least_hashes_with`]).
 pub fn signature_of_shingles(shingles: &[u64], k: usize) -> Vec<u32> {
-    least_hashes_with(*BEST_KERNEL, shingles, k)
-        .into_iter()
-        // b-bit MinHash: the low bits of a uniformly random minimum are uniformly random.
-        .map(|h| h as u32)
-        .collect()
+    let mut out = Vec::with_capacity(k);
+    extend_with_signature_of_shingles(shingles, k, &mut out);
+    out
+}
+
+/// [`signature_of_shingles`] appended to `out`.
+fn extend_with_signature_of_shingles(shingles: &[u64], k: usize, out: &mut Vec<u32>) {
+    // The default width on the stack (a wider array would be cleared for every text).
+    let mut on_stack = [0u64; DEFAULT_K];
+    let mut on_heap;
+    let least = if k <= DEFAULT_K {
+        &mut on_stack[..k]
+    } else {
+        on_heap = vec![0u64; k];
+        &mut on_heap[..]
+    };
+    least_hashes_into(*BEST_KERNEL, shingles, least);
+    // b-bit MinHash: the low bits of a uniformly random minimum are uniformly random.
+    out.extend(least.iter().map(|&h| h as u32));
 }
 
 /// For each of `k` hash functions, the least `splitmix64(h ^ seed_i)` over the shingles
 /// (`u64::MAX` for none), computed by a given kernel; one this processor lacks (not in
 /// [`Kernel::available`]) gives way to the portable one.
 pub fn least_hashes_with(kernel: Kernel, shingles: &[u64], k: usize) -> Vec<u64> {
-    let mut out = vec![u64::MAX; k];
+    let mut out = vec![0; k];
     least_hashes_into(kernel, shingles, &mut out);
     out
 }
