@@ -76,11 +76,6 @@ pub fn read_with_known_tools(text: &str) -> Option<PlainRecord> {
         let Some((len, defs)) = known_tool_list_at(&text[at..], "tools") else {
             continue;
         };
-        // A list some other reader parsed may be spelled Anthropic's way, which the general
-        // path reads.
-        if super::tools_text_tells_anthropic(&text[at..at + len]) {
-            return None;
-        }
         let mut cut = String::with_capacity(text.len() - len + KNOWN_LIST.len());
         cut.push_str(&text[..at]);
         cut.push_str(KNOWN_LIST);

@@ -301,7 +301,8 @@ const KNOWN_PREFIX: usize = 128;
 /// The tool list this thread parsed before (from its JSON text, under `path`) that `rest`
 /// starts with byte for byte: the length of its text and its definitions. Lets a reader skip
 /// scanning a list it has seen (a valid JSON value that prefixes the rest of a text ends
-/// exactly there). Lists under 128 bytes are never found.
+/// exactly there). Lists under 128 bytes and lists spelled Anthropic's way (`input_schema`)
+/// are never found.
 pub fn known_tool_list_at(rest: &str, path: &str) -> Option<(usize, ToolDefs)> {
     PARSED_TOOL_LISTS.with_borrow(|cache| cache.known_at(rest, path))
 }
@@ -336,7 +337,12 @@ impl ToolListCache {
             .by_text
             .insert(key.clone(), (path.to_string(), parsed.clone()))
             .is_none();
-        if new && let Some(prefix) = text.as_bytes().get(..KNOWN_PREFIX) {
+        // A list spelled Anthropic's way is never offered as known: its records are read by the
+        // general path, which the typed reader (the only caller of `known_at`) leaves them to.
+        if new
+            && !super::tools_text_tells_anthropic(text)
+            && let Some(prefix) = text.as_bytes().get(..KNOWN_PREFIX)
+        {
             self.by_prefix.entry(prefix.into()).or_default().push(key);
         }
         parsed

@@ -322,20 +322,23 @@ fn a_tool_list_read_before_is_matched_not_scanned_and_only_as_the_records_own() 
             }
         });
     });
-    // A list spelled Anthropic's way, parsed by another reader on this thread: known, but the
-    // record goes to the general path, which reads that dialect.
+    // A list spelled Anthropic's way, parsed by another reader on this thread, is never offered
+    // as known: the record goes to the general path, which reads that dialect. A plain list is
+    // known once parsed, under its own path only.
     let anthropic = json!([{"name": "weather", "description": long,
         "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
     let text = with(&|v| v["tools"] = anthropic.clone());
     std::thread::scope(|s| {
         s.spawn(|| {
             let list = anthropic.to_string();
-            assert!(formats::tool_schema::known_tool_list_at(&list, "tools").is_none());
             formats::tool_schema::tool_defs_of_text(&list, "tools").unwrap();
-            let (len, defs) = formats::tool_schema::known_tool_list_at(&list, "tools").unwrap();
-            assert_eq!((len, defs.0[0].name.as_str()), (list.len(), "weather"));
-            // Known under its own path only.
-            assert!(formats::tool_schema::known_tool_list_at(&list, "tools[0]").is_none());
+            assert!(formats::tool_schema::known_tool_list_at(&list, "tools").is_none());
+            let plain = tools.to_string();
+            assert!(formats::tool_schema::known_tool_list_at(&plain, "tools").is_none());
+            formats::tool_schema::tool_defs_of_text(&plain, "tools").unwrap();
+            let (len, defs) = formats::tool_schema::known_tool_list_at(&plain, "tools").unwrap();
+            assert_eq!((len, defs.0[0].name.as_str()), (plain.len(), "weather"));
+            assert!(formats::tool_schema::known_tool_list_at(&plain, "tools[0]").is_none());
             assert!(openai_typed::read_with_known_tools(&text).is_none());
             assert!(openai_typed::read(&text).is_none());
         });
