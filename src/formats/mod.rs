@@ -561,8 +561,7 @@ pub fn base(ctx: &ParseContext) -> Trajectory {
 /// ids (ShareGPT) are paired by order among the calls still waiting for a result. Ids that had to
 /// be renamed are recorded in `metadata.renamed_call_ids` so nothing is lost.
 pub fn finish(t: &mut Trajectory) {
-    // The ids given out so far. Its hasher, not SipHash: this runs for every call of every record.
-    let mut seen: datafusion::common::HashSet<String> = Default::default();
+    let mut given = GivenIds::default();
     let mut renamed = Map::new();
     // The calls of the last assistant message still waiting for a result: (index of the call,
     // the id its source gave it when that is not the id it now has).
@@ -575,26 +574,27 @@ pub fn finish(t: &mut Trajectory) {
             "assistant" => {
                 pending.clear();
                 calls_at = mi;
-                for (k, c) in m.tool_calls.iter_mut().enumerate() {
+                for k in 0..m.tool_calls.len() {
                     let mut changed = None;
-                    let mut id = match c.id.take() {
+                    let mut id = match m.tool_calls[k].id.take() {
                         Some(id) => id,
                         None => {
                             changed = Some(None);
                             format!("call_{mi}_{k}")
                         }
                     };
-                    if seen.contains(&id) {
+                    let given_before = |id: &str| given.contains(before, &m.tool_calls[..k], id);
+                    if given_before(&id) {
                         let mut n = 2;
-                        while seen.contains(&format!("{id}#{n}")) {
+                        while given_before(&format!("{id}#{n}")) {
                             n += 1;
                         }
                         let new = format!("{id}#{n}");
                         renamed.insert(new.clone(), Value::String(id.clone()));
                         changed.get_or_insert(Some(std::mem::replace(&mut id, new)));
                     }
-                    seen.insert(id.clone());
-                    c.id = Some(id);
+                    given.insert(&id);
+                    m.tool_calls[k].id = Some(id);
                     pending.push((k, changed));
                 }
             }
@@ -632,6 +632,36 @@ pub fn finish(t: &mut Trajectory) {
     // Our own exports carry the id verbatim; everything else gets one here.
     if t.traj_id.is_empty() {
         t.assign_id(None);
+    }
+}
+
+/// The ids [`finish`] gave out so far, kept as hashes: nearly every id is new, and copying each
+/// one into a set cost an allocation per call of every record. A hash seen before is confirmed
+/// against the ids themselves, which are the calls already finished.
+#[derive(Default)]
+struct GivenIds {
+    hashes: datafusion::common::HashSet<u64>,
+}
+
+impl GivenIds {
+    fn hash(&self, id: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(self.hashes.hasher(), id)
+    }
+
+    fn insert(&mut self, id: &str) {
+        self.hashes.insert(self.hash(id));
+    }
+
+    /// Whether `id` was given to a call of the assistant messages `before` or to one of
+    /// `current`, the calls of this message finished so far.
+    fn contains(&self, before: &[Message], current: &[crate::model::ToolCall], id: &str) -> bool {
+        self.hashes.contains(&self.hash(id))
+            && before
+                .iter()
+                .filter(|m| m.role == "assistant")
+                .flat_map(|m| &m.tool_calls)
+                .chain(current)
+                .any(|c| c.id.as_deref() == Some(id))
     }
 }
 

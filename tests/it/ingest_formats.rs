@@ -523,3 +523,62 @@ fn finish_makes_call_ids_unique_and_pairs_results_by_their_source_ids() {
         serde_json::json!({"a#2": "a"})
     );
 }
+
+/// A repeated id is renamed past every name already given, within one message and across
+/// messages, and only ids given before count: a later call's id does not rename an earlier one.
+#[test]
+fn finish_renames_a_repeated_id_past_the_names_already_given() {
+    use tdscale::model::{Message, ToolCall};
+    let assistant = |ids: &[Option<&str>]| Message {
+        role: "assistant".into(),
+        tool_calls: ids
+            .iter()
+            .map(|id| ToolCall {
+                id: id.map(str::to_string),
+                name: "f".into(),
+                arguments: "{}".into(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut t = Trajectory {
+        traj_id: "t".into(),
+        messages: vec![
+            assistant(&[Some("a"), Some("a"), Some("a#3")]),
+            // A user's message with a call is not an assistant's: its id is not given out.
+            Message {
+                tool_calls: vec![ToolCall {
+                    id: Some("u".into()),
+                    name: "f".into(),
+                    arguments: "{}".into(),
+                }],
+                ..Message::text("user", "x")
+            },
+            assistant(&[Some("a"), Some("u"), None, Some("call_2_2")]),
+        ],
+        ..Default::default()
+    };
+    formats::finish(&mut t);
+    let ids: Vec<Vec<&str>> = t
+        .messages
+        .iter()
+        .map(|m| {
+            m.tool_calls
+                .iter()
+                .map(|c| c.id.as_deref().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            vec!["a", "a#2", "a#3"],
+            vec!["u"],
+            vec!["a#4", "u", "call_2_2", "call_2_2#2"]
+        ]
+    );
+    assert_eq!(
+        t.metadata["renamed_call_ids"],
+        serde_json::json!({"a#2": "a", "a#4": "a", "call_2_2#2": "call_2_2"})
+    );
+}
