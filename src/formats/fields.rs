@@ -33,6 +33,9 @@ fn field<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m Value> {
 #[derive(Clone, Copy)]
 pub struct Obj<'a> {
     pub map: &'a Map<String, Value>,
+    /// Fields of the object read apart from `map` (the labels of
+    /// [`super::openai_typed::PlainRecord`]), looked up first; a key is never in both.
+    pub front: &'a [(&'static str, Value)],
     pub path: &'a str,
 }
 
@@ -40,7 +43,11 @@ impl<'a> Obj<'a> {
     /// Views `v` as an object or says what it is instead.
     pub fn of(v: &'a Value, path: &'a str) -> RecordResult<Self> {
         match v {
-            Value::Object(map) => Ok(Self { map, path }),
+            Value::Object(map) => Ok(Self {
+                map,
+                front: &[],
+                path,
+            }),
             other => Err(format!(
                 "{}: expected an object, found {}",
                 show(path),
@@ -73,9 +80,18 @@ impl<'a> Obj<'a> {
         Ok(())
     }
 
+    /// This object with `front`'s fields beside those of its map.
+    pub fn with_front(self, front: &'a [(&'static str, Value)]) -> Self {
+        Self { front, ..self }
+    }
+
     /// The raw value of `key`.
     pub fn get(&self, key: &str) -> Option<&'a Value> {
-        field(self.map, key).filter(|v| !v.is_null())
+        self.front
+            .iter()
+            .find_map(|(k, v)| (*k == key).then_some(v))
+            .or_else(|| field(self.map, key))
+            .filter(|v| !v.is_null())
     }
 
     /// An optional string field.
@@ -126,10 +142,11 @@ impl<'a> Obj<'a> {
 
     /// The fields not in `known`, for `metadata`.
     pub fn rest(&self, known: &[&str]) -> Map<String, Value> {
-        self.map
-            .iter()
-            .filter(|(k, _)| !known.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
+        let front = self.front.iter().map(|(k, v)| (*k, v));
+        front
+            .chain(self.map.iter().map(|(k, v)| (k.as_str(), v)))
+            .filter(|(k, _)| !known.contains(k))
+            .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()
     }
 }

@@ -358,7 +358,7 @@ pub fn parse_text(format: Format, ctx: &ParseContext, text: &str) -> RecordResul
         if refine_by_record(format, &v, false) == format {
             return Ok(finished(
                 format,
-                openai::parse_with_messages(ctx, &v, plain.messages, plain.tools)?,
+                openai::parse_with_messages(ctx, &v, &plain.labels, plain.messages, plain.tools)?,
             ));
         }
     }
@@ -510,8 +510,9 @@ pub fn settled(found: Option<Format>) -> bool {
 
 /// Reads the labels a record may carry for canonical columns (our own export writes them).
 pub fn take_labels(t: &mut Trajectory, obj: &fields::Obj) -> RecordResult<()> {
+    // Into the room of the context's defaults (`base`), which a short label fits.
     if let Some(s) = obj.str("source")? {
-        t.source = s.to_string();
+        s.clone_into(&mut t.source);
     }
     for (key, slot) in [
         ("domain", &mut t.domain),
@@ -522,7 +523,10 @@ pub fn take_labels(t: &mut Trajectory, obj: &fields::Obj) -> RecordResult<()> {
         ("batch_id", &mut t.batch_id),
     ] {
         if let Some(s) = obj.str(key)? {
-            *slot = Some(s.to_string());
+            match slot {
+                Some(default) => s.clone_into(default),
+                None => *slot = Some(s.to_string()),
+            }
         }
     }
     if let Some(r) = obj.f64("reward")? {

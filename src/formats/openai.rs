@@ -233,15 +233,29 @@ pub fn parse(ctx: &ParseContext, v: Value) -> RecordResult<Trajectory> {
 }
 
 /// Parses a record whose messages (and tools, when a list) [`super::openai_typed`] has read:
-/// `v` holds its other fields.
+/// `v` and `labels` hold its other fields.
 pub fn parse_with_messages(
     ctx: &ParseContext,
     v: &Value,
+    labels: &[(&'static str, Value)],
     messages: Vec<Message>,
     tools: Option<tool_schema::ToolDefs>,
 ) -> RecordResult<Trajectory> {
-    record(ctx, Obj::of(v, "")?, Some(messages), tools)
+    record(
+        ctx,
+        Obj::of(v, "")?.with_front(labels),
+        Some(messages),
+        tools,
+    )
 }
+
+/// The record fields [`record`] maps (the others are kept in `metadata`).
+static MAPPED: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
+    let own = [
+        "messages", "tools", "system", "id", "metadata", "format", "round",
+    ];
+    [&own[..], LABEL_KEYS].concat()
+});
 
 /// The trajectory of record `o`, its messages and tools read from `o` unless given.
 fn record(
@@ -275,11 +289,7 @@ fn record(
         Some(defs) => tool_schema::set_tools(&mut t, defs),
         None => tool_schema::fill_tools(&mut t, o.get("tools"), "tools")?,
     }
-    let mut known: Vec<&str> = vec![
-        "messages", "tools", "system", "id", "metadata", "format", "round",
-    ];
-    known.extend_from_slice(LABEL_KEYS);
-    t.metadata.extend(o.rest(&known));
+    t.metadata.extend(o.rest(&MAPPED));
     // Our own export writes `metadata` as an object and `format`/`round` as labels; an
     // unrelated `metadata` of another shape is kept under its name.
     match o.get("metadata") {

@@ -21,8 +21,11 @@ use crate::model::{Message, ToolCall, role_name};
 /// A record of the usual shape, read.
 #[derive(Debug)]
 pub struct PlainRecord {
-    /// Its top-level fields but `messages` and a `tools` list.
+    /// Its top-level fields but `messages`, a `tools` list and the labels.
     pub fields: Map<String, Value>,
+    /// Its label fields ([`super::LABEL_KEYS`]: the id, source, domain, reward …), kept apart
+    /// from `fields`: they are most of a record's other fields, and a map would copy each key.
+    pub labels: Vec<(&'static str, Value)>,
     pub messages: Vec<Message>,
     /// Its `tools` when they are a list (or one tool) of definitions.
     pub tools: Option<ToolDefs>,
@@ -109,6 +112,7 @@ impl<'de> Visitor<'de> for Record {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut a: A) -> Result<Self::Value, A::Error> {
         let mut fields = Map::new();
+        let mut labels: Vec<(&'static str, Value)> = vec![];
         let (mut messages, mut tools) = (None, None);
         // Borrowed keys (one spelled with escapes is left to the general path): only those kept
         // in `fields` are copied.
@@ -141,6 +145,13 @@ impl<'de> Visitor<'de> for Record {
                 } else {
                     tools = Some(tool_defs_of_text(text, "tools").map_err(|_| declined())?);
                 }
+            } else if let Some(label) = super::LABEL_KEYS.iter().find(|k| **k == key) {
+                let value = a.next_value()?;
+                // A repeated key keeps its last value, as in the general path's map.
+                match labels.iter_mut().find(|(k, _)| k == label) {
+                    Some((_, old)) => *old = value,
+                    None => labels.push((label, value)),
+                }
             } else {
                 // A repeated key keeps its last value, as in the general path's map.
                 fields.insert(key.to_string(), a.next_value()?);
@@ -151,6 +162,7 @@ impl<'de> Visitor<'de> for Record {
         }
         Ok(PlainRecord {
             fields,
+            labels,
             messages: messages.ok_or_else(declined)?,
             tools,
         })

@@ -192,6 +192,22 @@ fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_
         variant(set("/id".into(), json!(17))),
         variant(set("/traj_id".into(), json!("mine/1"))),
         variant(set("/domain".into(), json!(5))),
+        variant(set("/domain".into(), json!(null))),
+        variant(set("/traj_id".into(), json!(7))),
+        variant(|v| {
+            for (k, x) in [
+                ("source", "s"),
+                ("domain_source", "llm"),
+                ("reasoning_mode", "react"),
+                ("cluster_id", "c3"),
+                ("parent_id", "p"),
+                ("batch_id", "b"),
+                ("traj_id", "own/1"),
+            ] {
+                v[k] = json!(x);
+            }
+            v["reward"] = json!(0.5);
+        }),
         variant(set("/reward".into(), json!("high"))),
         variant(set("/reward".into(), json!(true))),
         variant(set("/extra".into(), json!({"nested": [1, 2.5, null]}))),
@@ -218,6 +234,11 @@ fn the_typed_reader_declines_what_it_does_not_know_and_the_general_reader_words_
             usual.replacen(
                 "\"domain\":\"travel\"",
                 "\"domain\":\"travel\",\"domain\":\"air\"",
+                1,
+            ),
+            usual.replacen(
+                "\"domain\":\"travel\"",
+                "\"source\":\"a\",\"domain\":\"travel\",\"source\":null,\"source\":\"b\"",
                 1,
             ),
             usual.replacen("\"role\":\"user\"", "\"rol\\u0065\":\"user\"", 1),
