@@ -112,8 +112,13 @@ fn tools_array<'a>(lists: impl Iterator<Item = &'a [ToolDef]> + Clone) -> ArrayR
     )
 }
 
-fn metadata_text(m: &serde_json::Map<String, serde_json::Value>) -> String {
-    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+/// The `metadata` column's text of `m`; most records carry nothing there, and their `{}` is
+/// not allocated.
+fn metadata_text(m: &serde_json::Map<String, serde_json::Value>) -> std::borrow::Cow<'static, str> {
+    if m.is_empty() {
+        return "{}".into();
+    }
+    serde_json::to_string(m).map_or("{}".into(), Into::into)
 }
 
 /// The `domain_source` of a domain the data itself gave.
@@ -122,7 +127,7 @@ pub const DOMAIN_FROM_SOURCE: &str = "source";
 /// Builds one `trajectories` record batch (file schema, without `round`).
 pub fn trajectories_to_batch(rows: &[Trajectory]) -> Result<RecordBatch> {
     let opt = |f: fn(&Trajectory) -> &Option<String>| strings(rows.iter().map(|t| f(t).as_deref()));
-    let metadata: Vec<String> = rows.iter().map(|t| metadata_text(&t.metadata)).collect();
+    let metadata: Vec<_> = rows.iter().map(|t| metadata_text(&t.metadata)).collect();
     let system = opt(|t| &t.system);
     let messages = messages_array(rows.iter().map(|t| t.messages.as_slice()));
     let num_tokens = num_tokens(rows, &system, &messages)?;
@@ -146,7 +151,7 @@ pub fn trajectories_to_batch(rows: &[Trajectory]) -> Result<RecordBatch> {
         )),
         Arc::new(num_tokens),
         Arc::new(Float64Array::from_iter(rows.iter().map(|t| t.reward))),
-        strings(metadata.iter().map(|s| Some(s.as_str()))),
+        strings(metadata.iter().map(|s| Some(s.as_ref()))),
         strings(rows.iter().map(|t| {
             t.domain_source
                 .as_deref()
@@ -208,7 +213,7 @@ fn text_tokens(a: &ArrayRef) -> Vec<i64> {
 
 /// Builds one `tools` record batch.
 pub fn catalog_tools_to_batch(rows: &[CatalogTool]) -> Result<RecordBatch> {
-    let metadata: Vec<String> = rows.iter().map(|t| metadata_text(&t.metadata)).collect();
+    let metadata: Vec<_> = rows.iter().map(|t| metadata_text(&t.metadata)).collect();
     let columns: Vec<ArrayRef> = vec![
         strings(rows.iter().map(|t| Some(t.tool_id.as_str()))),
         strings(rows.iter().map(|t| Some(t.name.as_str()))),
@@ -218,7 +223,7 @@ pub fn catalog_tools_to_batch(rows: &[CatalogTool]) -> Result<RecordBatch> {
         strings(rows.iter().map(|t| Some(t.service.as_str()))),
         strings(rows.iter().map(|t| Some(t.source.as_str()))),
         strings(rows.iter().map(|t| Some(t.format.as_str()))),
-        strings(metadata.iter().map(|s| Some(s.as_str()))),
+        strings(metadata.iter().map(|s| Some(s.as_ref()))),
         strings(rows.iter().map(|t| t.domain.as_deref())),
         strings(rows.iter().map(|t| t.provenance.as_deref())),
         Arc::new(Int64Array::from_iter(
